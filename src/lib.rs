@@ -1,0 +1,1 @@
+//! sandvisor: the client library and the command-line interface.
