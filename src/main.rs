@@ -1,1 +1,7 @@
-fn main() {}
+//! The `sandvisor` command.
+
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    sandvisor::cli::main()
+}

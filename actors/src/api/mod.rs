@@ -89,9 +89,18 @@ impl fmt::Display for Owner {
 /// typed request below answer `unsupported` until their capability lands.
 pub const METHODS: &[(&str, Owner)] = &[
     ("containerManager.StartRoot", Owner::ContainerManager),
-    ("containerManager.CreateSubcontainer", Owner::ContainerManager),
-    ("containerManager.StartSubcontainer", Owner::ContainerManager),
-    ("containerManager.DestroySubcontainer", Owner::ContainerManager),
+    (
+        "containerManager.CreateSubcontainer",
+        Owner::ContainerManager,
+    ),
+    (
+        "containerManager.StartSubcontainer",
+        Owner::ContainerManager,
+    ),
+    (
+        "containerManager.DestroySubcontainer",
+        Owner::ContainerManager,
+    ),
     ("containerManager.ExecuteAsync", Owner::ContainerManager),
     ("containerManager.Wait", Owner::ContainerManager),
     ("containerManager.WaitPID", Owner::ContainerManager),
@@ -104,8 +113,14 @@ pub const METHODS: &[(&str, Owner)] = &[
     ("containerManager.Checkpoint", Owner::ContainerManager),
     ("containerManager.WaitCheckpoint", Owner::ContainerManager),
     ("containerManager.Restore", Owner::ContainerManager),
-    ("containerManager.RestoreSubcontainer", Owner::ContainerManager),
-    ("containerManager.ContainerRuntimeState", Owner::ContainerManager),
+    (
+        "containerManager.RestoreSubcontainer",
+        Owner::ContainerManager,
+    ),
+    (
+        "containerManager.ContainerRuntimeState",
+        Owner::ContainerManager,
+    ),
     ("containerManager.Pause", Owner::Lifecycle),
     ("containerManager.Resume", Owner::Lifecycle),
     ("containerManager.CreateTraceSession", Owner::TraceSessions),
@@ -189,12 +204,11 @@ pub enum DecodeError {
 const EMPTY_MAP: &[u8] = &[0xa0];
 
 fn decode_args<M: Method>(args: Option<&[u8]>, fds: Vec<OwnedFd>) -> Result<M, DecodeError> {
-    let mut message: M = serde_cbor::from_slice(args.unwrap_or(EMPTY_MAP)).map_err(|e| {
-        DecodeError::BadArgs {
+    let mut message: M =
+        serde_cbor::from_slice(args.unwrap_or(EMPTY_MAP)).map_err(|e| DecodeError::BadArgs {
             method: M::NAME,
             detail: e.to_string(),
-        }
-    })?;
+        })?;
     message
         .attach_fds(fds)
         .map_err(|detail| DecodeError::BadFds {

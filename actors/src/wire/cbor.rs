@@ -143,7 +143,7 @@ fn skip_at_depth(buf: &[u8], pos: usize, depth: u32) -> Result<usize, CborError>
                 skip_string(buf, pos, head)
             }
         }
-        4 | 5 | 6 => {
+        4..=6 => {
             if depth >= MAX_DEPTH {
                 return Err(CborError::TooDeep {
                     limit: MAX_DEPTH,

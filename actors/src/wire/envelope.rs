@@ -190,12 +190,18 @@ pub fn write_request(out: &mut Vec<u8>, id: u64, method: &str, args: &[u8]) {
     out.extend_from_slice(args);
 }
 
-/// Appends a success response body with the pre-encoded `ok` value.
-pub fn write_ok(out: &mut Vec<u8>, id: u64, value: &[u8]) {
+/// Appends the start of a success response body; the `ok` value (one CBOR
+/// item) must follow.
+pub fn write_ok_prefix(out: &mut Vec<u8>, id: u64) {
     out.push(0xa2);
     cbor::write_text(out, "id");
     cbor::write_head(out, 0, id);
     cbor::write_text(out, "ok");
+}
+
+/// Appends a success response body with the pre-encoded `ok` value.
+pub fn write_ok(out: &mut Vec<u8>, id: u64, value: &[u8]) {
+    write_ok_prefix(out, id);
     out.extend_from_slice(value);
 }
 
@@ -248,8 +254,8 @@ pub fn parse_response(body: &[u8]) -> Result<RawResponse<'_>, BodyError> {
         *slot.0 = Some(&body[start..end]);
         Ok(())
     })?;
-    let id = read_uint(id_item.ok_or(BodyError::MissingKey("id"))?)
-        .ok_or(BodyError::IdNotUnsigned)?;
+    let id =
+        read_uint(id_item.ok_or(BodyError::MissingKey("id"))?).ok_or(BodyError::IdNotUnsigned)?;
     let outcome = match (ok, err) {
         (Some(value), None) => Ok(value),
         (None, Some(err)) => Err(parse_error(err)?),
@@ -387,11 +393,7 @@ mod tests {
         }
         assert_eq!(
             err,
-            serde_cbor::to_vec(&Err {
-                id: 3,
-                err: &error
-            })
-            .unwrap()
+            serde_cbor::to_vec(&Err { id: 3, err: &error }).unwrap()
         );
     }
 
@@ -401,6 +403,9 @@ mod tests {
         assert_eq!(&frame[..4], &[0x53, 0x56, 1, 0]);
         let len = u32::from_be_bytes([frame[4], frame[5], frame[6], frame[7]]) as usize;
         assert_eq!(len, frame.len() - HEADER_LEN);
-        assert!(parse_response(&frame[HEADER_LEN..]).unwrap().outcome.is_err());
+        assert!(parse_response(&frame[HEADER_LEN..])
+            .unwrap()
+            .outcome
+            .is_err());
     }
 }

@@ -1,0 +1,333 @@
+//! SandboxSupervisor: builds the actor tree, owns it, and shuts it down
+//! gracefully on SIGTERM or SIGINT.
+
+use std::io;
+use std::os::fd::OwnedFd;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use actix::{Addr, Arbiter, AsyncContext, Context, Handler, Message, Supervisor, System};
+use slog::{info, o, warn, Logger};
+use thiserror::Error;
+use tokio::signal::unix::{signal, SignalKind};
+
+use super::listener::{ConnectionStats, Listener, StopListening};
+use super::{
+    Cgroups, ContainerManager, Debug, Lifecycle, Logging, Metrics, Network, Profiler, Reaper,
+    TraceSessions, Usage,
+};
+use crate::config::BootConfig;
+use crate::logging::LogControl;
+use crate::router::{Endpoint, Router};
+use crate::supervision::{
+    guarded, supervised_actor, ActorStatus, Fault, MailboxTicket, Registry, Subsystem,
+};
+use crate::sys::process::set_thread_name;
+
+/// Why the supervisor could not boot.
+#[derive(Debug, Error)]
+pub enum BootError {
+    /// Signal handlers could not be installed.
+    #[error("install handler for {signal}: {source}")]
+    Signals {
+        /// The signal.
+        signal: &'static str,
+        /// The error.
+        source: io::Error,
+    },
+}
+
+/// A termination signal arrived.
+pub struct Shutdown {
+    /// Which one.
+    pub signal: &'static str,
+    /// Counts it in the mailbox.
+    pub ticket: MailboxTicket,
+}
+
+impl Message for Shutdown {
+    type Result = ();
+}
+
+/// The root of the tree.
+pub struct SandboxSupervisor {
+    status: Arc<ActorStatus>,
+    logger: Logger,
+    listener: Addr<Listener>,
+    listener_status: Arc<ActorStatus>,
+    connections: Arc<ConnectionStats>,
+    grace: Duration,
+    shutdown_started: Option<Instant>,
+    _arbiters: Vec<Arbiter>,
+}
+
+impl SandboxSupervisor {
+    fn shutdown(&mut self, signal: &'static str, ctx: &mut Context<Self>) {
+        if self.shutdown_started.is_some() {
+            warn!(self.logger, "second termination signal; stopping now"; "signal" => signal);
+            System::current().stop();
+            return;
+        }
+        info!(self.logger, "shutting down"; "signal" => signal,
+            "connections" => self.connections.open(), "grace_ms" => self.grace.as_millis() as u64);
+        self.shutdown_started = Some(Instant::now());
+        self.listener.do_send(StopListening {
+            ticket: self.listener_status.ticket(),
+        });
+        self.watch_shutdown(ctx);
+    }
+
+    /// Stops the system once every connection has closed, or when the
+    /// grace period is over (cancelling what is still in flight).
+    fn watch_shutdown(&mut self, ctx: &mut Context<Self>) {
+        ctx.run_interval(Duration::from_millis(5), |act, _| {
+            let Some(started) = act.shutdown_started else {
+                return;
+            };
+            let open = act.connections.open();
+            if open == 0 {
+                info!(act.logger, "all connections closed; exiting");
+                System::current().stop();
+            } else if started.elapsed() >= act.grace {
+                warn!(act.logger, "shutdown grace period over; cancelling calls in flight";
+                    "connections" => open);
+                System::current().stop();
+            }
+        });
+    }
+}
+
+impl Subsystem for SandboxSupervisor {
+    fn status(&self) -> &Arc<ActorStatus> {
+        &self.status
+    }
+
+    fn logger(&self) -> &Logger {
+        &self.logger
+    }
+
+    fn on_start(&mut self, ctx: &mut Context<Self>) {
+        // A restart drops the shutdown watch with the old context.
+        if self.shutdown_started.is_some() {
+            self.watch_shutdown(ctx);
+        }
+    }
+}
+
+impl Handler<Shutdown> for SandboxSupervisor {
+    type Result = ();
+
+    fn handle(&mut self, msg: Shutdown, ctx: &mut Context<Self>) {
+        let signal = msg.signal;
+        let _ = guarded(self, ctx, "Shutdown", msg.ticket, move |act, ctx| {
+            act.shutdown(signal, ctx);
+            Ok(())
+        });
+    }
+}
+
+supervised_actor!(SandboxSupervisor);
+
+/// Starts `make` on its own arbiter (thread), so that a handler that
+/// blocks by mistake cannot stall the control socket.
+fn start_dedicated<A>(
+    thread: &'static str,
+    status: &Arc<ActorStatus>,
+    arbiters: &mut Vec<Arbiter>,
+    make: impl FnOnce() -> A + Send + 'static,
+) -> Addr<A>
+where
+    A: Subsystem + actix::Handler<Fault>,
+{
+    let arbiter = Arbiter::new();
+    arbiter.spawn_fn(move || set_thread_name(thread));
+    let addr = Supervisor::start_in_arbiter(&arbiter.handle(), move |_| make());
+    status.set_fault_inbox(addr.clone().recipient());
+    arbiters.push(arbiter);
+    addr
+}
+
+/// Starts `make` on the current (control) arbiter.
+fn start_local<A>(status: &Arc<ActorStatus>, make: impl FnOnce() -> A + 'static) -> Addr<A>
+where
+    A: Subsystem + actix::Handler<Fault>,
+{
+    let addr = Supervisor::start(move |_| make());
+    status.set_fault_inbox(addr.clone().recipient());
+    addr
+}
+
+/// The statuses of every actor, in tree order.
+struct Statuses {
+    supervisor: Arc<ActorStatus>,
+    listener: Arc<ActorStatus>,
+    container_manager: Arc<ActorStatus>,
+    reaper: Arc<ActorStatus>,
+    lifecycle: Arc<ActorStatus>,
+    cgroups: Arc<ActorStatus>,
+    network: Arc<ActorStatus>,
+    trace_sessions: Arc<ActorStatus>,
+    profiler: Arc<ActorStatus>,
+    metrics: Arc<ActorStatus>,
+    usage: Arc<ActorStatus>,
+    logging: Arc<ActorStatus>,
+    debug: Arc<ActorStatus>,
+}
+
+/// Boots the actor tree on the current actix system, serving the bound and
+/// listening `socket`. Must be called from inside the system's runtime.
+pub fn boot(
+    config: BootConfig,
+    socket: OwnedFd,
+    logger: Logger,
+    log_control: LogControl,
+) -> Result<Addr<SandboxSupervisor>, BootError> {
+    let policy = config.restart_policy;
+    let new = |name| ActorStatus::new(name, policy);
+    let s = Statuses {
+        supervisor: new("SandboxSupervisor"),
+        listener: new("Listener"),
+        container_manager: new("ContainerManager"),
+        reaper: new("Reaper"),
+        lifecycle: new("Lifecycle"),
+        cgroups: new("Cgroups"),
+        network: new("Network"),
+        trace_sessions: new("TraceSessions"),
+        profiler: new("Profiler"),
+        metrics: new("Metrics"),
+        usage: new("Usage"),
+        logging: new("Logging"),
+        debug: new("Debug"),
+    };
+    let mut registry = Registry::default();
+    for status in [
+        &s.supervisor,
+        &s.listener,
+        &s.container_manager,
+        &s.reaper,
+        &s.lifecycle,
+        &s.cgroups,
+        &s.network,
+        &s.trace_sessions,
+        &s.profiler,
+        &s.metrics,
+        &s.usage,
+        &s.logging,
+        &s.debug,
+    ] {
+        registry.add(status.clone());
+    }
+    let registry = Arc::new(registry);
+    let connections = Arc::new(ConnectionStats::default());
+    let log = |name: &'static str| logger.new(o!("actor" => name));
+    let mut arbiters = Vec::new();
+
+    macro_rules! dedicated {
+        ($thread:literal, $status:expr, $actor:ident) => {{
+            let (status, logger) = ($status.clone(), log($status.name()));
+            let addr = start_dedicated($thread, &$status, &mut arbiters, move || {
+                $actor::new(status, logger)
+            });
+            addr
+        }};
+    }
+    let container_manager = dedicated!("sv-containers", s.container_manager, ContainerManager);
+    let _reaper = dedicated!("sv-reaper", s.reaper, Reaper);
+    let lifecycle = dedicated!("sv-lifecycle", s.lifecycle, Lifecycle);
+    let cgroups = dedicated!("sv-cgroups", s.cgroups, Cgroups);
+    let network = dedicated!("sv-network", s.network, Network);
+    let trace_sessions = dedicated!("sv-trace", s.trace_sessions, TraceSessions);
+    let profiler = dedicated!("sv-profiler", s.profiler, Profiler);
+    let metrics = dedicated!("sv-metrics", s.metrics, Metrics);
+    let usage = dedicated!("sv-usage", s.usage, Usage);
+
+    let logging = {
+        let (status, logger) = (s.logging.clone(), log("Logging"));
+        start_local(&s.logging, move || {
+            Logging::new(status, logger, log_control)
+        })
+    };
+    let debug = {
+        let (status, logger) = (s.debug.clone(), log("Debug"));
+        let (registry, connections) = (registry.clone(), connections.clone());
+        let fault_injection = config.fault_injection;
+        start_local(&s.debug, move || {
+            Debug::new(status, logger, registry, connections, fault_injection)
+        })
+    };
+    let router = Router {
+        container_manager: Endpoint::new(container_manager, s.container_manager.clone()),
+        lifecycle: Endpoint::new(lifecycle, s.lifecycle.clone()),
+        cgroups: Endpoint::new(cgroups, s.cgroups.clone()),
+        network: Endpoint::new(network, s.network.clone()),
+        trace_sessions: Endpoint::new(trace_sessions, s.trace_sessions.clone()),
+        profiler: Endpoint::new(profiler, s.profiler.clone()),
+        metrics: Endpoint::new(metrics, s.metrics.clone()),
+        usage: Endpoint::new(usage, s.usage.clone()),
+        logging: Endpoint::new(logging, s.logging.clone()),
+        debug: Endpoint::new(debug, s.debug.clone()),
+    };
+    let listener = {
+        let (status, logger, ingress_logger) =
+            (s.listener.clone(), log("Listener"), log("Ingress"));
+        let (path, limits, connections) = (
+            config.socket_path.clone(),
+            config.limits,
+            connections.clone(),
+        );
+        start_local(&s.listener, move || {
+            Listener::new(
+                status,
+                logger,
+                ingress_logger,
+                socket,
+                path,
+                router,
+                limits,
+                connections,
+            )
+        })
+    };
+
+    let mut terminate = signal(SignalKind::terminate()).map_err(|source| BootError::Signals {
+        signal: "SIGTERM",
+        source,
+    })?;
+    let mut interrupt = signal(SignalKind::interrupt()).map_err(|source| BootError::Signals {
+        signal: "SIGINT",
+        source,
+    })?;
+    let supervisor = {
+        let status = s.supervisor.clone();
+        let logger = log("SandboxSupervisor");
+        let listener_status = s.listener.clone();
+        let grace = config.shutdown_grace;
+        start_local(&s.supervisor, move || SandboxSupervisor {
+            status,
+            logger,
+            listener,
+            listener_status,
+            connections,
+            grace,
+            shutdown_started: None,
+            _arbiters: arbiters,
+        })
+    };
+    let (addr, status) = (supervisor.clone(), s.supervisor.clone());
+    actix_rt::spawn(async move {
+        loop {
+            let signal = tokio::select! {
+                _ = terminate.recv() => "SIGTERM",
+                _ = interrupt.recv() => "SIGINT",
+            };
+            addr.do_send(Shutdown {
+                signal,
+                ticket: status.ticket(),
+            });
+        }
+    });
+    info!(logger, "supervisor ready";
+        "id" => &config.id, "socket" => %config.socket_path.display(),
+        "fault_injection" => config.fault_injection, "pid" => std::process::id());
+    Ok(supervisor)
+}

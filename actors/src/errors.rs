@@ -1,0 +1,93 @@
+//! The one place where every module's typed errors become wire error codes.
+
+use crate::actors::{AdmissionError, DebugError, IngressError};
+use crate::api::DecodeError;
+use crate::router::ReplyError;
+use crate::supervision::SupervisionError;
+use crate::wire::{BodyError, ErrorCode, FrameError, RpcError};
+
+fn rpc(code: ErrorCode, error: &impl std::fmt::Display) -> RpcError {
+    RpcError::new(code, error.to_string())
+}
+
+impl From<FrameError> for RpcError {
+    fn from(e: FrameError) -> Self {
+        rpc(ErrorCode::Protocol, &e)
+    }
+}
+
+impl From<BodyError> for RpcError {
+    fn from(e: BodyError) -> Self {
+        rpc(ErrorCode::InvalidArgument, &e)
+    }
+}
+
+impl From<DecodeError> for RpcError {
+    fn from(e: DecodeError) -> Self {
+        let code = match e {
+            DecodeError::UnknownMethod(_) => ErrorCode::NotFound,
+            DecodeError::BadArgs { .. } | DecodeError::BadFds { .. } => ErrorCode::InvalidArgument,
+        };
+        rpc(code, &e)
+    }
+}
+
+impl From<IngressError> for RpcError {
+    fn from(e: IngressError) -> Self {
+        let code = match e {
+            IngressError::Frame(_)
+            | IngressError::ControlTruncated { .. }
+            | IngressError::Read(_) => ErrorCode::Protocol,
+            IngressError::DuplicateId(_) => ErrorCode::InvalidArgument,
+            IngressError::DecodePanicked => ErrorCode::Internal,
+        };
+        rpc(code, &e)
+    }
+}
+
+impl From<AdmissionError> for RpcError {
+    fn from(e: AdmissionError) -> Self {
+        let code = match e {
+            AdmissionError::PeerDenied { .. } => ErrorCode::PermissionDenied,
+            AdmissionError::TooManyConnections { .. } => ErrorCode::ResourceExhausted,
+        };
+        rpc(code, &e)
+    }
+}
+
+impl From<SupervisionError> for RpcError {
+    fn from(e: SupervisionError) -> Self {
+        let code = match e {
+            SupervisionError::Panicked { .. } | SupervisionError::Stopped { .. } => {
+                ErrorCode::Unavailable
+            }
+            SupervisionError::Failed { .. } => ErrorCode::Internal,
+            SupervisionError::NotYetSupported { .. } => ErrorCode::Unsupported,
+        };
+        rpc(code, &e)
+    }
+}
+
+impl From<ReplyError> for RpcError {
+    fn from(e: ReplyError) -> Self {
+        let code = match e {
+            ReplyError::TooLarge { .. } => ErrorCode::ResourceExhausted,
+            ReplyError::TooManyFds { .. } | ReplyError::Encode { .. } => ErrorCode::Internal,
+        };
+        rpc(code, &e)
+    }
+}
+
+impl From<DebugError> for RpcError {
+    fn from(e: DebugError) -> Self {
+        let code = match e {
+            DebugError::FaultInjectionDisabled => ErrorCode::PermissionDenied,
+            DebugError::UnknownActor { .. } => ErrorCode::NotFound,
+            DebugError::ActorFailed(_) | DebugError::Unreachable(_) => {
+                ErrorCode::FailedPrecondition
+            }
+            DebugError::StallTooLong { .. } => ErrorCode::InvalidArgument,
+        };
+        rpc(code, &e)
+    }
+}

@@ -1,0 +1,15 @@
+//! Supervision: every actor of the tree runs under actix's `Supervisor`
+//! (restart on stop) and handles each message under a guard that turns a
+//! panic into an `unavailable` reply and a restart with back-off. Status
+//! lives outside the actors so that debug.Stacks can always report it.
+
+mod guard;
+mod messages;
+mod status;
+
+pub use guard::{
+    answer_unsupported, guarded, on_restarting, on_started, strike, Subsystem, SupervisionError,
+};
+pub(crate) use guard::{handles, supervised_actor};
+pub use messages::{Call, Fault, Unsupported};
+pub use status::{ActorStatus, MailboxTicket, Registry, RestartPolicy};

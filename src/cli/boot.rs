@@ -1,0 +1,126 @@
+//! `sandvisor boot`: a supervisor in the foreground.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Args;
+use sandvisor_actors::logging::{self, LogError};
+use sandvisor_actors::sys::process::raise_open_file_limit;
+use sandvisor_actors::sys::socket::{bind_control_socket, SocketError};
+use sandvisor_actors::wire::frame::MAX_BODY_LEN;
+use sandvisor_actors::{boot, BootConfig};
+use slog::{error, info, warn, Logger};
+use thiserror::Error;
+
+use super::GlobalOptions;
+
+/// Arguments of `sandvisor boot`.
+#[derive(Debug, Args)]
+pub struct BootArgs {
+    /// The sandbox id: letters, digits, '_', '+', '-' and '.'.
+    #[arg(long)]
+    id: String,
+    /// Path of the control socket (its directory must be 0700; created if missing).
+    #[arg(long, value_name = "PATH")]
+    socket: PathBuf,
+    /// Allow debug.InjectFault (chaos testing).
+    #[arg(long)]
+    enable_fault_injection: bool,
+    /// Largest request body accepted, in bytes (at most 16 MiB).
+    #[arg(long, value_name = "BYTES", default_value_t = MAX_BODY_LEN,
+          value_parser = clap::value_parser!(u32).range(64..=i64::from(MAX_BODY_LEN)))]
+    max_frame_len: u32,
+    /// Milliseconds in-flight calls get to finish after SIGTERM or SIGINT.
+    #[arg(long, value_name = "MS", default_value_t = 5000)]
+    shutdown_grace_ms: u64,
+}
+
+/// Why boot failed.
+#[derive(Debug, Error)]
+pub enum BootCommandError {
+    /// The id has characters that are not allowed.
+    #[error("invalid sandbox id {0:?}: use 1 to 1024 letters, digits, '_', '+', '-' or '.', not only dots")]
+    BadId(String),
+    /// Logging could not start.
+    #[error(transparent)]
+    Log(#[from] LogError),
+    /// The control socket could not be created.
+    #[error(transparent)]
+    Socket(#[from] SocketError),
+    /// The actor tree could not start.
+    #[error("boot: {0}")]
+    Boot(#[from] sandvisor_actors::actors::BootError),
+    /// The runtime failed.
+    #[error("actor system: {0}")]
+    System(std::io::Error),
+}
+
+/// Checks a sandbox id as runc checks container ids.
+pub fn valid_id(id: &str) -> bool {
+    (1..=1024).contains(&id.len())
+        && id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '+' | '-' | '.'))
+        && id.chars().any(|c| c != '.')
+}
+
+fn install_panic_hook(logger: Logger) {
+    std::panic::set_hook(Box::new(move |info| {
+        let thread = std::thread::current();
+        error!(logger, "panic";
+            "thread" => thread.name().unwrap_or("unnamed"),
+            "location" => info.location().map(|l| l.to_string()).unwrap_or_default(),
+            "message" => info.payload().downcast_ref::<&str>().copied()
+                .or_else(|| info.payload().downcast_ref::<String>().map(String::as_str))
+                .unwrap_or("non-string payload"));
+    }));
+}
+
+/// Runs the supervisor until SIGTERM or SIGINT.
+pub fn run(global: &GlobalOptions, args: BootArgs) -> Result<ExitCode, BootCommandError> {
+    if !valid_id(&args.id) {
+        return Err(BootCommandError::BadId(args.id));
+    }
+    let (logger, log_control, log_guard) = logging::init(&global.log_config())?;
+    install_panic_hook(logger.clone());
+    if let Err(e) = raise_open_file_limit() {
+        warn!(logger, "cannot raise the open file limit"; "error" => %e);
+    }
+    let socket = bind_control_socket(&args.socket)?;
+    let mut config = BootConfig::new(args.id.clone(), args.socket.clone());
+    config.fault_injection = args.enable_fault_injection;
+    config.limits.frame.max_body_len = args.max_frame_len;
+    config.shutdown_grace = std::time::Duration::from_millis(args.shutdown_grace_ms);
+
+    let system = actix_rt::System::new();
+    let booted = system.block_on(async { boot(config, socket, logger.clone(), log_control) });
+    if let Err(e) = booted {
+        let _ = std::fs::remove_file(&args.socket);
+        return Err(e.into());
+    }
+    let code = system.run_with_code().map_err(BootCommandError::System)?;
+    // The listener removes the socket file when it stops; if it had failed,
+    // do it here so a stale file is not left behind.
+    if args.socket.exists() {
+        let _ = std::fs::remove_file(&args.socket);
+    }
+    info!(logger, "supervisor exited"; "id" => &args.id, "code" => code);
+    drop(logger);
+    drop(log_guard);
+    Ok(ExitCode::from(u8::try_from(code).unwrap_or(1)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::valid_id;
+
+    #[test]
+    fn ids_are_checked_as_runc_checks_them() {
+        for ok in ["a", "sandbox-1", "x_y.z+w", &"a".repeat(1024)] {
+            assert!(valid_id(ok), "{ok}");
+        }
+        for bad in ["", ".", "..", "../x", "a/b", "a b", "é", &"a".repeat(1025)] {
+            assert!(!valid_id(bad), "{bad}");
+        }
+    }
+}

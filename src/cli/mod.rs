@@ -1,0 +1,86 @@
+//! The command-line interface: one module per command group.
+
+mod boot;
+mod call;
+mod json;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use sandvisor_actors::api::logging::{LogFormat, LogLevel};
+use sandvisor_actors::logging::LogConfig;
+
+/// sandvisor: a sandbox supervisor for Linux containers.
+#[derive(Debug, Parser)]
+#[command(name = "sandvisor", version, about, propagate_version = true)]
+pub struct Cli {
+    #[command(flatten)]
+    global: GlobalOptions,
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// Flags every command takes (as runc's global flags).
+#[derive(Debug, clap::Args)]
+pub struct GlobalOptions {
+    /// Append log lines to this file instead of stderr.
+    #[arg(long, global = true, value_name = "PATH")]
+    log: Option<PathBuf>,
+    /// Log line format.
+    #[arg(long, global = true, value_name = "text|json", default_value = "text", value_parser = parse_format)]
+    log_format: LogFormat,
+    /// Log at debug level (shorthand for --log-level debug).
+    #[arg(long, global = true)]
+    debug: bool,
+    /// Log level: trace, debug, info, warning, error or critical.
+    #[arg(long, global = true, value_name = "LEVEL", value_parser = parse_level)]
+    log_level: Option<LogLevel>,
+}
+
+fn parse_format(s: &str) -> Result<LogFormat, String> {
+    s.parse()
+}
+
+fn parse_level(s: &str) -> Result<LogLevel, String> {
+    s.parse()
+}
+
+impl GlobalOptions {
+    fn log_config(&self) -> LogConfig {
+        let level = match (self.log_level, self.debug) {
+            (Some(level), _) => level,
+            (None, true) => LogLevel::Debug,
+            (None, false) => LogLevel::Info,
+        };
+        LogConfig {
+            level,
+            format: self.log_format,
+            path: self.log.clone(),
+        }
+    }
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run a sandbox supervisor in the foreground, serving its control socket.
+    Boot(boot::BootArgs),
+    /// Call any method on a supervisor's control socket and print the reply as JSON.
+    Call(call::CallArgs),
+}
+
+/// Parses the command line, runs the command, and returns its exit status.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result: Result<ExitCode, Box<dyn std::error::Error>> = match cli.command {
+        Command::Boot(args) => boot::run(&cli.global, args).map_err(Into::into),
+        Command::Call(args) => call::run(args).map_err(Into::into),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("sandvisor: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
