@@ -239,7 +239,12 @@ impl Client {
             id,
             method: method.to_owned(),
         };
-        self.shared.send_frame(&frame, fds)?;
+        if let Err(e) = self.shared.send_frame(&frame, fds) {
+            // A server that refused the connection (or broke it) explains
+            // why in an error frame before closing: report that reason
+            // rather than the broken pipe.
+            return Err(self.shared.closing_reason().unwrap_or(e));
+        }
         Ok(call)
     }
 
@@ -367,6 +372,28 @@ impl Shared {
             fds = &[];
         }
         Ok(())
+    }
+
+    /// After a failed send: reads what the server sent before closing, and
+    /// returns its explanation if it gave one.
+    fn closing_reason(&self) -> Option<ClientError> {
+        let mut side = lock(&self.state).read_side.take()?;
+        let deadline = Instant::now() + Duration::from_millis(200);
+        let mut reason = None;
+        while reason.is_none() && Instant::now() < deadline {
+            match self.read_once(&mut side, Some(deadline)) {
+                Ok(frames) => {
+                    let mut state = lock(&self.state);
+                    reason = Shared::file_replies(&mut state, frames);
+                }
+                Err(_) => break,
+            }
+        }
+        lock(&self.state).read_side = Some(side);
+        match reason? {
+            Breakage::Broken(reason) => Some(ClientError::Broken(reason)),
+            Breakage::Closed => None,
+        }
     }
 
     fn break_connection(&self, breakage: Breakage) {

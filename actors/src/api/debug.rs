@@ -12,7 +12,7 @@ use super::{CarriesFds, Empty, Fds, Method};
 #[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
 pub struct Ping {
     /// Bytes echoed back unchanged.
-    #[serde(with = "serde_bytes")]
+    #[serde(with = "super::bytes")]
     pub payload: Vec<u8>,
     /// Descriptors echoed back unchanged (not part of the body).
     #[serde(skip)]
@@ -24,7 +24,7 @@ pub struct Ping {
 #[serde(deny_unknown_fields)]
 pub struct PingReply {
     /// The request's payload.
-    #[serde(with = "serde_bytes")]
+    #[serde(with = "super::bytes")]
     pub payload: Vec<u8>,
     /// The request's descriptors.
     #[serde(skip)]
