@@ -170,6 +170,21 @@ impl Supervisor {
         fields[11].parse::<u64>().expect("utime") + fields[12].parse::<u64>().expect("stime")
     }
 
+    /// Waits up to 3 s for the log to contain `text` (lines are written by
+    /// a background thread).
+    pub fn log_contains(&self, text: &str) -> bool {
+        let deadline = Instant::now() + Duration::from_secs(3);
+        loop {
+            if self.log_text().contains(text) {
+                return true;
+            }
+            if Instant::now() > deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
     /// The log so far.
     pub fn log_text(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()

@@ -272,3 +272,106 @@ macro_rules! handles {
 }
 
 pub(crate) use {handles, supervised_actor};
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use actix::{Context, Supervisor};
+    use slog::Logger;
+
+    use super::Subsystem;
+    use crate::api::debug::{ActorState, Ping, PingReply};
+    use crate::api::Fds;
+    use crate::supervision::{ActorStatus, Call, RestartPolicy};
+    use crate::wire::{ErrorCode, RpcError};
+
+    /// Panics on the payload "boom"; counts calls since its last restart.
+    struct Flaky {
+        status: Arc<ActorStatus>,
+        logger: Logger,
+        calls_since_restart: u32,
+        recoveries: u32,
+    }
+
+    impl Flaky {
+        fn ping(&mut self, ping: Ping, _: &mut Context<Self>) -> Result<PingReply, RpcError> {
+            self.calls_since_restart += 1;
+            if ping.payload == b"boom" {
+                panic!("boom");
+            }
+            Ok(PingReply {
+                payload: format!("{} {}", self.calls_since_restart, self.recoveries).into_bytes(),
+                fds: Fds::none(),
+            })
+        }
+    }
+
+    impl Subsystem for Flaky {
+        fn status(&self) -> &Arc<ActorStatus> {
+            &self.status
+        }
+
+        fn logger(&self) -> &Logger {
+            &self.logger
+        }
+
+        fn recover(&mut self, _: &mut Context<Self>) {
+            self.calls_since_restart = 0;
+            self.recoveries += 1;
+        }
+    }
+
+    supervised_actor!(Flaky);
+    handles!(Flaky { Ping => ping });
+
+    fn ping(payload: &[u8]) -> Ping {
+        Ping {
+            payload: payload.to_vec(),
+            fds: Fds::none(),
+        }
+    }
+
+    #[test]
+    fn a_panicking_handler_answers_unavailable_and_the_actor_restarts() {
+        let system = actix_rt::System::new();
+        system.block_on(async {
+            let status = ActorStatus::new("Flaky", RestartPolicy::default());
+            let addr = Supervisor::start({
+                let status = status.clone();
+                move |_| Flaky {
+                    status,
+                    logger: crate::logging::discard(),
+                    calls_since_restart: 0,
+                    recoveries: 0,
+                }
+            });
+            let first = addr
+                .send(Call::new(ping(b"a"), status.ticket()))
+                .await
+                .unwrap();
+            assert_eq!(first.unwrap().payload, b"1 0");
+            let boom = addr
+                .send(Call::new(ping(b"boom"), status.ticket()))
+                .await
+                .unwrap();
+            assert_eq!(
+                boom.unwrap_err(),
+                RpcError::new(
+                    ErrorCode::Unavailable,
+                    "actor Flaky panicked while handling debug.Ping: boom; it is being restarted"
+                )
+            );
+            // recover() ran once before the restart; the call counter was reset.
+            let next = addr
+                .send(Call::new(ping(b"b"), status.ticket()))
+                .await
+                .unwrap();
+            assert_eq!(next.unwrap().payload, b"1 1");
+            assert_eq!(status.restarts(), 1);
+            assert_eq!(status.state(), ActorState::Running);
+            assert_eq!(status.mailbox(), 0);
+            assert_eq!(status.consecutive_failures(), 0);
+        });
+    }
+}
