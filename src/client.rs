@@ -123,6 +123,9 @@ struct State {
     read_side: Option<ReadSide>,
     /// Set once the connection is unusable.
     broken: Option<Breakage>,
+    /// Threads waiting on the condition variable: notifying costs a futex
+    /// call, which a lone caller should not pay.
+    waiters: usize,
 }
 
 /// Why a connection can no longer be used.
@@ -197,6 +200,7 @@ impl Client {
                     pending: HashMap::new(),
                     read_side: Some(read_side),
                     broken: None,
+                    waiters: 0,
                 }),
                 replies: Condvar::new(),
                 next_id: AtomicU64::new(1),
@@ -397,8 +401,11 @@ impl Shared {
     }
 
     fn break_connection(&self, breakage: Breakage) {
-        lock(&self.state).broken.get_or_insert(breakage);
-        self.replies.notify_all();
+        let mut state = lock(&self.state);
+        state.broken.get_or_insert(breakage);
+        if state.waiters > 0 {
+            self.replies.notify_all();
+        }
     }
 
     /// Reads once (blocking, up to `deadline`) and files the replies found.
@@ -537,8 +544,11 @@ impl PendingCall {
                 if let Some(breakage) = broken {
                     state.broken.get_or_insert(breakage);
                 }
-                shared.replies.notify_all();
+                if state.waiters > 0 {
+                    shared.replies.notify_all();
+                }
             } else {
+                state.waiters += 1;
                 state = match deadline {
                     None => shared
                         .replies
@@ -553,6 +563,7 @@ impl PendingCall {
                             .0
                     }
                 };
+                state.waiters -= 1;
             }
         }
     }

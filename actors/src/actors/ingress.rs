@@ -22,7 +22,7 @@ use actix::{
     Actor, ActorContext, ActorFutureExt, AsyncContext, Context, Handler, Message, StreamHandler,
     WrapFuture,
 };
-use slog::{debug, error, warn, Logger};
+use slog::{debug, error, warn, Drain as _, Logger};
 use thiserror::Error;
 use tokio::io::unix::AsyncFd;
 
@@ -303,9 +303,11 @@ impl Ingress {
         ctx.spawn(pending.into_actor(self).map(move |frame, act, ctx| {
             act.in_flight.remove(&id);
             act.in_flight_bytes -= cost;
-            debug!(act.logger, "rpc"; "method" => method, "id" => id,
-                "code" => frame.code.map_or("ok", |c| c.as_str()),
-                "us" => started.elapsed().as_micros() as u64);
+            if act.logger.is_debug_enabled() {
+                debug!(act.logger, "rpc"; "method" => method, "id" => id,
+                    "code" => frame.code.map_or("ok", |c| c.as_str()),
+                    "us" => started.elapsed().as_micros() as u64);
+            }
             act.queue(frame, ctx);
         }));
     }
