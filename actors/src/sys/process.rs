@@ -68,24 +68,6 @@ fn parse_task_stat(tid: u32, stat: &str) -> Option<ThreadInfo> {
     Some(ThreadInfo { tid, name, state })
 }
 
-/// Resident set size of this process in bytes.
-pub fn resident_bytes() -> io::Result<u64> {
-    let statm = std::fs::read_to_string("/proc/self/statm")?;
-    let pages: u64 = statm
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "malformed /proc/self/statm"))?;
-    Ok(pages * page_size())
-}
-
-fn page_size() -> u64 {
-    nix::unistd::sysconf(nix::unistd::SysconfVar::PAGE_SIZE)
-        .ok()
-        .flatten()
-        .map_or(4096, |v| v as u64)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -101,6 +83,5 @@ mod tests {
     fn lists_the_current_thread() {
         let me = nix::unistd::gettid().as_raw() as u32;
         assert!(threads().unwrap().iter().any(|t| t.tid == me));
-        assert!(resident_bytes().unwrap() > 0);
     }
 }
