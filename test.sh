@@ -8,8 +8,9 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 
-# Debian packages the tests need (none yet besides the Rust toolchain).
-APT_PACKAGES=()
+# Debian packages the build and the tests need: libseccomp to compile
+# seccomp profiles, busybox-static for test root filesystems.
+APT_PACKAGES=(libseccomp-dev pkg-config busybox-static)
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do
     dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
