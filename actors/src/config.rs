@@ -46,13 +46,20 @@ pub struct BootConfig {
     pub shutdown_grace: Duration,
     /// How actors are restarted.
     pub restart_policy: RestartPolicy,
+    /// The sandbox's state directory (containers' scratch directories).
+    pub state_dir: PathBuf,
+    /// Cgroup path, relative to each hierarchy's root, containers go under.
+    pub cgroup_parent: PathBuf,
 }
 
 impl BootConfig {
     /// A configuration with default limits and policy.
     pub fn new(id: impl Into<String>, socket_path: impl Into<PathBuf>) -> Self {
+        let id = id.into();
         BootConfig {
-            id: id.into(),
+            state_dir: PathBuf::from("/run/sandvisor").join(&id),
+            cgroup_parent: PathBuf::from("sandvisor").join(&id),
+            id,
             socket_path: socket_path.into(),
             fault_injection: false,
             limits: ServerLimits::default(),

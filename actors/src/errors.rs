@@ -1,9 +1,11 @@
 //! The one place where every module's typed errors become wire error codes.
 
-use crate::actors::{AdmissionError, DebugError, IngressError};
+use crate::actors::{AdmissionError, ContainerError, DebugError, IngressError};
 use crate::api::DecodeError;
+use crate::container::spec::SpecError;
 use crate::router::ReplyError;
 use crate::supervision::SupervisionError;
+use crate::sys::spawn::SpawnError;
 use crate::wire::{BodyError, ErrorCode, FrameError, RpcError};
 
 fn rpc(code: ErrorCode, error: &impl std::fmt::Display) -> RpcError {
@@ -87,6 +89,34 @@ impl From<DebugError> for RpcError {
                 ErrorCode::FailedPrecondition
             }
             DebugError::StallTooLong { .. } => ErrorCode::InvalidArgument,
+        };
+        rpc(code, &e)
+    }
+}
+
+impl From<ContainerError> for RpcError {
+    fn from(e: ContainerError) -> Self {
+        let code = match &e {
+            ContainerError::BadId(_) | ContainerError::FdCount { .. } => ErrorCode::InvalidArgument,
+            ContainerError::NotFound(_) => ErrorCode::NotFound,
+            ContainerError::Exists(_) | ContainerError::RootExists(_) => ErrorCode::AlreadyExists,
+            ContainerError::Spec(SpecError::Invalid { .. }) => ErrorCode::InvalidArgument,
+            ContainerError::Spec(SpecError::Unsupported { .. }) => ErrorCode::Unsupported,
+            ContainerError::Host { source, .. }
+                if source.kind() == std::io::ErrorKind::NotFound =>
+            {
+                ErrorCode::InvalidArgument
+            }
+            ContainerError::Host { .. } | ContainerError::Tty(_) => ErrorCode::Internal,
+            ContainerError::Spawn(SpawnError::Unavailable(_)) => ErrorCode::Unavailable,
+            ContainerError::Spawn(SpawnError::Plan(_)) => ErrorCode::InvalidArgument,
+            ContainerError::Spawn(SpawnError::Failed { .. }) => ErrorCode::Internal,
+            ContainerError::Child { errno, .. } => match *errno {
+                libc::ENOENT | libc::ENOTDIR => ErrorCode::NotFound,
+                libc::EACCES | libc::EPERM => ErrorCode::PermissionDenied,
+                libc::EINVAL => ErrorCode::InvalidArgument,
+                _ => ErrorCode::Internal,
+            },
         };
         rpc(code, &e)
     }

@@ -2,10 +2,14 @@
 //! socket ingress, and the wire protocol both it and the client speak.
 
 #![deny(unsafe_op_in_unsafe_fn)]
+// `MS_*` flags are `c_ulong`, which is `u64` only on 64-bit targets: the
+// casts to `u64` are needed for the others.
+#![allow(clippy::unnecessary_cast)]
 
 pub mod actors;
 pub mod api;
 pub mod config;
+pub mod container;
 mod errors;
 pub mod logging;
 pub mod router;

@@ -192,6 +192,8 @@ impl Router {
     /// Sends `request` (id `id`) to its owner.
     pub fn dispatch(&self, id: u64, request: Request) -> PendingReply {
         match request {
+            Request::StartRoot(m) => self.container_manager.call(id, m),
+            Request::Wait(m) => self.container_manager.call(id, m),
             Request::Ping(m) => self.debug.call(id, m),
             Request::Stacks(m) => self.debug.call(id, m),
             Request::InjectFault(m) => self.debug.call(id, m),

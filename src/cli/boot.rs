@@ -5,8 +5,9 @@ use std::process::ExitCode;
 
 use clap::Args;
 use sandvisor_actors::logging::{self, LogError};
-use sandvisor_actors::sys::process::raise_open_file_limit;
+use sandvisor_actors::sys::process::{become_subreaper, raise_open_file_limit};
 use sandvisor_actors::sys::socket::{bind_control_socket, SocketError};
+use sandvisor_actors::sys::spawn::fork_spawner;
 use sandvisor_actors::wire::frame::MAX_BODY_LEN;
 use sandvisor_actors::{boot, BootConfig};
 use slog::{error, info, warn, Logger};
@@ -53,6 +54,9 @@ pub enum BootCommandError {
     /// The runtime failed.
     #[error("actor system: {0}")]
     System(std::io::Error),
+    /// The spawner process could not be started.
+    #[error("start the spawner: {0}")]
+    Spawner(std::io::Error),
 }
 
 /// Checks a sandbox id as runc checks container ids.
@@ -81,7 +85,13 @@ pub fn run(global: &GlobalOptions, args: BootArgs) -> Result<ExitCode, BootComma
     if !valid_id(&args.id) {
         return Err(BootCommandError::BadId(args.id));
     }
+    // The spawner must be forked while this process has one thread: before
+    // logging (its writer thread) and the actor system start.
+    let spawner = fork_spawner().map_err(BootCommandError::Spawner)?;
     let (logger, log_control, log_guard) = logging::init(&global.log_config())?;
+    if let Err(e) = become_subreaper() {
+        warn!(logger, "cannot become a child subreaper"; "error" => %e);
+    }
     install_panic_hook(logger.clone());
     if let Err(e) = raise_open_file_limit() {
         warn!(logger, "cannot raise the open file limit"; "error" => %e);
@@ -91,9 +101,11 @@ pub fn run(global: &GlobalOptions, args: BootArgs) -> Result<ExitCode, BootComma
     config.fault_injection = args.enable_fault_injection;
     config.limits.frame.max_body_len = args.max_frame_len;
     config.shutdown_grace = std::time::Duration::from_millis(args.shutdown_grace_ms);
+    config.state_dir = global.root.join(&args.id);
 
     let system = actix_rt::System::new();
-    let booted = system.block_on(async { boot(config, socket, logger.clone(), log_control) });
+    let booted =
+        system.block_on(async { boot(config, socket, Some(spawner), logger.clone(), log_control) });
     if let Err(e) = booted {
         let _ = std::fs::remove_file(&args.socket);
         return Err(e.into());

@@ -24,6 +24,14 @@ pub struct Cli {
 /// Flags every command takes (as runc's global flags).
 #[derive(Debug, clap::Args)]
 pub struct GlobalOptions {
+    /// State directory: one directory per sandbox goes inside.
+    #[arg(
+        long,
+        global = true,
+        value_name = "DIR",
+        default_value = "/run/sandvisor"
+    )]
+    root: PathBuf,
     /// Append log lines to this file instead of stderr.
     #[arg(long, global = true, value_name = "PATH")]
     log: Option<PathBuf>,

@@ -1,8 +1,724 @@
-//! ContainerManager: containers, exec, wait, signal, processes, procfs dump, mounts, events, checkpoint/restore and port forwarding.
+//! ContainerManager: the sandbox's containers and their processes.
+//!
+//! A start is: validate the spec into a plan (`container::spec`), create the
+//! container's cgroups and state directory, open the plan's descriptors,
+//! hand the plan to the spawner, then read the child's status pipe: EOF
+//! means the process exec'd; a report means a step failed, and the reply
+//! carries its errno and path once the child is reaped and everything it
+//! had is removed.
+//!
+//! State that must survive a restart of this actor lives in the actor
+//! value (actix keeps it across restarts) and is committed only after the
+//! work it records has succeeded; exit statuses come through the Reaper's
+//! journal, which this actor applies and only then pops.
 
-use super::pending_actor;
+use std::collections::{BTreeMap, HashMap};
+use std::os::fd::{AsFd, OwnedFd};
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::Duration;
 
-pending_actor! {
-    /// Owns the sandbox's containers and their processes. Its methods land with the containers issue; until then each answers `unsupported`.
-    ContainerManager
+use actix::{fut, ActorFutureExt, AsyncContext, Context, Handler, ResponseActFuture, WrapFuture};
+use nix::fcntl::OFlag;
+use slog::{debug, info, warn, Logger};
+use thiserror::Error;
+use tokio::sync::oneshot;
+
+use super::reaper::{ChildrenExited, ExitJournal};
+use crate::api::container::{StartRoot, Started, Wait, WaitStatusReply};
+use crate::api::Fds;
+use crate::container::plan::{ChildFailure, ChildReport, NsKind};
+use crate::container::spec::{self, Blueprint, ContainerContext, FdSource, SpecError};
+use crate::supervision::{
+    guarded, handles, supervised_actor, ActorStatus, MailboxTicket, Reply, Subsystem,
+};
+use crate::sys::cgroup::{self, ContainerCgroup, Hierarchy};
+use crate::sys::process::{pidfd_signal, WaitStatus};
+use crate::sys::spawn::{SpawnError, SpawnerConnection};
+use crate::sys::tty;
+use crate::wire::RpcError;
+
+/// Why a container call failed.
+#[derive(Debug, Error)]
+pub enum ContainerError {
+    /// The container id is not acceptable.
+    #[error("invalid container id {0:?}: use 1 to 1024 letters, digits, '_', '+', '-' or '.', not only dots")]
+    BadId(String),
+    /// No container has that id.
+    #[error("no container {0:?}")]
+    NotFound(String),
+    /// The id is taken.
+    #[error("container {0:?} already exists")]
+    Exists(String),
+    /// The sandbox already has its root container.
+    #[error("the sandbox already has a root container ({0:?})")]
+    RootExists(String),
+    /// The spec cannot be run.
+    #[error(transparent)]
+    Spec(#[from] SpecError),
+    /// The call carries the wrong number of descriptors.
+    #[error("{method} needs {expected} descriptors ({what}), got {got}")]
+    FdCount {
+        /// The method.
+        method: &'static str,
+        /// How many it needs.
+        expected: usize,
+        /// What they are.
+        what: &'static str,
+        /// How many came.
+        got: usize,
+    },
+    /// A host resource could not be set up.
+    #[error("{what} {path}: {source}")]
+    Host {
+        /// What was being done.
+        what: &'static str,
+        /// On which path.
+        path: String,
+        /// The error.
+        source: std::io::Error,
+    },
+    /// The spawner could not clone the process.
+    #[error(transparent)]
+    Spawn(#[from] SpawnError),
+    /// A setup step of the child failed.
+    #[error("{step} {path:?}: {message} (errno {errno})")]
+    Child {
+        /// The step.
+        step: String,
+        /// The path.
+        path: String,
+        /// The errno.
+        errno: i32,
+        /// What failed.
+        message: String,
+    },
+    /// A terminal could not be set up.
+    #[error(transparent)]
+    Tty(#[from] tty::TtyError),
 }
+
+impl ContainerError {
+    fn host(what: &'static str, path: impl AsRef<Path>, source: std::io::Error) -> Self {
+        ContainerError::Host {
+            what,
+            path: path.as_ref().display().to_string(),
+            source,
+        }
+    }
+}
+
+impl From<ChildFailure> for ContainerError {
+    fn from(f: ChildFailure) -> Self {
+        ContainerError::Child {
+            step: f.step,
+            path: f.path,
+            errno: f.errno,
+            message: f.message,
+        }
+    }
+}
+
+/// Where the manager keeps things, and who it is.
+#[derive(Debug, Clone)]
+pub struct ManagerConfig {
+    /// The sandbox id.
+    pub sandbox_id: String,
+    /// The sandbox's state directory (per-container directories go inside).
+    pub state_dir: PathBuf,
+    /// The cgroup path, relative to each hierarchy root, containers go under.
+    pub cgroup_parent: PathBuf,
+    /// This process's pid.
+    pub supervisor_pid: i32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    Starting,
+    Running,
+    Stopped,
+}
+
+struct Container {
+    root: bool,
+    phase: Phase,
+    init: Option<i32>,
+    cgroup: Option<ContainerCgroup>,
+    dir: PathBuf,
+    exit: Option<WaitStatus>,
+    waiters: Vec<oneshot::Sender<WaitStatus>>,
+}
+
+struct ProcessRecord {
+    container: String,
+    pidfd: OwnedFd,
+    exit: Option<WaitStatus>,
+    waiters: Vec<oneshot::Sender<WaitStatus>>,
+}
+
+/// Owns the sandbox's containers.
+pub struct ContainerManager {
+    status: Arc<ActorStatus>,
+    logger: Logger,
+    config: ManagerConfig,
+    spawner: Option<Rc<SpawnerConnection>>,
+    journal: Arc<ExitJournal>,
+    hierarchies: Vec<Hierarchy>,
+    containers: BTreeMap<String, Container>,
+    processes: HashMap<i32, ProcessRecord>,
+    /// Exits of pids not registered yet (the reply from the spawner can
+    /// trail the child's death).
+    early_exits: HashMap<i32, WaitStatus>,
+}
+
+/// Checks a container id as runc does.
+pub fn valid_container_id(id: &str) -> bool {
+    (1..=1024).contains(&id.len())
+        && id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '+' | '-' | '.'))
+        && id.chars().any(|c| c != '.')
+}
+
+/// Descriptors opened for a spawn, and what the manager keeps.
+struct Opened {
+    fds: Vec<OwnedFd>,
+    status_read: OwnedFd,
+    tty_master: Option<OwnedFd>,
+}
+
+impl ContainerManager {
+    /// The manager. `spawner` is the spawner socket; it must be called on
+    /// the arbiter the actor runs on.
+    pub fn new(
+        status: Arc<ActorStatus>,
+        logger: Logger,
+        config: ManagerConfig,
+        spawner: Option<OwnedFd>,
+        journal: Arc<ExitJournal>,
+    ) -> Self {
+        let spawner = spawner.and_then(|fd| match SpawnerConnection::new(fd) {
+            Ok(conn) => Some(conn),
+            Err(e) => {
+                warn!(logger, "cannot watch the spawner socket"; "error" => %e);
+                None
+            }
+        });
+        let hierarchies = cgroup::hierarchies().unwrap_or_else(|e| {
+            warn!(logger, "cannot read cgroup hierarchies"; "error" => %e);
+            Vec::new()
+        });
+        ContainerManager {
+            status,
+            logger,
+            config,
+            spawner,
+            journal,
+            hierarchies,
+            containers: BTreeMap::new(),
+            processes: HashMap::new(),
+            early_exits: HashMap::new(),
+        }
+    }
+
+    fn start_root(&mut self, mut req: StartRoot, _: &mut Context<Self>) -> Reply<Self, Started> {
+        let cid = req.cid.clone();
+        let fds = req.fds.take();
+        let prepared = self.prepare_container(&req, fds, true);
+        let (blueprint, opened) = match prepared {
+            Ok(p) => p,
+            Err(e) => {
+                self.discard(&cid);
+                return Reply::Now(Err(e.into()));
+            }
+        };
+        let console_socket = req.console_socket.clone();
+        Reply::Later(self.launch(cid, blueprint, opened, console_socket))
+    }
+
+    /// Validates, reserves the id, creates the cgroups and state directory,
+    /// and opens the plan's descriptors.
+    fn prepare_container(
+        &mut self,
+        req: &StartRoot,
+        mut fds: Vec<OwnedFd>,
+        root: bool,
+    ) -> Result<(Blueprint, Opened), ContainerError> {
+        let cid = &req.cid;
+        if !valid_container_id(cid) {
+            return Err(ContainerError::BadId(cid.clone()));
+        }
+        if self.containers.contains_key(cid) {
+            return Err(ContainerError::Exists(cid.clone()));
+        }
+        if root {
+            if let Some((existing, _)) = self.containers.iter().find(|(_, c)| c.root) {
+                return Err(ContainerError::RootExists(existing.clone()));
+            }
+        }
+        let terminal = req
+            .spec
+            .process()
+            .as_ref()
+            .and_then(|p| p.terminal())
+            .unwrap_or(false);
+        let (expected, what) = if terminal {
+            (0, "none with a terminal")
+        } else {
+            (3, "stdin, stdout, stderr")
+        };
+        if fds.len() != expected {
+            return Err(ContainerError::FdCount {
+                method: <StartRoot as crate::api::Method>::NAME,
+                expected,
+                what,
+                got: fds.len(),
+            });
+        }
+        let dir = self.config.state_dir.join(cid);
+        self.containers.insert(
+            cid.clone(),
+            Container {
+                root,
+                phase: Phase::Starting,
+                init: None,
+                cgroup: None,
+                dir: dir.clone(),
+                exit: None,
+                waiters: Vec::new(),
+            },
+        );
+        let scratch = dir.join("rootfs");
+        std::fs::create_dir_all(&scratch)
+            .map_err(|e| ContainerError::host("create state directory", &scratch, e))?;
+        let relative = match req
+            .spec
+            .linux()
+            .as_ref()
+            .and_then(|l| l.cgroups_path().as_ref())
+        {
+            Some(path) => cgroup::checked_relative(path).ok_or_else(|| SpecError::Invalid {
+                field: "linux.cgroupsPath".into(),
+                detail: format!("{} leaves the cgroup hierarchy", path.display()),
+            })?,
+            None => self.config.cgroup_parent.join(cid),
+        };
+        let cgroup = ContainerCgroup::create(&self.hierarchies, &relative)
+            .map_err(|e| ContainerError::host("create cgroup", &relative, e))?;
+        let procs = cgroup.procs_files();
+        if let Some(c) = self.containers.get_mut(cid) {
+            c.cgroup = Some(cgroup);
+        }
+        let bundle = req
+            .bundle
+            .as_deref()
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from("."));
+        let ctx = ContainerContext {
+            bundle: &bundle,
+            scratch_root: &scratch,
+            cgroup_procs: procs,
+            supervisor_pid: self.config.supervisor_pid,
+            gated: false,
+            loopback_up: true,
+            hook_state: Vec::new(),
+        };
+        let blueprint = spec::build_container(&req.spec, &ctx)?;
+        for warning in &blueprint.warnings {
+            warn!(self.logger, "spec warning"; "cid" => cid, "warning" => warning);
+        }
+        let opened = open_fds(&blueprint, &mut fds)?;
+        Ok((blueprint, opened))
+    }
+
+    /// Spawns the plan and waits for the exec (or the failure).
+    fn launch(
+        &mut self,
+        cid: String,
+        blueprint: Blueprint,
+        opened: Opened,
+        console_socket: Option<String>,
+    ) -> ResponseActFuture<Self, Result<Started, RpcError>> {
+        let Some(spawner) = self.spawner.clone() else {
+            self.discard(&cid);
+            let e = ContainerError::Spawn(SpawnError::Unavailable("no spawner".into()));
+            return Box::pin(fut::ready(Err(e.into())));
+        };
+        let Opened {
+            fds,
+            status_read,
+            tty_master,
+        } = opened;
+        let plan = blueprint.plan;
+        let spawn = async move { spawner.spawn(&plan, fds).await };
+        Box::pin(spawn.into_actor(self).then(move |spawned, act, _| -> ResponseActFuture<Self, Result<Started, RpcError>> {
+            let spawned = match spawned {
+                Ok(s) => s,
+                Err(e) => {
+                    act.discard(&cid);
+                    return Box::pin(fut::ready(Err(ContainerError::from(e).into())));
+                }
+            };
+            let pid = spawned.pid;
+            act.register(pid, spawned.pidfd, &cid);
+            if let Some(c) = act.containers.get_mut(&cid) {
+                c.init = Some(pid);
+            }
+            let exit = act.exit_waiter(pid);
+            Box::pin(read_reports(status_read).into_actor(act).then(move |reports, act, _| -> ResponseActFuture<Self, Result<Started, RpcError>> {
+                let failure = match reports {
+                    Ok(reports) => reports.into_iter().find_map(|r| match r {
+                        ChildReport::Failed(f) => Some(ContainerError::from(f)),
+                        ChildReport::Ready => None,
+                    }),
+                    Err(e) => Some(ContainerError::host("read status pipe of", format!("pid {pid}"), e)),
+                };
+                match failure {
+                    None => {
+                        let mut fds = Fds::none();
+                        let master = match (tty_master, console_socket) {
+                            (Some(master), Some(path)) => {
+                                if let Err(e) = tty::send_to_console_socket(Path::new(&path), master.as_fd()) {
+                                    warn!(act.logger, "console socket"; "path" => &path, "error" => %e);
+                                }
+                                None
+                            }
+                            (master, _) => master,
+                        };
+                        if let Some(master) = master {
+                            fds.0.push(master);
+                        }
+                        if let Some(c) = act.containers.get_mut(&cid) {
+                            if c.phase == Phase::Starting {
+                                c.phase = Phase::Running;
+                            }
+                        }
+                        info!(act.logger, "container started"; "cid" => &cid, "pid" => pid);
+                        Box::pin(fut::ready(Ok(Started { pid, fds })))
+                    }
+                    Some(error) => {
+                        debug!(act.logger, "container failed to start"; "cid" => &cid, "error" => %error);
+                        // Reply only once the child is gone and nothing of
+                        // the container is left.
+                        let gone = async move {
+                            let _ = tokio::time::timeout(Duration::from_secs(5), exit).await;
+                        };
+                        Box::pin(gone.into_actor(act).map(move |(), act, _| {
+                            act.forget_process(pid);
+                            act.discard(&cid);
+                            Err(error.into())
+                        }))
+                    }
+                }
+            }))
+        }))
+    }
+
+    fn register(&mut self, pid: i32, pidfd: OwnedFd, cid: &str) {
+        let exit = self.early_exits.remove(&pid);
+        self.processes.insert(
+            pid,
+            ProcessRecord {
+                container: cid.to_owned(),
+                pidfd,
+                exit: None,
+                waiters: Vec::new(),
+            },
+        );
+        if let Some(status) = exit {
+            self.record_exit(pid, status);
+        }
+    }
+
+    /// A receiver that resolves when `pid` exits (at once if it has).
+    fn exit_waiter(&mut self, pid: i32) -> oneshot::Receiver<WaitStatus> {
+        let (tx, rx) = oneshot::channel();
+        match self.processes.get_mut(&pid) {
+            Some(p) => match p.exit {
+                Some(status) => {
+                    let _ = tx.send(status);
+                }
+                None => p.waiters.push(tx),
+            },
+            None => drop(tx),
+        }
+        rx
+    }
+
+    fn forget_process(&mut self, pid: i32) {
+        self.processes.remove(&pid);
+    }
+
+    /// Removes everything a container had: kills what runs, removes its
+    /// cgroups and state directory, forgets it.
+    fn discard(&mut self, cid: &str) {
+        let Some(c) = self.containers.remove(cid) else {
+            return;
+        };
+        if let Some(pid) = c.init {
+            if let Some(p) = self.processes.get(&pid) {
+                if p.exit.is_none() {
+                    let _ = pidfd_signal(p.pidfd.as_fd(), libc::SIGKILL);
+                }
+            }
+        }
+        if let Some(cgroup) = &c.cgroup {
+            if let Err(e) = cgroup.remove(Duration::from_millis(200)) {
+                warn!(self.logger, "cannot remove cgroup"; "cid" => cid, "error" => %e);
+            }
+        }
+        if let Err(e) = std::fs::remove_dir_all(&c.dir) {
+            if e.kind() != std::io::ErrorKind::NotFound {
+                warn!(self.logger, "cannot remove state directory"; "cid" => cid, "error" => %e);
+            }
+        }
+    }
+
+    fn record_exit(&mut self, pid: i32, status: WaitStatus) {
+        let Some(p) = self.processes.get_mut(&pid) else {
+            self.early_exits.insert(pid, status);
+            return;
+        };
+        p.exit = Some(status);
+        for waiter in p.waiters.drain(..) {
+            let _ = waiter.send(status);
+        }
+        let cid = p.container.clone();
+        if let Some(c) = self.containers.get_mut(&cid) {
+            if c.init == Some(pid) {
+                c.exit = Some(status);
+                if c.phase != Phase::Starting {
+                    c.phase = Phase::Stopped;
+                }
+                for waiter in c.waiters.drain(..) {
+                    let _ = waiter.send(status);
+                }
+                info!(self.logger, "container exited"; "cid" => &cid, "pid" => pid, "status" => status.0);
+            }
+        }
+    }
+
+    fn apply_exits(&mut self) {
+        while let Some(reaped) = self.journal.front() {
+            self.record_exit(reaped.pid, reaped.status);
+            self.journal.pop();
+        }
+    }
+
+    fn wait(&mut self, req: Wait, _: &mut Context<Self>) -> Reply<Self, WaitStatusReply> {
+        let Some(c) = self.containers.get_mut(&req.cid) else {
+            return Reply::Now(Err(ContainerError::NotFound(req.cid).into()));
+        };
+        if let Some(status) = c.exit {
+            return Reply::Now(Ok(WaitStatusReply { status: status.0 }));
+        }
+        let (tx, rx) = oneshot::channel();
+        c.waiters.push(tx);
+        let cid = req.cid;
+        Reply::Later(Box::pin(rx.into_actor(self).map(move |status, _, _| {
+            status
+                .map(|s| WaitStatusReply { status: s.0 })
+                .map_err(|_| ContainerError::NotFound(cid).into())
+        })))
+    }
+
+    /// Kills every container and waits (at most `patience`) for them to be
+    /// reaped, then removes what they had.
+    pub fn teardown(&mut self, ctx: &mut Context<Self>, done: oneshot::Sender<()>) {
+        let mut exits = Vec::new();
+        let ids: Vec<String> = self.containers.keys().cloned().collect();
+        for cid in &ids {
+            let pids: Vec<i32> = self
+                .processes
+                .iter()
+                .filter(|(_, p)| &p.container == cid && p.exit.is_none())
+                .map(|(pid, _)| *pid)
+                .collect();
+            for pid in pids {
+                if let Some(p) = self.processes.get(&pid) {
+                    let _ = pidfd_signal(p.pidfd.as_fd(), libc::SIGKILL);
+                }
+                exits.push(self.exit_waiter(pid));
+            }
+        }
+        let all = async move {
+            for exit in exits {
+                let _ = tokio::time::timeout(Duration::from_secs(5), exit).await;
+            }
+        };
+        ctx.spawn(all.into_actor(self).map(move |(), act, _| {
+            act.apply_exits();
+            for cid in ids {
+                act.discard(&cid);
+            }
+            let _ = std::fs::remove_dir(&act.config.state_dir);
+            let _ = done.send(());
+        }));
+    }
+}
+
+/// Opens what the blueprint's descriptor list names, taking the caller's
+/// descriptors (stdio) from `given`.
+fn open_fds(blueprint: &Blueprint, given: &mut Vec<OwnedFd>) -> Result<Opened, ContainerError> {
+    let mut given = std::mem::take(given).into_iter();
+    let mut stdio: Vec<Option<OwnedFd>> = (0..3).map(|_| given.next()).collect();
+    let (status_read, status_write) = nix::unistd::pipe2(OFlag::O_CLOEXEC)
+        .map_err(|e| ContainerError::host("create", "status pipe", e.into()))?;
+    let mut status_write = Some(status_write);
+    let mut pty = None;
+    let mut fds = Vec::with_capacity(blueprint.fds.len());
+    for source in &blueprint.fds {
+        let fd = match source {
+            FdSource::StatusPipe => status_write.take().ok_or_else(|| {
+                ContainerError::host("use", "status pipe", std::io::Error::other("listed twice"))
+            })?,
+            FdSource::Stdio(n) => stdio
+                .get_mut(usize::from(*n))
+                .and_then(Option::take)
+                .ok_or_else(|| {
+                    ContainerError::host(
+                        "use",
+                        format!("stdio {n}"),
+                        std::io::Error::other("missing"),
+                    )
+                })?,
+            FdSource::TerminalSlave => {
+                let opened = tty::open_pty(None)?;
+                let slave = opened.slave;
+                pty = Some(opened.master);
+                slave
+            }
+            FdSource::Namespace(kind, path) => open(path, OFlag::O_RDONLY, ns_what(*kind))?,
+            FdSource::CgroupProcs(path) => open(path, OFlag::O_WRONLY, "open cgroup.procs")?,
+            FdSource::StartGate => {
+                return Err(ContainerError::host(
+                    "use",
+                    "start gate",
+                    std::io::Error::other("not supported here"),
+                ))
+            }
+        };
+        fds.push(fd);
+    }
+    Ok(Opened {
+        fds,
+        status_read,
+        tty_master: pty,
+    })
+}
+
+fn ns_what(_kind: NsKind) -> &'static str {
+    "open namespace"
+}
+
+fn open(path: &Path, flags: OFlag, what: &'static str) -> Result<OwnedFd, ContainerError> {
+    nix::fcntl::open(
+        path,
+        flags | OFlag::O_CLOEXEC,
+        nix::sys::stat::Mode::empty(),
+    )
+    .map_err(|e| ContainerError::host(what, path, e.into()))
+}
+
+/// Reads the status pipe to EOF and decodes the reports on it.
+async fn read_reports(fd: OwnedFd) -> std::io::Result<Vec<ChildReport>> {
+    nix::fcntl::fcntl(&fd, nix::fcntl::FcntlArg::F_SETFL(OFlag::O_NONBLOCK))?;
+    let fd = crate::sys::socket::register_async(fd)?;
+    let mut bytes = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        let mut ready = fd.readable().await?;
+        match ready
+            .try_io(|f| nix::unistd::read(f.get_ref(), &mut buf).map_err(std::io::Error::from))
+        {
+            Err(_would_block) => continue,
+            Ok(Ok(0)) => break,
+            Ok(Ok(n)) => bytes.extend_from_slice(&buf[..n]),
+            Ok(Err(e)) => return Err(e),
+        }
+    }
+    let mut reports = Vec::new();
+    let mut de = serde_cbor::Deserializer::from_slice(&bytes).into_iter::<ChildReport>();
+    for report in &mut de {
+        reports.push(report.map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))?);
+    }
+    Ok(reports)
+}
+
+impl Subsystem for ContainerManager {
+    fn status(&self) -> &Arc<ActorStatus> {
+        &self.status
+    }
+
+    fn logger(&self) -> &Logger {
+        &self.logger
+    }
+
+    fn recover(&mut self, _: &mut Context<Self>) {
+        // Starts in flight died with the old context and their callers were
+        // answered `unavailable`: roll them back.
+        let starting: Vec<String> = self
+            .containers
+            .iter()
+            .filter(|(_, c)| c.phase == Phase::Starting)
+            .map(|(id, _)| id.clone())
+            .collect();
+        for cid in starting {
+            warn!(self.logger, "rolling back a start interrupted by a restart"; "cid" => &cid);
+            self.discard(&cid);
+        }
+        // Waiters' futures died too; their callers were answered.
+        for c in self.containers.values_mut() {
+            c.waiters.clear();
+        }
+        for p in self.processes.values_mut() {
+            p.waiters.clear();
+        }
+    }
+
+    fn on_start(&mut self, _: &mut Context<Self>) {
+        self.apply_exits();
+    }
+}
+
+impl Handler<ChildrenExited> for ContainerManager {
+    type Result = ();
+
+    fn handle(&mut self, msg: ChildrenExited, ctx: &mut Context<Self>) {
+        let _ = guarded(self, ctx, "ChildrenExited", msg.ticket, |act, _| {
+            act.apply_exits();
+            Ok(())
+        });
+    }
+}
+
+/// Tears every container down (supervisor shutdown).
+pub struct Teardown {
+    /// Counts it in the mailbox.
+    pub ticket: MailboxTicket,
+    /// Answered when done.
+    pub done: oneshot::Sender<()>,
+}
+
+impl actix::Message for Teardown {
+    type Result = ();
+}
+
+impl Handler<Teardown> for ContainerManager {
+    type Result = ();
+
+    fn handle(&mut self, msg: Teardown, ctx: &mut Context<Self>) {
+        let done = msg.done;
+        let _ = guarded(self, ctx, "Teardown", msg.ticket, move |act, ctx| {
+            act.teardown(ctx, done);
+            Ok(())
+        });
+    }
+}
+
+supervised_actor!(ContainerManager);
+handles!(ContainerManager {
+    StartRoot => start_root,
+    Wait => wait,
+});

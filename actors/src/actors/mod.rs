@@ -16,7 +16,7 @@ mod trace_sessions;
 mod usage;
 
 pub use cgroups::Cgroups;
-pub use container_manager::ContainerManager;
+pub use container_manager::{ContainerError, ContainerManager, ManagerConfig, Teardown};
 pub use debug::{Debug, DebugError};
 pub use ingress::{Drain, Ingress, IngressError};
 pub use lifecycle::Lifecycle;
@@ -25,7 +25,7 @@ pub use logging::Logging;
 pub use metrics::Metrics;
 pub use network::Network;
 pub use profiler::Profiler;
-pub use reaper::Reaper;
+pub use reaper::{ChildrenExited, ExitJournal, Reaper};
 pub use supervisor::{boot, BootError, SandboxSupervisor, Shutdown};
 pub use trace_sessions::TraceSessions;
 pub use usage::Usage;

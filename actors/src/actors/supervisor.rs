@@ -11,7 +11,9 @@ use slog::{info, o, warn, Logger};
 use thiserror::Error;
 use tokio::signal::unix::{signal, SignalKind};
 
+use super::container_manager::{ManagerConfig, Teardown};
 use super::listener::{ConnectionStats, Listener, StopListening};
+use super::reaper::ExitJournal;
 use super::{
     Cgroups, ContainerManager, Debug, Lifecycle, Logging, Metrics, Network, Profiler, Reaper,
     TraceSessions, Usage,
@@ -23,6 +25,7 @@ use crate::supervision::{
     guarded, supervised_actor, ActorStatus, Fault, MailboxTicket, Registry, Subsystem,
 };
 use crate::sys::process::set_thread_name;
+use crate::sys::spawn::SpawnerHandle;
 
 /// Why the supervisor could not boot.
 #[derive(Debug, Error)]
@@ -55,9 +58,12 @@ pub struct SandboxSupervisor {
     logger: Logger,
     listener: Addr<Listener>,
     listener_status: Arc<ActorStatus>,
+    containers: Addr<ContainerManager>,
+    containers_status: Arc<ActorStatus>,
     connections: Arc<ConnectionStats>,
     grace: Duration,
     shutdown_started: Option<Instant>,
+    tearing_down: bool,
     _arbiters: Vec<Arbiter>,
 }
 
@@ -77,22 +83,42 @@ impl SandboxSupervisor {
         self.watch_shutdown(ctx);
     }
 
-    /// Stops the system once every connection has closed, or when the
-    /// grace period is over (cancelling what is still in flight).
+    /// Once every connection has closed (or the grace period is over,
+    /// cancelling what is still in flight), tears the containers down and
+    /// stops the system.
     fn watch_shutdown(&mut self, ctx: &mut Context<Self>) {
         ctx.run_interval(Duration::from_millis(5), |act, _| {
             let Some(started) = act.shutdown_started else {
                 return;
             };
+            if act.tearing_down {
+                return;
+            }
             let open = act.connections.open();
-            if open == 0 {
-                info!(act.logger, "all connections closed; exiting");
-                System::current().stop();
-            } else if started.elapsed() >= act.grace {
+            if open != 0 && started.elapsed() < act.grace {
+                return;
+            }
+            if open != 0 {
                 warn!(act.logger, "shutdown grace period over; cancelling calls in flight";
                     "connections" => open);
-                System::current().stop();
             }
+            act.tearing_down = true;
+            let (done, finished) = tokio::sync::oneshot::channel();
+            act.containers.do_send(Teardown {
+                ticket: act.containers_status.ticket(),
+                done,
+            });
+            let logger = act.logger.clone();
+            actix_rt::spawn(async move {
+                if tokio::time::timeout(Duration::from_secs(10), finished)
+                    .await
+                    .is_err()
+                {
+                    warn!(logger, "container teardown did not finish; exiting anyway");
+                }
+                info!(logger, "exiting");
+                System::current().stop();
+            });
         });
     }
 }
@@ -175,10 +201,12 @@ struct Statuses {
 }
 
 /// Boots the actor tree on the current actix system, serving the bound and
-/// listening `socket`. Must be called from inside the system's runtime.
+/// listening `socket`, spawning containers through `spawner`. Must be
+/// called from inside the system's runtime.
 pub fn boot(
     config: BootConfig,
     socket: OwnedFd,
+    spawner: Option<SpawnerHandle>,
     logger: Logger,
     log_control: LogControl,
 ) -> Result<Addr<SandboxSupervisor>, BootError> {
@@ -231,8 +259,41 @@ pub fn boot(
             addr
         }};
     }
-    let container_manager = dedicated!("sv-containers", s.container_manager, ContainerManager);
-    let _reaper = dedicated!("sv-reaper", s.reaper, Reaper);
+    let journal = Arc::new(ExitJournal::default());
+    let spawner_pid = spawner.as_ref().map(|s| s.pid);
+    let container_manager = {
+        let (status, logger) = (s.container_manager.clone(), log("ContainerManager"));
+        let manager_config = ManagerConfig {
+            sandbox_id: config.id.clone(),
+            state_dir: config.state_dir.clone(),
+            cgroup_parent: config.cgroup_parent.clone(),
+            supervisor_pid: std::process::id() as i32,
+        };
+        let (journal, socket) = (journal.clone(), spawner.map(|s| s.socket));
+        start_dedicated(
+            "sv-containers",
+            &s.container_manager,
+            &mut arbiters,
+            move || ContainerManager::new(status, logger, manager_config, socket, journal),
+        )
+    };
+    let _reaper = {
+        let (status, logger) = (s.reaper.clone(), log("Reaper"));
+        let (manager, manager_status) = (
+            container_manager.clone().recipient(),
+            s.container_manager.clone(),
+        );
+        start_dedicated("sv-reaper", &s.reaper, &mut arbiters, move || {
+            Reaper::new(
+                status,
+                logger,
+                journal,
+                manager,
+                manager_status,
+                spawner_pid,
+            )
+        })
+    };
     let lifecycle = dedicated!("sv-lifecycle", s.lifecycle, Lifecycle);
     let cgroups = dedicated!("sv-cgroups", s.cgroups, Cgroups);
     let network = dedicated!("sv-network", s.network, Network);
@@ -256,7 +317,7 @@ pub fn boot(
         })
     };
     let router = Router {
-        container_manager: Endpoint::new(container_manager, s.container_manager.clone()),
+        container_manager: Endpoint::new(container_manager.clone(), s.container_manager.clone()),
         lifecycle: Endpoint::new(lifecycle, s.lifecycle.clone()),
         cgroups: Endpoint::new(cgroups, s.cgroups.clone()),
         network: Endpoint::new(network, s.network.clone()),
@@ -301,15 +362,20 @@ pub fn boot(
         let status = s.supervisor.clone();
         let logger = log("SandboxSupervisor");
         let listener_status = s.listener.clone();
+        let (containers, containers_status) =
+            (container_manager.clone(), s.container_manager.clone());
         let grace = config.shutdown_grace;
         start_local(&s.supervisor, move || SandboxSupervisor {
             status,
             logger,
             listener,
             listener_status,
+            containers,
+            containers_status,
             connections,
             grace,
             shutdown_started: None,
+            tearing_down: false,
             _arbiters: arbiters,
         })
     };

@@ -5,6 +5,7 @@
 //! its owning actor handles: it is defined once, here.
 
 pub mod bytes;
+pub mod container;
 pub mod debug;
 pub mod fds;
 pub mod logging;
@@ -232,6 +233,9 @@ macro_rules! requests {
         /// [`Request::NotYetSupported`] for the rest of [`METHODS`].
         #[derive(Debug, PartialEq)]
         #[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
+        // A request lives for one dispatch: boxing the spec-carrying
+        // variants would buy nothing.
+        #[allow(clippy::large_enum_variant)]
         pub enum Request {
             $(
                 #[doc = concat!("`", stringify!($ty), "`")]
@@ -279,6 +283,8 @@ macro_rules! requests {
 }
 
 requests! {
+    StartRoot(container::StartRoot),
+    Wait(container::Wait),
     Ping(debug::Ping),
     Stacks(debug::Stacks),
     InjectFault(debug::InjectFault),

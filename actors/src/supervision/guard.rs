@@ -6,13 +6,21 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 use std::time::Duration;
 
-use actix::{ActorContext, ActorFutureExt, AsyncContext, Context, Supervised, WrapFuture};
+use std::pin::Pin;
+use std::task::Poll;
+
+use actix::dev::MessageResponse;
+use actix::{
+    ActorContext, ActorFuture, ActorFutureExt, AsyncContext, Context, ResponseActFuture,
+    Supervised, WrapFuture,
+};
 use slog::{error, warn, Logger};
 use thiserror::Error;
 
-use super::messages::{Fault, Unsupported};
+use super::messages::{Call, Fault, Unsupported};
 use super::status::{ActorStatus, MailboxTicket};
 use crate::api::debug::{ActorState, FaultKind};
+use crate::api::Method;
 use crate::wire::RpcError;
 
 /// Messages an actor's mailbox holds before senders are parked.
@@ -136,6 +144,121 @@ where
     }
 }
 
+/// What a method handler returns: the answer now, or a future (run in the
+/// actor's context, so the actor serves other messages meanwhile) that
+/// answers later.
+pub enum Reply<A: actix::Actor, R> {
+    /// Answered.
+    Now(Result<R, RpcError>),
+    /// Answered when the future resolves.
+    Later(ResponseActFuture<A, Result<R, RpcError>>),
+}
+
+impl<A: actix::Actor, R> From<Result<R, RpcError>> for Reply<A, R> {
+    fn from(result: Result<R, RpcError>) -> Self {
+        Reply::Now(result)
+    }
+}
+
+impl<A, M> MessageResponse<A, Call<M>> for Reply<A, M::Reply>
+where
+    A: actix::Actor<Context = Context<A>>,
+    M: Method,
+{
+    fn handle(
+        self,
+        ctx: &mut Context<A>,
+        tx: Option<actix::dev::OneshotSender<Result<M::Reply, RpcError>>>,
+    ) {
+        match self {
+            Reply::Now(result) => {
+                if let Some(tx) = tx {
+                    let _ = tx.send(result);
+                }
+            }
+            Reply::Later(future) => {
+                ctx.spawn(future.map(move |result, _, _| {
+                    if let Some(tx) = tx {
+                        let _ = tx.send(result);
+                    }
+                }));
+            }
+        }
+    }
+}
+
+/// [`guarded`] for handlers that may answer later: a panic while the
+/// future is polled is caught the same way.
+pub fn guarded_reply<A, R>(
+    act: &mut A,
+    ctx: &mut Context<A>,
+    message: &'static str,
+    ticket: MailboxTicket,
+    body: impl FnOnce(&mut A, &mut Context<A>) -> Reply<A, R>,
+) -> Reply<A, R>
+where
+    A: Subsystem,
+    R: 'static,
+{
+    let mut later = None;
+    let now = guarded(act, ctx, message, ticket, |act, ctx| match body(act, ctx) {
+        Reply::Now(result) => result.map(Some),
+        Reply::Later(future) => {
+            later = Some(future);
+            Ok(None)
+        }
+    });
+    match (now, later) {
+        (Ok(Some(value)), _) => Reply::Now(Ok(value)),
+        (Err(e), _) => Reply::Now(Err(e)),
+        (Ok(None), Some(future)) => Reply::Later(Box::pin(CatchPanic {
+            inner: future,
+            message,
+        })),
+        (Ok(None), None) => Reply::Now(Err(SupervisionError::Stopped {
+            actor: act.status().name(),
+            message,
+        }
+        .into())),
+    }
+}
+
+/// Polls a handler's future under `catch_unwind`.
+struct CatchPanic<A: actix::Actor, R> {
+    inner: ResponseActFuture<A, Result<R, RpcError>>,
+    message: &'static str,
+}
+
+impl<A: Subsystem, R> ActorFuture<A> for CatchPanic<A, R> {
+    type Output = Result<R, RpcError>;
+
+    fn poll(
+        mut self: Pin<&mut Self>,
+        act: &mut A,
+        ctx: &mut Context<A>,
+        task: &mut std::task::Context<'_>,
+    ) -> Poll<Self::Output> {
+        let message = self.message;
+        let polled = catch_unwind(AssertUnwindSafe(|| {
+            self.inner.as_mut().poll(act, ctx, task)
+        }));
+        match polled {
+            Ok(poll) => poll,
+            Err(payload) => {
+                let reason = panic_reason(payload.as_ref());
+                error!(act.logger(), "handler future panicked"; "message" => message, "panic" => &reason);
+                ctx.stop();
+                Poll::Ready(Err(SupervisionError::Panicked {
+                    actor: act.status().name(),
+                    message,
+                    reason,
+                }
+                .into()))
+            }
+        }
+    }
+}
+
 /// The `Actor::started` of every supervised actor: waits out the restart
 /// back-off (without blocking the thread), then hands over to `on_start`.
 pub fn on_started<A: Subsystem>(act: &mut A, ctx: &mut Context<A>) {
@@ -245,12 +368,13 @@ macro_rules! supervised_actor {
 }
 
 /// Routes method calls to an actor's handler functions, each run under
-/// [`guarded`]: `handles!(Debug { Ping => ping, Stacks => stacks });`
+/// [`guarded_reply`]: `handles!(Debug { Ping => ping, Stacks => stacks });`
+/// A handler returns `Result<Reply, RpcError>` or a [`Reply`].
 macro_rules! handles {
     ($actor:ty { $($method:ty => $handler:ident),+ $(,)? }) => {
         $(
             impl actix::Handler<$crate::supervision::Call<$method>> for $actor {
-                type Result = Result<<$method as $crate::api::Method>::Reply, $crate::wire::RpcError>;
+                type Result = $crate::supervision::Reply<Self, <$method as $crate::api::Method>::Reply>;
 
                 fn handle(
                     &mut self,
@@ -258,12 +382,12 @@ macro_rules! handles {
                     ctx: &mut Self::Context,
                 ) -> Self::Result {
                     let (msg, ticket) = call.into_parts();
-                    $crate::supervision::guarded(
+                    $crate::supervision::guarded_reply(
                         self,
                         ctx,
                         <$method as $crate::api::Method>::NAME,
                         ticket,
-                        move |act, ctx| act.$handler(msg, ctx),
+                        move |act, ctx| act.$handler(msg, ctx).into(),
                     )
                 }
             }

@@ -8,7 +8,8 @@ mod messages;
 mod status;
 
 pub use guard::{
-    answer_unsupported, guarded, on_restarting, on_started, strike, Subsystem, SupervisionError,
+    answer_unsupported, guarded, guarded_reply, on_restarting, on_started, strike, Reply,
+    Subsystem, SupervisionError,
 };
 pub(crate) use guard::{handles, supervised_actor};
 pub use messages::{Call, Fault, Unsupported};

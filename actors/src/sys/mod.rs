@@ -1,5 +1,11 @@
 //! Host-kernel plumbing behind narrow interfaces: sockets, descriptors,
-//! process facts. Policy lives in the actors.
+//! processes, mounts, cgroups, terminals, seccomp. Policy lives in the
+//! actors and in `container`.
 
+pub mod cgroup;
+pub mod mount;
 pub mod process;
+pub mod seccomp;
 pub mod socket;
+pub mod spawn;
+pub mod tty;

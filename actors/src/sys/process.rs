@@ -1,7 +1,9 @@
 //! Facts about, and limits of, the supervisor process itself.
 
 use std::io;
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 
+use nix::errno::Errno;
 use nix::sys::resource::{getrlimit, setrlimit, Resource};
 
 /// Raises the soft open-file limit to the hard limit, as the Go runtime
@@ -68,9 +70,142 @@ fn parse_task_stat(tid: u32, stat: &str) -> Option<ThreadInfo> {
     Some(ThreadInfo { tid, name, state })
 }
 
+/// How a child ended, in the form `waitpid` reports it (Linux wait status:
+/// `code << 8` for an exit, the signal number (`| 0x80` with a core dump)
+/// for a kill).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WaitStatus(pub u32);
+
+impl WaitStatus {
+    /// An exit with `code`.
+    pub fn exited(code: i32) -> Self {
+        WaitStatus(((code & 0xff) as u32) << 8)
+    }
+
+    /// A kill by `signal`.
+    pub fn signaled(signal: i32, core_dumped: bool) -> Self {
+        WaitStatus((signal & 0x7f) as u32 | if core_dumped { 0x80 } else { 0 })
+    }
+
+    /// The exit code, if the process exited.
+    pub fn exit_code(self) -> Option<i32> {
+        (self.0 & 0x7f == 0).then_some(((self.0 >> 8) & 0xff) as i32)
+    }
+
+    /// The signal that killed it, if one did.
+    pub fn signal(self) -> Option<i32> {
+        let sig = (self.0 & 0x7f) as i32;
+        (sig != 0).then_some(sig)
+    }
+
+    /// The shell's view: the exit code, or 128 + the signal.
+    pub fn shell_code(self) -> i32 {
+        match (self.exit_code(), self.signal()) {
+            (Some(code), _) => code,
+            (None, Some(sig)) => 128 + sig,
+            _ => 255,
+        }
+    }
+}
+
+/// A reaped child.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Reaped {
+    /// Its pid (in the supervisor's pid namespace).
+    pub pid: i32,
+    /// How it ended.
+    pub status: WaitStatus,
+}
+
+fn reaped_from(info: &libc::siginfo_t) -> Option<Reaped> {
+    // SAFETY: after a successful waitid with WEXITED, the child fields of
+    // the siginfo are set (si_pid is 0 when nothing was waitable).
+    let (pid, status) = unsafe { (info.si_pid(), info.si_status()) };
+    if pid == 0 {
+        return None;
+    }
+    let status = match info.si_code {
+        libc::CLD_EXITED => WaitStatus::exited(status),
+        libc::CLD_DUMPED => WaitStatus::signaled(status, true),
+        _ => WaitStatus::signaled(status, false),
+    };
+    Some(Reaped { pid, status })
+}
+
+/// Reaps one exited child of this process, any child, without blocking.
+/// `Ok(None)` when none has exited (or there are no children).
+pub fn reap_any() -> io::Result<Option<Reaped>> {
+    // SAFETY: siginfo_t is plain data for which zeroes are valid.
+    let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+    loop {
+        // SAFETY: `info` is a live, writable siginfo_t.
+        let rc = unsafe { libc::waitid(libc::P_ALL, 0, &mut info, libc::WEXITED | libc::WNOHANG) };
+        if rc == 0 {
+            return Ok(reaped_from(&info));
+        }
+        match Errno::last() {
+            Errno::EINTR => continue,
+            Errno::ECHILD => return Ok(None),
+            e => return Err(e.into()),
+        }
+    }
+}
+
+/// `pidfd_open(pid)`: a descriptor that names the process for as long as
+/// it is held, immune to pid reuse.
+pub fn pidfd_open(pid: i32) -> io::Result<OwnedFd> {
+    // SAFETY: plain system call; the descriptor it returns is new and ours.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: see above.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
+}
+
+/// `pidfd_send_signal(pidfd, signal)`.
+pub fn pidfd_signal(pidfd: BorrowedFd<'_>, signal: i32) -> io::Result<()> {
+    // SAFETY: plain system call with a null siginfo.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_pidfd_send_signal,
+            pidfd.as_raw_fd(),
+            signal,
+            std::ptr::null::<libc::siginfo_t>(),
+            0,
+        )
+    };
+    if rc < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Makes this process the reaper of its orphaned descendants.
+pub fn become_subreaper() -> io::Result<()> {
+    // SAFETY: prctl with integer arguments.
+    if unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn wait_statuses_decode_as_waitpid_does() {
+        assert_eq!(WaitStatus::exited(3).0, 0x300);
+        assert_eq!(WaitStatus::exited(3).exit_code(), Some(3));
+        assert_eq!(WaitStatus::exited(0).shell_code(), 0);
+        let killed = WaitStatus::signaled(9, false);
+        assert_eq!(
+            (killed.exit_code(), killed.signal(), killed.shell_code()),
+            (None, Some(9), 137)
+        );
+        assert_eq!(WaitStatus::signaled(11, true).0, 0x8b);
+    }
 
     #[test]
     fn parses_thread_names_with_parentheses() {

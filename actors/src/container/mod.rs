@@ -1,0 +1,5 @@
+//! Container policy: what a spec means, as a plan a spawned child carries
+//! out. No system calls here.
+
+pub mod plan;
+pub mod spec;

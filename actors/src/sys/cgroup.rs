@@ -1,0 +1,300 @@
+//! Cgroup hierarchies: finding them (v1, v2, or hybrid), creating a
+//! container's cgroup in each, and removing it.
+//!
+//! Resource control is the Cgroups actor's concern; this module gives every
+//! container a cgroup of its own in every hierarchy, which its processes
+//! (the init and everything exec'd) join.
+
+use std::io;
+use std::path::{Component, Path, PathBuf};
+use std::time::{Duration, Instant};
+
+/// One mounted hierarchy.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Hierarchy {
+    /// Where it is mounted.
+    pub mount: PathBuf,
+    /// Its root inside the cgroup namespace, as mountinfo gives it (usually `/`).
+    pub root: PathBuf,
+    /// `None` for cgroup v2; the controllers (or `name=...`) for v1.
+    pub v1_controllers: Option<Vec<String>>,
+}
+
+/// Which layout the host has.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Layout {
+    /// Only v1 hierarchies.
+    V1,
+    /// Only the unified (v2) hierarchy.
+    V2,
+    /// v1 controllers with a v2 hierarchy beside them (often with no controllers).
+    Hybrid,
+}
+
+/// Parses /proc/self/mountinfo into the cgroup hierarchies.
+pub fn parse_mountinfo(text: &str) -> Vec<Hierarchy> {
+    let mut out = Vec::new();
+    for line in text.lines() {
+        let Some((left, right)) = line.split_once(" - ") else {
+            continue;
+        };
+        let fields: Vec<&str> = left.split(' ').collect();
+        let rfields: Vec<&str> = right.split(' ').collect();
+        if fields.len() < 5 || rfields.len() < 3 {
+            continue;
+        }
+        let (root, mount) = (unescape(fields[3]), unescape(fields[4]));
+        match rfields[0] {
+            "cgroup2" => out.push(Hierarchy {
+                mount: PathBuf::from(mount),
+                root: PathBuf::from(root),
+                v1_controllers: None,
+            }),
+            "cgroup" => {
+                let known = [
+                    "cpu",
+                    "cpuacct",
+                    "cpuset",
+                    "memory",
+                    "devices",
+                    "freezer",
+                    "blkio",
+                    "pids",
+                    "net_cls",
+                    "net_prio",
+                    "perf_event",
+                    "hugetlb",
+                    "rdma",
+                    "misc",
+                ];
+                let controllers: Vec<String> = rfields[2]
+                    .split(',')
+                    .filter(|o| known.contains(o) || o.starts_with("name="))
+                    .map(str::to_owned)
+                    .collect();
+                if !controllers.is_empty() {
+                    out.push(Hierarchy {
+                        mount: PathBuf::from(mount),
+                        root: PathBuf::from(root),
+                        v1_controllers: Some(controllers),
+                    });
+                }
+            }
+            _ => {}
+        }
+    }
+    // The same hierarchy may be mounted twice (bind mounts): keep the first.
+    let mut seen = Vec::new();
+    out.retain(|h| {
+        let key = h.v1_controllers.clone();
+        if seen.contains(&key) {
+            false
+        } else {
+            seen.push(key);
+            true
+        }
+    });
+    out
+}
+
+fn unescape(s: &str) -> String {
+    s.replace("\\040", " ")
+        .replace("\\011", "\t")
+        .replace("\\012", "\n")
+        .replace("\\134", "\\")
+}
+
+/// The hierarchies of this host.
+pub fn hierarchies() -> io::Result<Vec<Hierarchy>> {
+    Ok(parse_mountinfo(&std::fs::read_to_string(
+        "/proc/self/mountinfo",
+    )?))
+}
+
+/// The layout the hierarchies make.
+pub fn layout(hierarchies: &[Hierarchy]) -> Option<Layout> {
+    let v1 = hierarchies.iter().any(|h| h.v1_controllers.is_some());
+    let v2 = hierarchies.iter().any(|h| h.v1_controllers.is_none());
+    match (v1, v2) {
+        (true, true) => Some(Layout::Hybrid),
+        (true, false) => Some(Layout::V1),
+        (false, true) => Some(Layout::V2),
+        (false, false) => None,
+    }
+}
+
+/// Checks a cgroup path (relative to the hierarchy roots) stays inside them.
+pub fn checked_relative(path: &Path) -> Option<PathBuf> {
+    let mut out = PathBuf::new();
+    for c in path.components() {
+        match c {
+            Component::RootDir | Component::CurDir => {}
+            Component::Normal(n) => out.push(n),
+            Component::ParentDir | Component::Prefix(_) => return None,
+        }
+    }
+    (!out.as_os_str().is_empty()).then_some(out)
+}
+
+/// A container's cgroup: one directory per hierarchy.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ContainerCgroup {
+    /// The directories, created.
+    pub dirs: Vec<PathBuf>,
+}
+
+impl ContainerCgroup {
+    /// Creates `relative` in every hierarchy (parents too).
+    pub fn create(hierarchies: &[Hierarchy], relative: &Path) -> io::Result<ContainerCgroup> {
+        let mut dirs = Vec::new();
+        for h in hierarchies {
+            let dir = h.mount.join(relative);
+            if let Err(e) = std::fs::create_dir_all(&dir) {
+                let created = ContainerCgroup { dirs };
+                let _ = created.remove(Duration::ZERO);
+                return Err(io::Error::new(
+                    e.kind(),
+                    format!("create cgroup {}: {e}", dir.display()),
+                ));
+            }
+            if h.v1_controllers
+                .as_ref()
+                .is_some_and(|c| c.iter().any(|c| c == "cpuset"))
+            {
+                inherit_cpuset(&h.mount, relative)?;
+            }
+            dirs.push(dir);
+        }
+        Ok(ContainerCgroup { dirs })
+    }
+
+    /// The `cgroup.procs` files.
+    pub fn procs_files(&self) -> Vec<PathBuf> {
+        self.dirs.iter().map(|d| d.join("cgroup.procs")).collect()
+    }
+
+    /// The pids in the cgroup (from the first hierarchy).
+    pub fn pids(&self) -> io::Result<Vec<i32>> {
+        let Some(dir) = self.dirs.first() else {
+            return Ok(Vec::new());
+        };
+        let text = std::fs::read_to_string(dir.join("cgroup.procs"))?;
+        Ok(text.lines().filter_map(|l| l.trim().parse().ok()).collect())
+    }
+
+    /// Removes the directories, retrying while they are busy (processes
+    /// still exiting) for up to `patience`.
+    pub fn remove(&self, patience: Duration) -> io::Result<()> {
+        let deadline = Instant::now() + patience;
+        for dir in self.dirs.iter().rev() {
+            loop {
+                match std::fs::remove_dir(dir) {
+                    Ok(()) => break,
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => break,
+                    Err(e)
+                        if e.raw_os_error() == Some(libc::EBUSY) && Instant::now() < deadline =>
+                    {
+                        std::thread::sleep(Duration::from_millis(2));
+                    }
+                    Err(e) => {
+                        return Err(io::Error::new(
+                            e.kind(),
+                            format!("remove cgroup {}: {e}", dir.display()),
+                        ))
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A new v1 cpuset cgroup starts with empty cpus and mems: copy them down
+/// from the nearest ancestor that has them.
+fn inherit_cpuset(mount: &Path, relative: &Path) -> io::Result<()> {
+    let mut dir = mount.to_path_buf();
+    for c in relative.components() {
+        let parent = dir.clone();
+        dir.push(c);
+        for file in ["cpuset.cpus", "cpuset.mems"] {
+            let current = std::fs::read_to_string(dir.join(file)).unwrap_or_default();
+            if current.trim().is_empty() {
+                let inherited = std::fs::read_to_string(parent.join(file))?;
+                std::fs::write(dir.join(file), inherited.trim())?;
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const HYBRID: &str = "\
+25 18 0:22 / /sys/fs/cgroup ro,nosuid,nodev,noexec shared:9 - tmpfs tmpfs ro,mode=755
+26 25 0:23 / /sys/fs/cgroup/unified rw,nosuid,nodev,noexec,relatime shared:10 - cgroup2 cgroup2 rw,nsdelegate
+29 25 0:26 / /sys/fs/cgroup/cpu rw,relatime shared:12 - cgroup cgroup rw,cpu
+30 25 0:27 / /sys/fs/cgroup/memory rw,relatime shared:13 - cgroup cgroup rw,memory
+31 25 0:28 / /sys/fs/cgroup/systemd rw,relatime shared:14 - cgroup cgroup rw,xattr,name=systemd
+40 25 0:27 / /mnt/again rw,relatime shared:13 - cgroup cgroup rw,memory
+";
+
+    #[test]
+    fn finds_hybrid_hierarchies_once_each() {
+        let h = parse_mountinfo(HYBRID);
+        let mounts: Vec<&str> = h.iter().map(|h| h.mount.to_str().unwrap()).collect();
+        assert_eq!(
+            mounts,
+            [
+                "/sys/fs/cgroup/unified",
+                "/sys/fs/cgroup/cpu",
+                "/sys/fs/cgroup/memory",
+                "/sys/fs/cgroup/systemd"
+            ]
+        );
+        assert_eq!(h[3].v1_controllers, Some(vec!["name=systemd".to_string()]));
+        assert_eq!(layout(&h), Some(Layout::Hybrid));
+        assert_eq!(layout(&h[..1]), Some(Layout::V2));
+        assert_eq!(layout(&h[1..]), Some(Layout::V1));
+    }
+
+    #[test]
+    fn relative_paths_cannot_escape() {
+        assert_eq!(
+            checked_relative(Path::new("/a/b")),
+            Some(PathBuf::from("a/b"))
+        );
+        assert_eq!(
+            checked_relative(Path::new("a/./b")),
+            Some(PathBuf::from("a/b"))
+        );
+        assert_eq!(checked_relative(Path::new("/a/../../etc")), None);
+        assert_eq!(checked_relative(Path::new("/")), None);
+    }
+
+    #[test]
+    fn creates_and_removes_in_every_hierarchy() {
+        let tmp = tempfile::tempdir().unwrap();
+        let hs: Vec<Hierarchy> = ["one", "two"]
+            .iter()
+            .map(|n| Hierarchy {
+                mount: tmp.path().join(n),
+                root: PathBuf::from("/"),
+                v1_controllers: None,
+            })
+            .collect();
+        let cg = ContainerCgroup::create(&hs, Path::new("sv/box/c1")).unwrap();
+        assert_eq!(
+            cg.procs_files()[1],
+            tmp.path().join("two/sv/box/c1/cgroup.procs")
+        );
+        assert!(tmp.path().join("one/sv/box/c1").is_dir());
+        cg.remove(Duration::ZERO).unwrap();
+        assert!(!tmp.path().join("one/sv/box/c1").exists());
+        assert!(
+            tmp.path().join("one/sv/box").exists(),
+            "only the container's own directory goes"
+        );
+    }
+}

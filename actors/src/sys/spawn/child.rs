@@ -1,0 +1,769 @@
+//! The child side of a spawn: executes a [`SpawnPlan`] between `clone3` and
+//! `execve`, reporting the first failure (step, path, errno) on the status
+//! pipe.
+//!
+//! The child is a copy of the single-threaded spawner, so it may allocate;
+//! it never returns: it execs or `_exit`s.
+
+use std::ffi::CString;
+use std::io::Write;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+
+use nix::errno::Errno;
+
+use crate::container::plan::{
+    CapabilityPlan, ChildFailure, ChildReport, ContainerPlan, ExecPlan, HookPlan, JoinNs,
+    MountPlan, NsKind, PlanKind, ProcessPlan, RootfsPlan, SpawnPlan, StdioPlan,
+};
+use crate::sys::mount::{self, AsFdRef, MountFailure, Target};
+
+/// Where a step failed.
+struct Failure {
+    step: &'static str,
+    path: String,
+    errno: i32,
+    message: String,
+}
+
+type Step<T = ()> = Result<T, Failure>;
+
+fn errno_failure(step: &'static str, path: impl Into<String>, errno: Errno) -> Failure {
+    Failure {
+        step,
+        path: path.into(),
+        errno: errno as i32,
+        message: errno.desc().to_lowercase(),
+    }
+}
+
+fn last_errno(step: &'static str, path: impl Into<String>) -> Failure {
+    errno_failure(step, path, Errno::last())
+}
+
+fn other(step: &'static str, path: impl Into<String>, message: impl Into<String>) -> Failure {
+    Failure {
+        step,
+        path: path.into(),
+        errno: 0,
+        message: message.into(),
+    }
+}
+
+impl From<MountFailure> for Failure {
+    fn from(f: MountFailure) -> Self {
+        Failure {
+            step: f.step,
+            path: f.path,
+            errno: f.errno as i32,
+            message: f.errno.desc().to_lowercase(),
+        }
+    }
+}
+
+/// The descriptors sent with the plan.
+struct Fds<'a>(&'a [OwnedFd]);
+
+impl Fds<'_> {
+    fn get(&self, index: usize, what: &'static str) -> Step<BorrowedFd<'_>> {
+        self.0.get(index).map(|fd| fd.as_fd()).ok_or_else(|| {
+            other(
+                "plan",
+                what,
+                format!("descriptor index {index} was not sent"),
+            )
+        })
+    }
+}
+
+/// Runs `plan` and execs; on failure reports on the status pipe and exits.
+pub fn run(plan: &SpawnPlan, fds: &[OwnedFd]) -> ! {
+    let fds = Fds(fds);
+    let status = fds
+        .get(plan.status, "status pipe")
+        .ok()
+        .map(|fd| fd.as_raw_fd());
+    let outcome = catch_unwind(AssertUnwindSafe(|| setup_and_exec(plan, &fds)));
+    let failure = match outcome {
+        Ok(Err(failure)) => failure,
+        Ok(Ok(never)) => match never {},
+        Err(_) => other("spawn", "", "the child panicked during setup"),
+    };
+    if let Some(fd) = status {
+        report(
+            fd,
+            &ChildReport::Failed(ChildFailure {
+                step: failure.step.to_owned(),
+                path: failure.path,
+                errno: failure.errno,
+                message: failure.message,
+            }),
+        );
+    }
+    // SAFETY: _exit ends the process without running atexit handlers or
+    // destructors that belong to the spawner.
+    unsafe { libc::_exit(127) }
+}
+
+enum Never {}
+
+fn report(fd: RawFd, report: &ChildReport) {
+    if let Ok(bytes) = serde_cbor::to_vec(report) {
+        // SAFETY: `fd` is the live status pipe; write only reads `bytes`.
+        // One write below PIPE_BUF is atomic.
+        let _ = unsafe { libc::write(fd, bytes.as_ptr().cast(), bytes.len()) };
+    }
+}
+
+fn setup_and_exec(plan: &SpawnPlan, fds: &Fds<'_>) -> Step<Never> {
+    die_with_supervisor(plan.supervisor_pid)?;
+    match &plan.kind {
+        PlanKind::Container(container) => setup_container(container, plan, fds)?,
+        PlanKind::Exec(exec) => join_container(exec, fds)?,
+    }
+    exec_process(&plan.process, fds)
+}
+
+fn die_with_supervisor(supervisor: i32) -> Step {
+    // SAFETY: prctl with integer arguments.
+    if unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) } < 0 {
+        return Err(last_errno("set parent death signal", ""));
+    }
+    // The supervisor may have died before the signal was armed. In a new
+    // pid namespace the parent's pid reads as 0: ask its pidfd instead.
+    let parent = nix::unistd::getppid().as_raw();
+    if (parent != 0 && parent != supervisor) || super::supervisor_gone() {
+        return Err(other(
+            "check parent",
+            "",
+            "the supervisor exited during setup",
+        ));
+    }
+    Ok(())
+}
+
+fn join(ns: &[JoinNs], fds: &Fds<'_>) -> Step {
+    for kind in NsKind::JOIN_ORDER {
+        for entry in ns.iter().filter(|j| j.kind == kind) {
+            let fd = fds.get(entry.fd, kind.proc_name())?;
+            // SAFETY: setns with a live namespace descriptor.
+            if unsafe { libc::setns(fd.as_raw_fd(), kind.clone_flag() as i32) } < 0 {
+                return Err(last_errno("setns", kind.proc_name()));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn join_cgroups(procs: &[usize], fds: &Fds<'_>) -> Step {
+    for &index in procs {
+        let fd = fds.get(index, "cgroup.procs")?;
+        // SAFETY: write of a static buffer to a live descriptor.
+        if unsafe { libc::write(fd.as_raw_fd(), b"0".as_ptr().cast(), 1) } < 0 {
+            return Err(last_errno("join cgroup", "cgroup.procs"));
+        }
+    }
+    Ok(())
+}
+
+fn setup_container(c: &ContainerPlan, plan: &SpawnPlan, fds: &Fds<'_>) -> Step {
+    join(&c.join, fds)?;
+    join_cgroups(&c.cgroup_procs, fds)?;
+    if c.unshare_cgroup_ns {
+        // SAFETY: unshare with a flag.
+        if unsafe { libc::unshare(libc::CLONE_NEWCGROUP) } < 0 {
+            return Err(last_errno("unshare cgroup namespace", ""));
+        }
+    }
+    if let Some(name) = &c.hostname {
+        nix::unistd::sethostname(name).map_err(|e| errno_failure("sethostname", name, e))?;
+    }
+    if let Some(name) = &c.domainname {
+        // SAFETY: the pointer and length describe `name`'s bytes.
+        if unsafe { libc::setdomainname(name.as_ptr().cast(), name.len()) } < 0 {
+            return Err(last_errno("setdomainname", name));
+        }
+    }
+    if c.loopback_up {
+        loopback_up()?;
+    }
+    prepare_rootfs(&c.rootfs)?;
+    for hook in &c.create_container_hooks {
+        run_hook(hook, &c.hook_state, "createContainer hook")?;
+    }
+    enter_rootfs(&c.rootfs)?;
+    for (key, value) in &c.sysctl {
+        write_sysctl(key, value)?;
+    }
+    if let Some(gate) = c.start_gate {
+        let status = fds.get(plan.status, "status pipe")?;
+        report(status.as_raw_fd(), &ChildReport::Ready);
+        wait_for_start(fds.get(gate, "start gate")?)?;
+    }
+    for hook in &c.start_container_hooks {
+        run_hook(hook, &c.hook_state, "startContainer hook")?;
+    }
+    Ok(())
+}
+
+fn join_container(e: &ExecPlan, fds: &Fds<'_>) -> Step {
+    join_cgroups(&e.cgroup_procs, fds)?;
+    join(&e.join, fds)?;
+    if let Some(root) = e.root {
+        let root = fds.get(root, "container root")?;
+        // SAFETY: fchdir and chroot with a live descriptor and a static path.
+        unsafe {
+            if libc::fchdir(root.as_raw_fd()) < 0 {
+                return Err(last_errno("fchdir", "container root"));
+            }
+            if libc::chroot(c".".as_ptr()) < 0 {
+                return Err(last_errno("chroot", "container root"));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn wait_for_start(gate: BorrowedFd<'_>) -> Step {
+    let mut byte = [0u8; 1];
+    loop {
+        match nix::unistd::read(gate, &mut byte) {
+            Ok(1) => return Ok(()),
+            Ok(_) => {
+                return Err(other(
+                    "wait for start",
+                    "",
+                    "the supervisor went away before start",
+                ))
+            }
+            Err(Errno::EINTR) => continue,
+            Err(e) => return Err(errno_failure("wait for start", "", e)),
+        }
+    }
+}
+
+/// Mounts everything under the new root, before `pivot_root`.
+fn prepare_rootfs(r: &RootfsPlan) -> Step {
+    // Nothing done from here on may propagate back to the host.
+    mount::mount(None, "/", None, r.propagation, None, "/")?;
+    // pivot_root needs the new root to be a mount point.
+    mount::mount(
+        Some(&r.path),
+        &r.path,
+        None,
+        (libc::MS_BIND | libc::MS_REC) as u64,
+        None,
+        &r.path,
+    )?;
+    let open_root = || {
+        nix::fcntl::open(
+            r.path.as_str(),
+            nix::fcntl::OFlag::O_PATH
+                | nix::fcntl::OFlag::O_DIRECTORY
+                | nix::fcntl::OFlag::O_CLOEXEC,
+            nix::sys::stat::Mode::empty(),
+        )
+        .map_err(|e| errno_failure("open rootfs", &r.path, e))
+    };
+    let mut root = open_root()?;
+    for m in &r.mounts {
+        mount_one(root.as_fd_ref(), m)?;
+        if m.destination == "/" {
+            // A mount over the root hides what the old descriptor names.
+            root = open_root()?;
+        }
+    }
+    for d in &r.devices {
+        mount::make_device(
+            root.as_fd_ref(),
+            &d.path,
+            d.file_type,
+            d.major,
+            d.minor,
+            d.mode,
+            (d.uid, d.gid),
+        )?;
+    }
+    if r.dev_symlinks {
+        for (target, link) in [
+            ("/proc/self/fd", "/dev/fd"),
+            ("/proc/self/fd/0", "/dev/stdin"),
+            ("/proc/self/fd/1", "/dev/stdout"),
+            ("/proc/self/fd/2", "/dev/stderr"),
+            ("pts/ptmx", "/dev/ptmx"),
+        ] {
+            mount::make_symlink(root.as_fd_ref(), target, link)?;
+        }
+    }
+    Ok(())
+}
+
+fn mount_one(root: BorrowedFd<'_>, m: &MountPlan) -> Step {
+    let target_kind = if m.is_bind() {
+        let meta = std::fs::metadata(&m.source).map_err(|e| {
+            errno_failure(
+                "stat bind source",
+                &m.source,
+                Errno::from_raw(e.raw_os_error().unwrap_or(0)),
+            )
+        })?;
+        if meta.is_dir() {
+            Target::Directory
+        } else {
+            Target::File
+        }
+    } else {
+        Target::Directory
+    };
+    let dest = mount::create_in_root(root, &m.destination, target_kind)?;
+    let target = mount::fd_path(dest.as_fd_ref());
+    let fstype = (!m.fstype.is_empty()).then_some(m.fstype.as_str());
+    let data = (!m.data.is_empty()).then_some(m.data.as_str());
+    let source = (!m.source.is_empty()).then_some(m.source.as_str());
+    if m.is_bind() {
+        let recursive = m.flags & libc::MS_REC as u64;
+        mount::mount(
+            source,
+            &target,
+            None,
+            libc::MS_BIND as u64 | recursive,
+            None,
+            &m.destination,
+        )?;
+        // A bind ignores other flags: apply them with a remount.
+        let extra = m.flags & !(libc::MS_BIND as u64 | libc::MS_REC as u64);
+        if extra != 0 {
+            let dest = mount::open_in_root(root, &m.destination, libc::O_PATH)
+                .map_err(|e| errno_failure("open mount destination", &m.destination, e))?;
+            mount::mount(
+                None,
+                &mount::fd_path(dest.as_fd_ref()),
+                None,
+                libc::MS_BIND as u64 | libc::MS_REMOUNT as u64 | extra,
+                None,
+                &m.destination,
+            )?;
+        }
+    } else {
+        mount::mount(source, &target, fstype, m.flags, data, &m.destination)?;
+    }
+    // Re-open: the descriptor taken before mounting names the covered
+    // directory, not the new mount.
+    let mounted = mount::open_in_root(root, &m.destination, libc::O_PATH)
+        .map_err(|e| errno_failure("open mount destination", &m.destination, e))?;
+    if m.propagation != 0 {
+        mount::mount(
+            None,
+            &mount::fd_path(mounted.as_fd_ref()),
+            None,
+            m.propagation,
+            None,
+            &m.destination,
+        )?;
+    }
+    if m.recursive_attr_set != 0 || m.recursive_attr_clear != 0 {
+        mount::set_mount_attributes(
+            mounted.as_fd_ref(),
+            true,
+            m.recursive_attr_set,
+            m.recursive_attr_clear,
+            &m.destination,
+        )?;
+    }
+    Ok(())
+}
+
+/// `pivot_root` (or move + chroot), masked and read-only paths, read-only `/`.
+fn enter_rootfs(r: &RootfsPlan) -> Step {
+    let root = CString::new(r.path.as_str())
+        .map_err(|_| other("chdir", &r.path, "path has a nul byte"))?;
+    // SAFETY: `root` is a live C string.
+    if unsafe { libc::chdir(root.as_ptr()) } < 0 {
+        return Err(last_errno("chdir", &r.path));
+    }
+    if r.pivot_root {
+        mount::pivot_into_cwd()?;
+    } else {
+        mount::move_root_into_cwd()?;
+    }
+    for path in &r.masked_paths {
+        mount::mask_path(path)?;
+    }
+    for path in &r.readonly_paths {
+        mount::make_readonly(path)?;
+    }
+    if r.readonly {
+        let root = nix::fcntl::open(
+            "/",
+            nix::fcntl::OFlag::O_PATH
+                | nix::fcntl::OFlag::O_DIRECTORY
+                | nix::fcntl::OFlag::O_CLOEXEC,
+            nix::sys::stat::Mode::empty(),
+        )
+        .map_err(|e| errno_failure("open", "/", e))?;
+        mount::set_mount_attributes(root.as_fd_ref(), false, libc::MOUNT_ATTR_RDONLY, 0, "/")?;
+    }
+    Ok(())
+}
+
+fn write_sysctl(key: &str, value: &str) -> Step {
+    let path = format!("/proc/sys/{}", key.replace('.', "/"));
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&path)
+        .and_then(|mut f| f.write_all(value.as_bytes()))
+        .map_err(|e| {
+            errno_failure(
+                "sysctl",
+                key,
+                Errno::from_raw(e.raw_os_error().unwrap_or(0)),
+            )
+        })
+}
+
+fn loopback_up() -> Step {
+    let sock = nix::sys::socket::socket(
+        nix::sys::socket::AddressFamily::Inet,
+        nix::sys::socket::SockType::Datagram,
+        nix::sys::socket::SockFlag::SOCK_CLOEXEC,
+        None,
+    )
+    .map_err(|e| errno_failure("socket", "lo", e))?;
+    // SAFETY: ifreq is plain data; zeroes are valid.
+    let mut req: libc::ifreq = unsafe { std::mem::zeroed() };
+    for (dst, src) in req.ifr_name.iter_mut().zip(b"lo\0") {
+        *dst = *src as libc::c_char;
+    }
+    // SAFETY: SIOCGIFFLAGS/SIOCSIFFLAGS read and write the ifreq we own.
+    unsafe {
+        if libc::ioctl(sock.as_raw_fd(), libc::SIOCGIFFLAGS, &mut req) < 0 {
+            return Err(last_errno("get interface flags", "lo"));
+        }
+        req.ifr_ifru.ifru_flags |= (libc::IFF_UP | libc::IFF_RUNNING) as i16;
+        if libc::ioctl(sock.as_raw_fd(), libc::SIOCSIFFLAGS, &req) < 0 {
+            return Err(last_errno("bring interface up", "lo"));
+        }
+    }
+    Ok(())
+}
+
+fn run_hook(hook: &HookPlan, state: &[u8], step: &'static str) -> Step {
+    let mut command = std::process::Command::new(&hook.path);
+    command
+        .arg0(hook.args.first().map_or(hook.path.as_str(), String::as_str))
+        .args(hook.args.iter().skip(1))
+        .env_clear()
+        .envs(hook.env.iter().filter_map(|kv| kv.split_once('=')))
+        .stdin(std::process::Stdio::piped());
+    let mut child = command.spawn().map_err(|e| {
+        errno_failure(
+            step,
+            &hook.path,
+            Errno::from_raw(e.raw_os_error().unwrap_or(0)),
+        )
+    })?;
+    if let Some(mut stdin) = child.stdin.take() {
+        // A hook that does not read its stdin is not an error.
+        let _ = stdin.write_all(state);
+    }
+    let deadline = hook
+        .timeout_secs
+        .map(|s| std::time::Instant::now() + std::time::Duration::from_secs(s));
+    loop {
+        match child.try_wait() {
+            Ok(Some(status)) if status.success() => return Ok(()),
+            Ok(Some(status)) => {
+                return Err(other(step, &hook.path, format!("hook failed: {status}")))
+            }
+            Ok(None) => {}
+            Err(e) => {
+                return Err(errno_failure(
+                    step,
+                    &hook.path,
+                    Errno::from_raw(e.raw_os_error().unwrap_or(0)),
+                ))
+            }
+        }
+        if deadline.is_some_and(|d| std::time::Instant::now() >= d) {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(other(step, &hook.path, "hook timed out"));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+}
+
+use std::os::unix::process::CommandExt;
+
+fn exec_process(p: &ProcessPlan, fds: &Fds<'_>) -> Step<Never> {
+    for r in &p.rlimits {
+        let limit = libc::rlimit {
+            rlim_cur: r.soft,
+            rlim_max: r.hard,
+        };
+        // SAFETY: `limit` is a live rlimit.
+        if unsafe { libc::setrlimit(r.resource as _, &limit) } < 0 {
+            return Err(last_errno("setrlimit", format!("resource {}", r.resource)));
+        }
+    }
+    if let Some(adj) = p.oom_score_adj {
+        std::fs::write("/proc/self/oom_score_adj", adj.to_string()).map_err(|e| {
+            errno_failure(
+                "oom_score_adj",
+                adj.to_string(),
+                Errno::from_raw(e.raw_os_error().unwrap_or(0)),
+            )
+        })?;
+    }
+    let cwd =
+        CString::new(p.cwd.as_str()).map_err(|_| other("chdir", &p.cwd, "path has a nul byte"))?;
+    // SAFETY: a live C string.
+    if unsafe { libc::chdir(cwd.as_ptr()) } < 0 {
+        return Err(last_errno("chdir", &p.cwd));
+    }
+    let program = find_program(p)?;
+    let argv: Vec<CString> = p
+        .args
+        .iter()
+        .map(|a| CString::new(a.as_str()))
+        .collect::<Result<_, _>>()
+        .map_err(|_| other("exec", &p.args[0], "an argument has a nul byte"))?;
+    let envp: Vec<CString> = p
+        .env
+        .iter()
+        .map(|a| CString::new(a.as_str()))
+        .collect::<Result<_, _>>()
+        .map_err(|_| other("exec", &p.args[0], "an environment entry has a nul byte"))?;
+    set_identity(p)?;
+    setup_stdio(&p.stdio, fds)?;
+    if let Some(mask) = p.umask {
+        // SAFETY: umask cannot fail.
+        unsafe { libc::umask(mask as libc::mode_t) };
+    }
+    if p.no_new_privileges {
+        // SAFETY: prctl with integer arguments.
+        if unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) } < 0 {
+            return Err(last_errno("set no_new_privs", ""));
+        }
+    }
+    if let Some(program) = &p.seccomp {
+        crate::sys::seccomp::install(program)
+            .map_err(|e| other("install seccomp filter", "", e.to_string()))?;
+    }
+    let mut argv_ptrs: Vec<*const libc::c_char> = argv.iter().map(|a| a.as_ptr()).collect();
+    argv_ptrs.push(std::ptr::null());
+    let mut envp_ptrs: Vec<*const libc::c_char> = envp.iter().map(|a| a.as_ptr()).collect();
+    envp_ptrs.push(std::ptr::null());
+    // SAFETY: every pointer array is null-terminated and points at live C
+    // strings; execve only returns on failure.
+    unsafe { libc::execve(program.as_ptr(), argv_ptrs.as_ptr(), envp_ptrs.as_ptr()) };
+    Err(last_errno("exec", program.to_string_lossy().into_owned()))
+}
+
+/// Resolves `args[0]` as execvp does, in the process's own `PATH`.
+fn find_program(p: &ProcessPlan) -> Step<CString> {
+    let name = p
+        .args
+        .first()
+        .ok_or_else(|| other("exec", "", "no arguments"))?;
+    let candidate =
+        |path: &str| CString::new(path).map_err(|_| other("exec", name, "path has a nul byte"));
+    if name.contains('/') {
+        return candidate(name);
+    }
+    let path = p
+        .env
+        .iter()
+        .find_map(|kv| kv.strip_prefix("PATH="))
+        .unwrap_or("/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
+    let mut denied = None;
+    for dir in path.split(':').filter(|d| !d.is_empty()) {
+        let full = format!("{dir}/{name}");
+        let c = candidate(&full)?;
+        // SAFETY: a live C string.
+        if unsafe { libc::access(c.as_ptr(), libc::X_OK) } == 0 {
+            return Ok(c);
+        }
+        if Errno::last() == Errno::EACCES {
+            denied = Some(full);
+        }
+    }
+    match denied {
+        Some(full) => Err(errno_failure("exec", full, Errno::EACCES)),
+        None => Err(other(
+            "exec",
+            name,
+            format!("executable file {name:?} not found in $PATH"),
+        )
+        .with_errno(Errno::ENOENT)),
+    }
+}
+
+impl Failure {
+    fn with_errno(mut self, errno: Errno) -> Self {
+        self.errno = errno as i32;
+        self
+    }
+}
+
+fn set_identity(p: &ProcessPlan) -> Step {
+    let keep_caps = p.capabilities.is_some() && p.uid != 0;
+    if keep_caps {
+        // SAFETY: prctl with integer arguments.
+        if unsafe { libc::prctl(libc::PR_SET_KEEPCAPS, 1, 0, 0, 0) } < 0 {
+            return Err(last_errno("keep capabilities", ""));
+        }
+    }
+    let groups: Vec<libc::gid_t> = p.additional_gids.clone();
+    // SAFETY: the pointer and length describe `groups`.
+    if unsafe { libc::setgroups(groups.len(), groups.as_ptr()) } < 0 {
+        return Err(last_errno("setgroups", format!("{:?}", p.additional_gids)));
+    }
+    // SAFETY: plain system calls.
+    if unsafe { libc::setresgid(p.gid, p.gid, p.gid) } < 0 {
+        return Err(last_errno("setgid", p.gid.to_string()));
+    }
+    // SAFETY: plain system call.
+    if unsafe { libc::setresuid(p.uid, p.uid, p.uid) } < 0 {
+        return Err(last_errno("setuid", p.uid.to_string()));
+    }
+    if let Some(caps) = &p.capabilities {
+        apply_capabilities(caps)?;
+    }
+    Ok(())
+}
+
+fn apply_capabilities(c: &CapabilityPlan) -> Step {
+    let last = last_capability();
+    for cap in 0..=last {
+        if c.bounding & (1 << cap) == 0 {
+            // SAFETY: prctl with integer arguments.
+            if unsafe { libc::prctl(libc::PR_CAPBSET_DROP, cap as libc::c_ulong, 0, 0, 0) } < 0
+                && Errno::last() != Errno::EINVAL
+            {
+                return Err(last_errno("drop bounding capability", cap.to_string()));
+            }
+        }
+    }
+    let header = libc_cap_header();
+    let data = [
+        CapData {
+            effective: c.effective as u32,
+            permitted: c.permitted as u32,
+            inheritable: c.inheritable as u32,
+        },
+        CapData {
+            effective: (c.effective >> 32) as u32,
+            permitted: (c.permitted >> 32) as u32,
+            inheritable: (c.inheritable >> 32) as u32,
+        },
+    ];
+    // SAFETY: header and data are laid out as the kernel's
+    // __user_cap_header_struct and two __user_cap_data_struct (version 3).
+    if unsafe { libc::syscall(libc::SYS_capset, &header, data.as_ptr()) } < 0 {
+        return Err(last_errno("capset", format!("{c:?}")));
+    }
+    // SAFETY: prctl with integer arguments.
+    if unsafe {
+        libc::prctl(
+            libc::PR_CAP_AMBIENT,
+            libc::PR_CAP_AMBIENT_CLEAR_ALL,
+            0,
+            0,
+            0,
+        )
+    } < 0
+    {
+        return Err(last_errno("clear ambient capabilities", ""));
+    }
+    for cap in 0..=last {
+        if c.ambient & (1 << cap) != 0 {
+            // SAFETY: prctl with integer arguments.
+            if unsafe {
+                libc::prctl(
+                    libc::PR_CAP_AMBIENT,
+                    libc::PR_CAP_AMBIENT_RAISE,
+                    cap as libc::c_ulong,
+                    0,
+                    0,
+                )
+            } < 0
+            {
+                return Err(last_errno("raise ambient capability", cap.to_string()));
+            }
+        }
+    }
+    Ok(())
+}
+
+#[repr(C)]
+struct CapHeader {
+    version: u32,
+    pid: i32,
+}
+
+#[repr(C)]
+struct CapData {
+    effective: u32,
+    permitted: u32,
+    inheritable: u32,
+}
+
+fn libc_cap_header() -> CapHeader {
+    CapHeader {
+        version: 0x2008_0522,
+        pid: 0,
+    }
+}
+
+/// The highest capability number this kernel knows.
+fn last_capability() -> u32 {
+    std::fs::read_to_string("/proc/sys/kernel/cap_last_cap")
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(40)
+}
+
+fn setup_stdio(stdio: &StdioPlan, fds: &Fds<'_>) -> Step {
+    match *stdio {
+        StdioPlan::Fds {
+            stdin,
+            stdout,
+            stderr,
+        } => {
+            // Duplicate all three out of the way first, so that a source
+            // that is already 0, 1 or 2 is not clobbered.
+            let sources = [
+                fds.get(stdin, "stdin")?,
+                fds.get(stdout, "stdout")?,
+                fds.get(stderr, "stderr")?,
+            ];
+            let mut moved = Vec::with_capacity(3);
+            for fd in sources {
+                // SAFETY: F_DUPFD_CLOEXEC on a live descriptor.
+                let dup = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_DUPFD_CLOEXEC, 3) };
+                if dup < 0 {
+                    return Err(last_errno("duplicate stdio", ""));
+                }
+                // SAFETY: a new descriptor nothing else owns.
+                moved.push(unsafe { OwnedFd::from_raw_fd(dup) });
+            }
+            for (target, fd) in moved.iter().enumerate() {
+                // SAFETY: dup2 onto 0..2; the new descriptor has no CLOEXEC.
+                if unsafe { libc::dup2(fd.as_raw_fd(), target as i32) } < 0 {
+                    return Err(last_errno("dup2", target.to_string()));
+                }
+            }
+            Ok(())
+        }
+        StdioPlan::Terminal { slave, size } => {
+            let slave = fds.get(slave, "terminal")?;
+            if let Some(size) = size {
+                crate::sys::tty::set_window_size(slave, size)
+                    .map_err(|e| other("set window size", "", e.to_string()))?;
+            }
+            crate::sys::tty::become_controlling_terminal(slave)
+                .map_err(|e| other("controlling terminal", "", e.to_string()))
+        }
+    }
+}

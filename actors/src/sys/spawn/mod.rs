@@ -1,0 +1,258 @@
+//! The spawner: a single-threaded helper process that clones every
+//! container process.
+//!
+//! The supervisor is multi-threaded, so after `fork` its child could only
+//! make async-signal-safe calls. Instead, before any thread exists, the
+//! supervisor forks this helper; for each spawn it receives a
+//! [`SpawnPlan`] and descriptors over a `SOCK_SEQPACKET` socketpair, and
+//! `clone3`s a child with `CLONE_PARENT` (so the supervisor is the child's
+//! parent and reaps it) and `CLONE_PIDFD`, then answers with the pid and
+//! the pidfd. The child runs [`child::run`]: setup, then `execve`.
+//!
+//! Message: one datagram, a CBOR body, descriptors as `SCM_RIGHTS`.
+
+pub mod child;
+mod client;
+
+pub use client::{SpawnError, Spawned, SpawnerConnection};
+
+use std::io::{self, IoSlice};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+
+use nix::errno::Errno;
+use serde::{Deserialize, Serialize};
+
+use crate::container::plan::{PlanKind, SpawnPlan};
+use crate::sys::socket::{recv_with_fds, send_with_fds, ControlBuffer};
+
+/// A request: spawn `plan` with the descriptors sent alongside.
+#[derive(Debug, Serialize, Deserialize)]
+struct Request {
+    id: u64,
+    plan: SpawnPlan,
+}
+
+/// The answer; a successful one carries the child's pidfd.
+#[derive(Debug, Serialize, Deserialize)]
+struct Reply {
+    id: u64,
+    outcome: Result<i32, SpawnFailure>,
+}
+
+/// Why the spawner could not clone.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SpawnFailure {
+    /// What failed.
+    pub step: String,
+    /// The errno.
+    pub errno: i32,
+}
+
+/// A pidfd of the supervisor, opened by the spawner at start: a child in a
+/// new pid namespace cannot see its parent's pid, so it checks this one.
+static SUPERVISOR: std::sync::OnceLock<OwnedFd> = std::sync::OnceLock::new();
+
+/// True when the supervisor has exited (as seen through its pidfd).
+pub(crate) fn supervisor_gone() -> bool {
+    let Some(pidfd) = SUPERVISOR.get() else {
+        return false;
+    };
+    let mut fds = [nix::poll::PollFd::new(
+        pidfd.as_fd(),
+        nix::poll::PollFlags::POLLIN,
+    )];
+    matches!(nix::poll::poll(&mut fds, nix::poll::PollTimeout::ZERO), Ok(n) if n > 0)
+}
+
+/// The largest request or reply datagram.
+const MAX_MESSAGE: usize = 1 << 20;
+
+/// The supervisor's end of the spawner, and the spawner's pid.
+#[derive(Debug)]
+pub struct SpawnerHandle {
+    /// The socket.
+    pub socket: OwnedFd,
+    /// The spawner's pid.
+    pub pid: i32,
+}
+
+/// Forks the spawner. Call it while the process has a single thread (at
+/// the very start of `main`): the child serves requests until the parent
+/// closes its end, and never returns.
+pub fn fork_spawner() -> io::Result<SpawnerHandle> {
+    let (ours, theirs) = nix::sys::socket::socketpair(
+        nix::sys::socket::AddressFamily::Unix,
+        nix::sys::socket::SockType::SeqPacket,
+        None,
+        nix::sys::socket::SockFlag::SOCK_CLOEXEC,
+    )?;
+    let parent = nix::unistd::getpid().as_raw();
+    // SAFETY: the caller guarantees this process is single-threaded, so the
+    // child may do anything, including allocate.
+    match unsafe { nix::unistd::fork() }? {
+        nix::unistd::ForkResult::Child => {
+            drop(ours);
+            serve_forked(theirs, parent)
+        }
+        nix::unistd::ForkResult::Parent { child } => {
+            drop(theirs);
+            let size = MAX_MESSAGE;
+            // A smaller buffer only lowers the largest plan that fits.
+            let _ = nix::sys::socket::setsockopt(&ours, nix::sys::socket::sockopt::SndBuf, &size);
+            Ok(SpawnerHandle {
+                socket: ours,
+                pid: child.as_raw(),
+            })
+        }
+    }
+}
+
+fn serve_forked(socket: OwnedFd, parent: i32) -> ! {
+    // SAFETY: prctl with integer arguments.
+    unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) };
+    if nix::unistd::getppid().as_raw() != parent {
+        // SAFETY: ending the forked helper without running its parent's destructors.
+        unsafe { libc::_exit(0) };
+    }
+    crate::sys::process::set_thread_name("sv-spawner");
+    // Nothing of the parent's may leak into containers: keep stdio and the
+    // socket, close the rest.
+    let socket = match move_to(socket, 3) {
+        Ok(s) => s,
+        // SAFETY: as above.
+        Err(_) => unsafe { libc::_exit(1) },
+    };
+    // SAFETY: closes descriptors from 4 up; none is owned by live Rust objects
+    // of this process except the socket at 3.
+    unsafe { libc::syscall(libc::SYS_close_range, 4u32, u32::MAX, 0u32) };
+    if let Ok(pidfd) = crate::sys::process::pidfd_open(parent) {
+        let _ = SUPERVISOR.set(pidfd);
+    }
+    serve(socket);
+    // SAFETY: as above.
+    unsafe { libc::_exit(0) }
+}
+
+fn move_to(fd: OwnedFd, target: RawFd) -> io::Result<OwnedFd> {
+    if fd.as_raw_fd() == target {
+        return Ok(fd);
+    }
+    // SAFETY: dup3 onto `target`, with close-on-exec; `target` now names the
+    // socket and nothing else owned it.
+    let rc = unsafe { libc::dup3(fd.as_raw_fd(), target, libc::O_CLOEXEC) };
+    if rc < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: see above.
+    Ok(unsafe { OwnedFd::from_raw_fd(target) })
+}
+
+/// Serves spawn requests on `socket` until it is closed.
+pub fn serve(socket: OwnedFd) {
+    let mut buf = vec![0u8; MAX_MESSAGE];
+    let mut control = ControlBuffer::default();
+    loop {
+        let received = match recv_with_fds(socket.as_fd(), &mut buf, &mut control, false) {
+            Ok(r) => r,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(_) => return,
+        };
+        if received.len == 0 && received.fds.is_empty() {
+            return;
+        }
+        let (id, outcome) = match serde_cbor::from_slice::<Request>(&buf[..received.len]) {
+            Ok(request) if !received.truncated => (request.id, spawn(&request.plan, received.fds)),
+            Ok(request) => (
+                request.id,
+                Err(SpawnFailure {
+                    step: "receive descriptors".into(),
+                    errno: libc::EMSGSIZE,
+                }),
+            ),
+            Err(_) => (
+                0,
+                Err(SpawnFailure {
+                    step: "decode request".into(),
+                    errno: libc::EINVAL,
+                }),
+            ),
+        };
+        let (outcome, pidfd) = match outcome {
+            Ok((pid, pidfd)) => (Ok(pid), Some(pidfd)),
+            Err(e) => (Err(e), None),
+        };
+        let reply = Reply { id, outcome };
+        let Ok(bytes) = serde_cbor::to_vec(&reply) else {
+            return;
+        };
+        let fds: Vec<BorrowedFd<'_>> = pidfd.iter().map(|fd| fd.as_fd()).collect();
+        if send_with_fds(socket.as_fd(), &[IoSlice::new(&bytes)], &fds, false).is_err() {
+            return;
+        }
+    }
+}
+
+/// Clones the child for `plan`; returns its pid and pidfd.
+fn spawn(plan: &SpawnPlan, fds: Vec<OwnedFd>) -> Result<(i32, OwnedFd), SpawnFailure> {
+    let failure = |step: &str, errno: Errno| SpawnFailure {
+        step: step.to_owned(),
+        errno: errno as i32,
+    };
+    let mut flags = (libc::CLONE_PIDFD | libc::CLONE_PARENT) as u64;
+    let mut restore_pid_ns = None;
+    match &plan.kind {
+        PlanKind::Container(c) => {
+            for ns in &c.new_namespaces {
+                flags |= ns.clone_flag();
+            }
+        }
+        PlanKind::Exec(e) => {
+            if let Some(index) = e.pid_ns {
+                let target = fds
+                    .get(index)
+                    .ok_or_else(|| failure("pid namespace descriptor", Errno::EBADF))?;
+                let own = nix::fcntl::open(
+                    "/proc/self/ns/pid",
+                    nix::fcntl::OFlag::O_RDONLY | nix::fcntl::OFlag::O_CLOEXEC,
+                    nix::sys::stat::Mode::empty(),
+                )
+                .map_err(|e| failure("open own pid namespace", e))?;
+                nix::sched::setns(target, nix::sched::CloneFlags::CLONE_NEWPID)
+                    .map_err(|e| failure("join pid namespace", e))?;
+                restore_pid_ns = Some(own);
+            }
+        }
+    }
+    let mut pidfd: RawFd = -1;
+    // SAFETY: clone_args is plain data for which zeroes are valid.
+    let mut args: libc::clone_args = unsafe { std::mem::zeroed() };
+    args.flags = flags;
+    args.pidfd = &mut pidfd as *mut RawFd as u64;
+    // With CLONE_PARENT the kernel takes the exit signal from this process
+    // (SIGCHLD, as it was forked) and refuses an explicit one.
+    args.exit_signal = 0;
+    // SAFETY: clone3 without CLONE_VM is a fork: the child gets a copy of
+    // this single-threaded process and returns 0 here, then runs the plan
+    // and never returns; `args` and `pidfd` outlive the call.
+    let pid = unsafe {
+        libc::syscall(
+            libc::SYS_clone3,
+            &mut args as *mut libc::clone_args,
+            std::mem::size_of::<libc::clone_args>(),
+        )
+    };
+    if pid == 0 {
+        child::run(plan, &fds);
+    }
+    let errno = Errno::last();
+    if let Some(own) = restore_pid_ns {
+        // Only children were affected: restore them to ours.
+        let _ = nix::sched::setns(&own, nix::sched::CloneFlags::CLONE_NEWPID);
+    }
+    drop(fds);
+    if pid < 0 {
+        return Err(failure("clone3", errno));
+    }
+    // SAFETY: CLONE_PIDFD stored a new descriptor that nothing else owns.
+    Ok((pid as i32, unsafe { OwnedFd::from_raw_fd(pidfd) }))
+}
