@@ -194,6 +194,7 @@ impl Router {
         match request {
             Request::StartRoot(m) => self.container_manager.call(id, m),
             Request::Wait(m) => self.container_manager.call(id, m),
+            Request::Signal(m) => self.container_manager.call(id, m),
             Request::Ping(m) => self.debug.call(id, m),
             Request::Stacks(m) => self.debug.call(id, m),
             Request::InjectFault(m) => self.debug.call(id, m),

@@ -34,6 +34,10 @@ pub struct BootArgs {
     /// Milliseconds in-flight calls get to finish after SIGTERM or SIGINT.
     #[arg(long, value_name = "MS", default_value_t = 5000)]
     shutdown_grace_ms: u64,
+    /// Write "ready\n" to this inherited descriptor, then close it, once the
+    /// socket accepts calls.
+    #[arg(long, value_name = "FD")]
+    ready_fd: Option<i32>,
 }
 
 /// Why boot failed.
@@ -80,6 +84,19 @@ fn install_panic_hook(logger: Logger) {
     }));
 }
 
+/// Writes the readiness line to `fd` and closes it.
+fn signal_ready(fd: i32) {
+    use std::io::Write;
+    use std::os::fd::FromRawFd;
+    // The descriptor was handed over by the parent for this one purpose; a
+    // bad number fails the write and changes nothing else.
+    if nix::fcntl::fcntl(unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) }, nix::fcntl::FcntlArg::F_GETFD).is_ok() {
+        // SAFETY: `fd` is open (checked above) and ours alone to close.
+        let mut file = unsafe { std::fs::File::from_raw_fd(fd) };
+        let _ = file.write_all(b"ready\n");
+    }
+}
+
 /// Runs the supervisor until SIGTERM or SIGINT.
 pub fn run(global: &GlobalOptions, args: BootArgs) -> Result<ExitCode, BootCommandError> {
     if !valid_id(&args.id) {
@@ -109,6 +126,9 @@ pub fn run(global: &GlobalOptions, args: BootArgs) -> Result<ExitCode, BootComma
     if let Err(e) = booted {
         let _ = std::fs::remove_file(&args.socket);
         return Err(e.into());
+    }
+    if let Some(fd) = args.ready_fd {
+        signal_ready(fd);
     }
     let code = system.run_with_code().map_err(BootCommandError::System)?;
     // The listener removes the socket file when it stops; if it had failed,

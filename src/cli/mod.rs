@@ -3,6 +3,7 @@
 mod boot;
 mod call;
 mod json;
+mod run;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -75,6 +76,8 @@ enum Command {
     Boot(boot::BootArgs),
     /// Call any method on a supervisor's control socket and print the reply as JSON.
     Call(call::CallArgs),
+    /// Run a container in a new sandbox and exit with its status.
+    Run(run::RunArgs),
 }
 
 /// Parses the command line, runs the command, and returns its exit status.
@@ -83,6 +86,7 @@ pub fn main() -> ExitCode {
     let result: Result<ExitCode, Box<dyn std::error::Error>> = match cli.command {
         Command::Boot(args) => boot::run(&cli.global, args).map_err(Into::into),
         Command::Call(args) => call::run(args).map_err(Into::into),
+        Command::Run(args) => run::run(&cli.global, args).map_err(Into::into),
     };
     match result {
         Ok(code) => code,

@@ -26,8 +26,8 @@ use thiserror::Error;
 use tokio::sync::oneshot;
 
 use super::reaper::{ChildrenExited, ExitJournal};
-use crate::api::container::{StartRoot, Started, Wait, WaitStatusReply};
-use crate::api::Fds;
+use crate::api::container::{Signal, SignalMode, StartRoot, Started, Wait, WaitStatusReply};
+use crate::api::{Empty, Fds};
 use crate::container::plan::{ChildFailure, ChildReport, NsKind};
 use crate::container::spec::{self, Blueprint, ContainerContext, FdSource, SpecError};
 use crate::supervision::{
@@ -35,6 +35,7 @@ use crate::supervision::{
 };
 use crate::sys::cgroup::{self, ContainerCgroup, Hierarchy};
 use crate::sys::process::{pidfd_signal, WaitStatus};
+use crate::sys::procfs;
 use crate::sys::spawn::{SpawnError, SpawnerConnection};
 use crate::sys::tty;
 use crate::wire::RpcError;
@@ -97,6 +98,36 @@ pub enum ContainerError {
     /// A terminal could not be set up.
     #[error(transparent)]
     Tty(#[from] tty::TtyError),
+    /// A signal number out of range.
+    #[error("invalid signal {0}: signals are 1 to 64")]
+    BadSignal(i32),
+    /// The container's init has exited (or has not started).
+    #[error("container {0:?} is not running")]
+    NotRunning(String),
+    /// No process with that pid in the container.
+    #[error("no process {pid} in container {cid:?}")]
+    NoSuchProcess {
+        /// The container.
+        cid: String,
+        /// The pid, in the container's pid namespace.
+        pid: i32,
+    },
+    /// A mode that needs pid 0 got another.
+    #[error("signal mode all_processes takes pid 0, got {0}")]
+    PidWithAll(i32),
+    /// The process has no controlling terminal.
+    #[error("process {0} has no controlling terminal")]
+    NoTerminal(i32),
+    /// Sending the signal failed.
+    #[error("send signal {signo} to {target}: {source}")]
+    Kill {
+        /// The signal.
+        signo: i32,
+        /// Whom.
+        target: String,
+        /// The error.
+        source: nix::Error,
+    },
 }
 
 impl ContainerError {
@@ -325,6 +356,15 @@ impl ContainerManager {
             hook_state: Vec::new(),
         };
         let blueprint = spec::build_container(&req.spec, &ctx)?;
+        if let crate::container::plan::PlanKind::Container(plan) = &blueprint.plan.kind {
+            if !Path::new(&plan.rootfs.path).is_dir() {
+                return Err(SpecError::Invalid {
+                    field: "root.path".into(),
+                    detail: format!("{} is not a directory", plan.rootfs.path),
+                }
+                .into());
+            }
+        }
         for warning in &blueprint.warnings {
             warn!(self.logger, "spec warning"; "cid" => cid, "warning" => warning);
         }
@@ -523,6 +563,112 @@ impl ContainerManager {
         })))
     }
 
+    /// The container's processes as (host pid, pid in the container).
+    fn container_pids(&self, cid: &str) -> Vec<(i32, i32)> {
+        let Some(c) = self.containers.get(cid) else {
+            return Vec::new();
+        };
+        let host_pids = match &c.cgroup {
+            Some(cg) if !cg.dirs.is_empty() => cg.pids().unwrap_or_default(),
+            // Without cgroups, the processes this manager started.
+            _ => self
+                .processes
+                .iter()
+                .filter(|(_, p)| p.container == cid && p.exit.is_none())
+                .map(|(pid, _)| *pid)
+                .collect(),
+        };
+        host_pids
+            .into_iter()
+            .filter_map(|host| procfs::innermost_pid(host).ok().map(|inner| (host, inner)))
+            .collect()
+    }
+
+    /// The host pid of `pid` (container pid namespace; 0 = the init).
+    fn host_pid(&self, cid: &str, pid: i32) -> Result<i32, ContainerError> {
+        let c = self.containers.get(cid).ok_or_else(|| ContainerError::NotFound(cid.to_owned()))?;
+        if pid == 0 {
+            return c.init.ok_or_else(|| ContainerError::NotRunning(cid.to_owned()));
+        }
+        self.container_pids(cid)
+            .into_iter()
+            .find(|(_, inner)| *inner == pid)
+            .map(|(host, _)| host)
+            .ok_or(ContainerError::NoSuchProcess {
+                cid: cid.to_owned(),
+                pid,
+            })
+    }
+
+    fn signal(&mut self, req: Signal, _: &mut Context<Self>) -> Result<Empty, RpcError> {
+        self.send_signal(&req).map_err(RpcError::from)?;
+        Ok(Empty {})
+    }
+
+    fn send_signal(&self, req: &Signal) -> Result<(), ContainerError> {
+        if !(1..=64).contains(&req.signo) {
+            return Err(ContainerError::BadSignal(req.signo));
+        }
+        let c = self.containers.get(&req.cid).ok_or_else(|| ContainerError::NotFound(req.cid.clone()))?;
+        if c.phase != Phase::Running {
+            return Err(ContainerError::NotRunning(req.cid.clone()));
+        }
+        let kill = |target: i32, what: String| {
+            // SAFETY: kill(2) with plain integers.
+            if unsafe { libc::kill(target, req.signo) } < 0 {
+                return Err(ContainerError::Kill {
+                    signo: req.signo,
+                    target: what,
+                    source: nix::Error::last(),
+                });
+            }
+            Ok(())
+        };
+        match req.mode {
+            SignalMode::Process => {
+                let host = self.host_pid(&req.cid, req.pid)?;
+                // The init (and anything this manager started) is signalled
+                // through its pidfd: immune to pid reuse.
+                match self.processes.get(&host).filter(|p| p.exit.is_none()) {
+                    Some(p) => pidfd_signal(p.pidfd.as_fd(), req.signo).map_err(|e| ContainerError::Kill {
+                        signo: req.signo,
+                        target: format!("pid {}", req.pid),
+                        source: nix::Error::from_raw(e.raw_os_error().unwrap_or(0)),
+                    }),
+                    None => kill(host, format!("pid {}", req.pid)),
+                }
+            }
+            SignalMode::AllProcesses => {
+                if req.pid != 0 {
+                    return Err(ContainerError::PidWithAll(req.pid));
+                }
+                for (host, inner) in self.container_pids(&req.cid) {
+                    // A process may exit meanwhile: that is not an error.
+                    match kill(host, format!("pid {inner}")) {
+                        Err(ContainerError::Kill { source: nix::Error::ESRCH, .. }) | Ok(()) => {}
+                        Err(e) => return Err(e),
+                    }
+                }
+                Ok(())
+            }
+            SignalMode::ForegroundProcessGroup | SignalMode::ProcessGroup => {
+                let host = self.host_pid(&req.cid, req.pid)?;
+                let stat = procfs::stat(host).map_err(|_| ContainerError::NoSuchProcess {
+                    cid: req.cid.clone(),
+                    pid: req.pid,
+                })?;
+                let group = if req.mode == SignalMode::ProcessGroup {
+                    stat.pgrp
+                } else if stat.tty_nr == 0 || stat.tpgid <= 0 {
+                    return Err(ContainerError::NoTerminal(req.pid));
+                } else {
+                    stat.tpgid
+                };
+                kill(-group, format!("process group {group}"))
+            }
+        }
+    }
+
     /// Kills every container and waits (at most `patience`) for them to be
     /// reaped, then removes what they had.
     pub fn teardown(&mut self, ctx: &mut Context<Self>, done: oneshot::Sender<()>) {
@@ -553,6 +699,10 @@ impl ContainerManager {
                 act.discard(&cid);
             }
             let _ = std::fs::remove_dir(&act.config.state_dir);
+            // The sandbox's own cgroup, parent of its containers'.
+            for h in &act.hierarchies {
+                let _ = std::fs::remove_dir(h.mount.join(&act.config.cgroup_parent));
+            }
             let _ = done.send(());
         }));
     }
@@ -721,4 +871,5 @@ supervised_actor!(ContainerManager);
 handles!(ContainerManager {
     StartRoot => start_root,
     Wait => wait,
+    Signal => signal,
 });

@@ -112,3 +112,43 @@ impl<'a> arbitrary::Arbitrary<'a> for StartRoot {
         })
     }
 }
+
+/// `containerManager.Signal`: sends a signal, in one of gVisor's modes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
+pub struct Signal {
+    /// The container id.
+    pub cid: String,
+    /// The signal number, 1 to 64.
+    pub signo: i32,
+    /// A pid in the container's pid namespace; 0 means the container's init.
+    #[serde(default)]
+    pub pid: i32,
+    /// Who receives it.
+    #[serde(default)]
+    pub mode: SignalMode,
+}
+
+/// Who receives a signal.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
+pub enum SignalMode {
+    /// The process `pid` (0: the init).
+    #[default]
+    Process,
+    /// Every process of the container (`pid` must be 0).
+    AllProcesses,
+    /// The foreground process group of the terminal `pid` (0: the init) has.
+    ForegroundProcessGroup,
+    /// The process group of `pid` (0: the init).
+    ProcessGroup,
+}
+
+impl Method for Signal {
+    const NAME: &'static str = "containerManager.Signal";
+    type Reply = super::Empty;
+}
+
+impl CarriesFds for Signal {}

@@ -285,6 +285,7 @@ macro_rules! requests {
 requests! {
     StartRoot(container::StartRoot),
     Wait(container::Wait),
+    Signal(container::Signal),
     Ping(debug::Ping),
     Stacks(debug::Stacks),
     InjectFault(debug::InjectFault),

@@ -5,6 +5,7 @@
 pub mod cgroup;
 pub mod mount;
 pub mod process;
+pub mod procfs;
 pub mod seccomp;
 pub mod socket;
 pub mod spawn;

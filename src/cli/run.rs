@@ -1,0 +1,353 @@
+//! `sandvisor run`: the main job. Boots a supervisor, starts the root
+//! container, forwards signals (and the terminal) to it, waits, tears
+//! everything down, and exits with the container's status.
+
+use std::io::{Read, Write};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::unix::process::CommandExt;
+use std::path::PathBuf;
+use std::process::{Child, Command, ExitCode, Stdio};
+use std::time::{Duration, Instant};
+
+use clap::Args;
+use nix::sys::signal::{SigSet, Signal};
+use oci_spec::runtime::Spec;
+use sandvisor_actors::api::container::{Signal as SignalCall, SignalMode, StartRoot, Wait};
+use sandvisor_actors::api::Fds;
+use sandvisor_actors::container::spec::default_spec;
+use sandvisor_actors::sys::process::WaitStatus;
+use sandvisor_actors::sys::tty;
+use sandvisor_actors::wire::ErrorCode;
+use thiserror::Error;
+
+use super::boot::valid_id;
+use super::GlobalOptions;
+use crate::client::{Client, ClientError};
+
+/// Arguments of `sandvisor run`.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// An OCI bundle (a directory with config.json). Without one: the
+    /// host's root read-only, a fresh /proc, a minimal /dev, a tmpfs /tmp.
+    #[arg(long, short = 'b', value_name = "DIR")]
+    bundle: Option<PathBuf>,
+    /// The sandbox and container id (also the default hostname); generated
+    /// when absent.
+    #[arg(long)]
+    id: Option<String>,
+    /// Give the container a terminal (this one, in raw mode, if stdin is one).
+    #[arg(long, short = 't')]
+    tty: bool,
+    /// The command to run (replaces the bundle's process.args; default /bin/sh).
+    #[arg(last = true, value_name = "CMD")]
+    command: Vec<String>,
+}
+
+/// Why `run` failed before the container's status was known.
+#[derive(Debug, Error)]
+pub enum RunError {
+    /// The id is not acceptable.
+    #[error("invalid id {0:?}: use 1 to 1024 letters, digits, '_', '+', '-' or '.', not only dots")]
+    BadId(String),
+    /// config.json could not be read or parsed.
+    #[error("invalid {path}: {detail}")]
+    BadConfig {
+        /// The file.
+        path: String,
+        /// What is wrong.
+        detail: String,
+    },
+    /// The supervisor could not be started.
+    #[error("start the supervisor: {0}")]
+    Supervisor(String),
+    /// A call to the supervisor failed.
+    #[error("{0}")]
+    Call(#[from] ClientError),
+    /// Local plumbing failed.
+    #[error("{what}: {source}")]
+    Io {
+        /// What was being done.
+        what: &'static str,
+        /// The error.
+        source: std::io::Error,
+    },
+}
+
+fn io(what: &'static str) -> impl FnOnce(std::io::Error) -> RunError {
+    move |source| RunError::Io { what, source }
+}
+
+/// The signals forwarded to the container.
+const FORWARDED: [Signal; 6] = [
+    Signal::SIGINT,
+    Signal::SIGTERM,
+    Signal::SIGHUP,
+    Signal::SIGQUIT,
+    Signal::SIGUSR1,
+    Signal::SIGUSR2,
+];
+
+fn generated_id() -> String {
+    let mut bytes = [0u8; 6];
+    let _ = std::fs::File::open("/dev/urandom").and_then(|mut f| f.read_exact(&mut bytes));
+    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    format!("sv-{hex}")
+}
+
+fn load_spec(args: &RunArgs, id: &str) -> Result<Spec, RunError> {
+    let Some(bundle) = &args.bundle else {
+        let command = if args.command.is_empty() {
+            vec!["/bin/sh".to_owned()]
+        } else {
+            args.command.clone()
+        };
+        return Ok(default_spec(id, command, args.tty));
+    };
+    let path = bundle.join("config.json");
+    let shown = path.display().to_string();
+    let text = std::fs::read_to_string(&path).map_err(|e| RunError::BadConfig {
+        path: shown.clone(),
+        detail: e.to_string().to_lowercase(),
+    })?;
+    let mut spec: Spec = serde_json::from_str(&text).map_err(|e| RunError::BadConfig {
+        path: shown.clone(),
+        detail: e.to_string(),
+    })?;
+    if let Some(process) = spec.process_mut() {
+        if !args.command.is_empty() {
+            process.set_args(Some(args.command.clone()));
+        }
+        if args.tty {
+            process.set_terminal(Some(true));
+        }
+    }
+    Ok(spec)
+}
+
+/// The supervisor process, stopped and reaped when dropped.
+struct Supervisor {
+    child: Child,
+    socket: PathBuf,
+}
+
+impl Supervisor {
+    fn start(global: &GlobalOptions, id: &str) -> Result<Supervisor, RunError> {
+        let socket = global.root.join(id).join("ctl.sock");
+        let (ready_read, ready_write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
+            .map_err(|e| io("create a pipe")(e.into()))?;
+        let exe = std::env::current_exe().map_err(io("find this executable"))?;
+        let mut command = Command::new(exe);
+        command.arg("--root").arg(&global.root);
+        match &global.log {
+            Some(log) => {
+                command.arg("--log").arg(log).arg("--log-format").arg(global.log_format.as_str());
+            }
+            None => {
+                command.args(["--log-level", "error"]);
+            }
+        }
+        if let Some(level) = global.log_level {
+            command.args(["--log-level", level.as_str()]);
+        } else if global.debug {
+            command.arg("--debug");
+        }
+        command
+            .args(["boot", "--id", id, "--ready-fd", "3", "--socket"])
+            .arg(&socket)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null());
+        let raw = ready_write.as_raw_fd();
+        // SAFETY: dup2 and sigprocmask are async-signal-safe; they run in
+        // the child between fork and exec and only touch descriptor 3 and
+        // the child's signal mask (the signals this process blocks for its
+        // forwarding thread must reach the supervisor).
+        unsafe {
+            command.pre_exec(move || {
+                if libc::dup2(raw, 3) < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                let mut empty: libc::sigset_t = std::mem::zeroed();
+                libc::sigemptyset(&mut empty);
+                if libc::sigprocmask(libc::SIG_SETMASK, &empty, std::ptr::null_mut()) < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        let mut child = command.spawn().map_err(io("spawn the supervisor"))?;
+        drop(ready_write);
+        let mut ready = String::new();
+        let _ = std::fs::File::from(ready_read).read_to_string(&mut ready);
+        if ready != "ready\n" {
+            let status = child.wait().map_err(io("wait for the supervisor"))?;
+            return Err(RunError::Supervisor(format!("it exited with {status} before serving")));
+        }
+        Ok(Supervisor { child, socket })
+    }
+
+    fn stop(&mut self) {
+        let pid = nix::unistd::Pid::from_raw(self.child.id() as i32);
+        let _ = nix::sys::signal::kill(pid, Signal::SIGTERM);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Supervisor {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            self.stop();
+        }
+    }
+}
+
+fn dup(fd: std::os::fd::BorrowedFd<'_>) -> Result<OwnedFd, RunError> {
+    fd.try_clone_to_owned().map_err(io("duplicate a standard stream"))
+}
+
+/// Runs the container; returns its shell exit status.
+pub fn run(global: &GlobalOptions, args: RunArgs) -> Result<ExitCode, RunError> {
+    let id = args.id.clone().unwrap_or_else(generated_id);
+    if !valid_id(&id) {
+        return Err(RunError::BadId(id));
+    }
+    let spec = load_spec(&args, &id)?;
+    let terminal = spec.process().as_ref().and_then(|p| p.terminal()).unwrap_or(false);
+    // Forwarded signals are taken synchronously by one thread; block them
+    // before any thread exists (children of Command get a clean mask).
+    let mut forwarded = SigSet::empty();
+    for s in FORWARDED {
+        forwarded.add(s);
+    }
+    if terminal {
+        forwarded.add(Signal::SIGWINCH);
+    }
+    forwarded.thread_block().map_err(|e| io("block signals")(e.into()))?;
+
+    let mut supervisor = Supervisor::start(global, &id)?;
+    let client = Client::connect(&supervisor.socket)?;
+    let stdio = if terminal {
+        Vec::new()
+    } else {
+        vec![
+            dup(std::io::stdin().as_fd())?,
+            dup(std::io::stdout().as_fd())?,
+            dup(std::io::stderr().as_fd())?,
+        ]
+    };
+    let bundle = args
+        .bundle
+        .as_deref()
+        .map(|b| std::fs::canonicalize(b).unwrap_or_else(|_| b.to_path_buf()))
+        .map(|b| b.display().to_string());
+    let started = client.invoke(StartRoot {
+        cid: id.clone(),
+        spec,
+        bundle,
+        console_socket: None,
+        fds: Fds(stdio),
+    });
+    let started = match started {
+        Ok(s) => s,
+        Err(e) => {
+            supervisor.stop();
+            eprintln!("sandvisor: {e}");
+            // As shells do: 127 when the program is missing, 126 when it
+            // cannot be executed.
+            let code = match e.code() {
+                Some(ErrorCode::NotFound) => 127,
+                Some(ErrorCode::PermissionDenied) => 126,
+                _ => 1,
+            };
+            return Ok(ExitCode::from(code));
+        }
+    };
+    let master = started.fds.0.into_iter().next();
+    let _raw = match &master {
+        Some(_) if nix::unistd::isatty(std::io::stdin()).unwrap_or(false) => {
+            Some(tty::make_raw(std::io::stdin().as_fd()).map_err(|e| io("make the terminal raw")(std::io::Error::other(e)))?)
+        }
+        _ => None,
+    };
+    let output = master.as_ref().map(|m| start_terminal_copies(m, &id)).transpose()?;
+    forward_signals(client.clone(), id.clone(), forwarded, master.as_ref().map(|m| dup(m.as_fd())).transpose()?);
+    let status = client.invoke(Wait { cid: id.clone() });
+    if let Some(output) = output {
+        // Let the last output reach the terminal.
+        let _ = output.join();
+    }
+    drop(_raw);
+    supervisor.stop();
+    let status = WaitStatus(status?.status);
+    Ok(ExitCode::from(status.shell_code().clamp(0, 255) as u8))
+}
+
+/// Copies stdin to the pty master and the master to stdout.
+fn start_terminal_copies(master: &OwnedFd, id: &str) -> Result<std::thread::JoinHandle<()>, RunError> {
+    let mut to_container = std::fs::File::from(dup(master.as_fd())?);
+    let mut from_container = std::fs::File::from(dup(master.as_fd())?);
+    if let Ok(size) = tty::window_size(std::io::stdin().as_fd()) {
+        let _ = tty::set_window_size(master.as_fd(), size);
+    }
+    std::thread::Builder::new()
+        .name(format!("{id}-stdin"))
+        .spawn(move || {
+            let mut buf = [0u8; 4096];
+            let mut stdin = std::io::stdin();
+            while let Ok(n) = stdin.read(&mut buf) {
+                if n == 0 || to_container.write_all(&buf[..n]).is_err() {
+                    break;
+                }
+            }
+        })
+        .map_err(io("start a thread"))?;
+    std::thread::Builder::new()
+        .name(format!("{id}-stdout"))
+        .spawn(move || {
+            let mut buf = [0u8; 4096];
+            let mut stdout = std::io::stdout();
+            // EIO once the container side has closed.
+            while let Ok(n) = from_container.read(&mut buf) {
+                if n == 0 || stdout.write_all(&buf[..n]).is_err() {
+                    break;
+                }
+                let _ = stdout.flush();
+            }
+        })
+        .map_err(io("start a thread"))
+}
+
+/// Forwards blocked signals to the container's init; SIGWINCH resizes the
+/// container's terminal.
+fn forward_signals(client: Client, cid: String, set: SigSet, master: Option<OwnedFd>) {
+    let spawned = std::thread::Builder::new().name("signals".into()).spawn(move || loop {
+        let Ok(signal) = set.wait() else { return };
+        if signal == Signal::SIGWINCH {
+            if let (Some(master), Ok(size)) = (&master, tty::window_size(std::io::stdin().as_fd())) {
+                let _ = tty::set_window_size(master.as_fd(), size);
+            }
+            continue;
+        }
+        let call = SignalCall {
+            cid: cid.clone(),
+            signo: signal as i32,
+            pid: 0,
+            mode: SignalMode::Process,
+        };
+        if let Err(ClientError::Rpc(e)) = client.invoke(call) {
+            if e.code != ErrorCode::FailedPrecondition {
+                eprintln!("sandvisor: forward {signal}: {e}");
+            }
+        }
+    });
+    if let Err(e) = spawned {
+        eprintln!("sandvisor: signals will not be forwarded: {e}");
+    }
+}
