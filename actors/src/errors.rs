@@ -111,8 +111,12 @@ impl From<ContainerError> for RpcError {
             ContainerError::Spawn(SpawnError::Unavailable(_)) => ErrorCode::Unavailable,
             ContainerError::Spawn(SpawnError::Plan(_)) => ErrorCode::InvalidArgument,
             ContainerError::Spawn(SpawnError::Failed { .. }) => ErrorCode::Internal,
-            ContainerError::BadSignal(_) | ContainerError::PidWithAll(_) => ErrorCode::InvalidArgument,
-            ContainerError::NotRunning(_) | ContainerError::NoTerminal(_) => ErrorCode::FailedPrecondition,
+            ContainerError::BadSignal(_) | ContainerError::PidWithAll(_) => {
+                ErrorCode::InvalidArgument
+            }
+            ContainerError::NotRunning(_) | ContainerError::NoTerminal(_) => {
+                ErrorCode::FailedPrecondition
+            }
             ContainerError::NoSuchProcess { .. } => ErrorCode::NotFound,
             ContainerError::Kill { source, .. } => match source {
                 nix::Error::ESRCH => ErrorCode::NotFound,

@@ -90,7 +90,12 @@ fn signal_ready(fd: i32) {
     use std::os::fd::FromRawFd;
     // The descriptor was handed over by the parent for this one purpose; a
     // bad number fails the write and changes nothing else.
-    if nix::fcntl::fcntl(unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) }, nix::fcntl::FcntlArg::F_GETFD).is_ok() {
+    if nix::fcntl::fcntl(
+        unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) },
+        nix::fcntl::FcntlArg::F_GETFD,
+    )
+    .is_ok()
+    {
         // SAFETY: `fd` is open (checked above) and ours alone to close.
         let mut file = unsafe { std::fs::File::from_raw_fd(fd) };
         let _ = file.write_all(b"ready\n");

@@ -47,7 +47,9 @@ pub struct RunArgs {
 #[derive(Debug, Error)]
 pub enum RunError {
     /// The id is not acceptable.
-    #[error("invalid id {0:?}: use 1 to 1024 letters, digits, '_', '+', '-' or '.', not only dots")]
+    #[error(
+        "invalid id {0:?}: use 1 to 1024 letters, digits, '_', '+', '-' or '.', not only dots"
+    )]
     BadId(String),
     /// config.json could not be read or parsed.
     #[error("invalid {path}: {detail}")]
@@ -140,7 +142,11 @@ impl Supervisor {
         command.arg("--root").arg(&global.root);
         match &global.log {
             Some(log) => {
-                command.arg("--log").arg(log).arg("--log-format").arg(global.log_format.as_str());
+                command
+                    .arg("--log")
+                    .arg(log)
+                    .arg("--log-format")
+                    .arg(global.log_format.as_str());
             }
             None => {
                 command.args(["--log-level", "error"]);
@@ -180,7 +186,9 @@ impl Supervisor {
         let _ = std::fs::File::from(ready_read).read_to_string(&mut ready);
         if ready != "ready\n" {
             let status = child.wait().map_err(io("wait for the supervisor"))?;
-            return Err(RunError::Supervisor(format!("it exited with {status} before serving")));
+            return Err(RunError::Supervisor(format!(
+                "it exited with {status} before serving"
+            )));
         }
         Ok(Supervisor { child, socket })
     }
@@ -209,7 +217,8 @@ impl Drop for Supervisor {
 }
 
 fn dup(fd: std::os::fd::BorrowedFd<'_>) -> Result<OwnedFd, RunError> {
-    fd.try_clone_to_owned().map_err(io("duplicate a standard stream"))
+    fd.try_clone_to_owned()
+        .map_err(io("duplicate a standard stream"))
 }
 
 /// Runs the container; returns its shell exit status.
@@ -219,7 +228,11 @@ pub fn run(global: &GlobalOptions, args: RunArgs) -> Result<ExitCode, RunError> 
         return Err(RunError::BadId(id));
     }
     let spec = load_spec(&args, &id)?;
-    let terminal = spec.process().as_ref().and_then(|p| p.terminal()).unwrap_or(false);
+    let terminal = spec
+        .process()
+        .as_ref()
+        .and_then(|p| p.terminal())
+        .unwrap_or(false);
     // Forwarded signals are taken synchronously by one thread; block them
     // before any thread exists (children of Command get a clean mask).
     let mut forwarded = SigSet::empty();
@@ -229,7 +242,9 @@ pub fn run(global: &GlobalOptions, args: RunArgs) -> Result<ExitCode, RunError> 
     if terminal {
         forwarded.add(Signal::SIGWINCH);
     }
-    forwarded.thread_block().map_err(|e| io("block signals")(e.into()))?;
+    forwarded
+        .thread_block()
+        .map_err(|e| io("block signals")(e.into()))?;
 
     let mut supervisor = Supervisor::start(global, &id)?;
     let client = Client::connect(&supervisor.socket)?;
@@ -261,9 +276,10 @@ pub fn run(global: &GlobalOptions, args: RunArgs) -> Result<ExitCode, RunError> 
             eprintln!("sandvisor: {e}");
             // As shells do: 127 when the program is missing, 126 when it
             // cannot be executed.
+            let exec_failed = matches!(&e, ClientError::Rpc(r) if r.message.starts_with("exec "));
             let code = match e.code() {
-                Some(ErrorCode::NotFound) => 127,
-                Some(ErrorCode::PermissionDenied) => 126,
+                Some(ErrorCode::NotFound) if exec_failed => 127,
+                Some(ErrorCode::PermissionDenied) if exec_failed => 126,
                 _ => 1,
             };
             return Ok(ExitCode::from(code));
@@ -271,13 +287,22 @@ pub fn run(global: &GlobalOptions, args: RunArgs) -> Result<ExitCode, RunError> 
     };
     let master = started.fds.0.into_iter().next();
     let _raw = match &master {
-        Some(_) if nix::unistd::isatty(std::io::stdin()).unwrap_or(false) => {
-            Some(tty::make_raw(std::io::stdin().as_fd()).map_err(|e| io("make the terminal raw")(std::io::Error::other(e)))?)
-        }
+        Some(_) if nix::unistd::isatty(std::io::stdin()).unwrap_or(false) => Some(
+            tty::make_raw(std::io::stdin().as_fd())
+                .map_err(|e| io("make the terminal raw")(std::io::Error::other(e)))?,
+        ),
         _ => None,
     };
-    let output = master.as_ref().map(|m| start_terminal_copies(m, &id)).transpose()?;
-    forward_signals(client.clone(), id.clone(), forwarded, master.as_ref().map(|m| dup(m.as_fd())).transpose()?);
+    let output = master
+        .as_ref()
+        .map(|m| start_terminal_copies(m, &id))
+        .transpose()?;
+    forward_signals(
+        client.clone(),
+        id.clone(),
+        forwarded,
+        master.as_ref().map(|m| dup(m.as_fd())).transpose()?,
+    );
     let status = client.invoke(Wait { cid: id.clone() });
     if let Some(output) = output {
         // Let the last output reach the terminal.
@@ -290,7 +315,10 @@ pub fn run(global: &GlobalOptions, args: RunArgs) -> Result<ExitCode, RunError> 
 }
 
 /// Copies stdin to the pty master and the master to stdout.
-fn start_terminal_copies(master: &OwnedFd, id: &str) -> Result<std::thread::JoinHandle<()>, RunError> {
+fn start_terminal_copies(
+    master: &OwnedFd,
+    id: &str,
+) -> Result<std::thread::JoinHandle<()>, RunError> {
     let mut to_container = std::fs::File::from(dup(master.as_fd())?);
     let mut from_container = std::fs::File::from(dup(master.as_fd())?);
     if let Ok(size) = tty::window_size(std::io::stdin().as_fd()) {
@@ -327,26 +355,30 @@ fn start_terminal_copies(master: &OwnedFd, id: &str) -> Result<std::thread::Join
 /// Forwards blocked signals to the container's init; SIGWINCH resizes the
 /// container's terminal.
 fn forward_signals(client: Client, cid: String, set: SigSet, master: Option<OwnedFd>) {
-    let spawned = std::thread::Builder::new().name("signals".into()).spawn(move || loop {
-        let Ok(signal) = set.wait() else { return };
-        if signal == Signal::SIGWINCH {
-            if let (Some(master), Ok(size)) = (&master, tty::window_size(std::io::stdin().as_fd())) {
-                let _ = tty::set_window_size(master.as_fd(), size);
+    let spawned = std::thread::Builder::new()
+        .name("signals".into())
+        .spawn(move || loop {
+            let Ok(signal) = set.wait() else { return };
+            if signal == Signal::SIGWINCH {
+                if let (Some(master), Ok(size)) =
+                    (&master, tty::window_size(std::io::stdin().as_fd()))
+                {
+                    let _ = tty::set_window_size(master.as_fd(), size);
+                }
+                continue;
             }
-            continue;
-        }
-        let call = SignalCall {
-            cid: cid.clone(),
-            signo: signal as i32,
-            pid: 0,
-            mode: SignalMode::Process,
-        };
-        if let Err(ClientError::Rpc(e)) = client.invoke(call) {
-            if e.code != ErrorCode::FailedPrecondition {
-                eprintln!("sandvisor: forward {signal}: {e}");
+            let call = SignalCall {
+                cid: cid.clone(),
+                signo: signal as i32,
+                pid: 0,
+                mode: SignalMode::Process,
+            };
+            if let Err(ClientError::Rpc(e)) = client.invoke(call) {
+                if e.code != ErrorCode::FailedPrecondition {
+                    eprintln!("sandvisor: forward {signal}: {e}");
+                }
             }
-        }
-    });
+        });
     if let Err(e) = spawned {
         eprintln!("sandvisor: signals will not be forwarded: {e}");
     }

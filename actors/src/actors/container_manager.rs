@@ -337,7 +337,42 @@ impl ContainerManager {
         };
         let cgroup = ContainerCgroup::create(&self.hierarchies, &relative)
             .map_err(|e| ContainerError::host("create cgroup", &relative, e))?;
+        if let Some(rules) = spec::device_rules(&req.spec)? {
+            let devices = self.hierarchies.iter().zip(&cgroup.dirs).find(|(h, _)| {
+                h.v1_controllers
+                    .as_ref()
+                    .is_some_and(|c| c.iter().any(|c| c == "devices"))
+            });
+            match devices {
+                Some((_, dir)) => cgroup::write_device_rules(dir, &rules)
+                    .map_err(|e| ContainerError::host("apply device rules to", dir, e))?,
+                None => {
+                    return Err(SpecError::Unsupported {
+                        field: "linux.resources.devices".into(),
+                        detail: "device rules need the cgroup v1 devices controller; eBPF device programs (cgroup v2) are not supported yet".into(),
+                    }
+                    .into())
+                }
+            }
+        }
         let procs = cgroup.procs_files();
+        let cgroup_dirs =
+            if self.hierarchies.len() == 1 && self.hierarchies[0].v1_controllers.is_none() {
+                cgroup.dirs.iter().map(|d| (None, d.clone())).collect()
+            } else {
+                self.hierarchies
+                    .iter()
+                    .zip(&cgroup.dirs)
+                    .map(|(h, d)| {
+                        (
+                            h.mount
+                                .file_name()
+                                .map(|n| n.to_string_lossy().into_owned()),
+                            d.clone(),
+                        )
+                    })
+                    .collect()
+            };
         if let Some(c) = self.containers.get_mut(cid) {
             c.cgroup = Some(cgroup);
         }
@@ -350,6 +385,7 @@ impl ContainerManager {
             bundle: &bundle,
             scratch_root: &scratch,
             cgroup_procs: procs,
+            cgroup_dirs,
             supervisor_pid: self.config.supervisor_pid,
             gated: false,
             loopback_up: true,
@@ -586,9 +622,14 @@ impl ContainerManager {
 
     /// The host pid of `pid` (container pid namespace; 0 = the init).
     fn host_pid(&self, cid: &str, pid: i32) -> Result<i32, ContainerError> {
-        let c = self.containers.get(cid).ok_or_else(|| ContainerError::NotFound(cid.to_owned()))?;
+        let c = self
+            .containers
+            .get(cid)
+            .ok_or_else(|| ContainerError::NotFound(cid.to_owned()))?;
         if pid == 0 {
-            return c.init.ok_or_else(|| ContainerError::NotRunning(cid.to_owned()));
+            return c
+                .init
+                .ok_or_else(|| ContainerError::NotRunning(cid.to_owned()));
         }
         self.container_pids(cid)
             .into_iter()
@@ -609,7 +650,10 @@ impl ContainerManager {
         if !(1..=64).contains(&req.signo) {
             return Err(ContainerError::BadSignal(req.signo));
         }
-        let c = self.containers.get(&req.cid).ok_or_else(|| ContainerError::NotFound(req.cid.clone()))?;
+        let c = self
+            .containers
+            .get(&req.cid)
+            .ok_or_else(|| ContainerError::NotFound(req.cid.clone()))?;
         if c.phase != Phase::Running {
             return Err(ContainerError::NotRunning(req.cid.clone()));
         }
@@ -630,11 +674,13 @@ impl ContainerManager {
                 // The init (and anything this manager started) is signalled
                 // through its pidfd: immune to pid reuse.
                 match self.processes.get(&host).filter(|p| p.exit.is_none()) {
-                    Some(p) => pidfd_signal(p.pidfd.as_fd(), req.signo).map_err(|e| ContainerError::Kill {
-                        signo: req.signo,
-                        target: format!("pid {}", req.pid),
-                        source: nix::Error::from_raw(e.raw_os_error().unwrap_or(0)),
-                    }),
+                    Some(p) => {
+                        pidfd_signal(p.pidfd.as_fd(), req.signo).map_err(|e| ContainerError::Kill {
+                            signo: req.signo,
+                            target: format!("pid {}", req.pid),
+                            source: nix::Error::from_raw(e.raw_os_error().unwrap_or(0)),
+                        })
+                    }
                     None => kill(host, format!("pid {}", req.pid)),
                 }
             }
@@ -645,7 +691,11 @@ impl ContainerManager {
                 for (host, inner) in self.container_pids(&req.cid) {
                     // A process may exit meanwhile: that is not an error.
                     match kill(host, format!("pid {inner}")) {
-                        Err(ContainerError::Kill { source: nix::Error::ESRCH, .. }) | Ok(()) => {}
+                        Err(ContainerError::Kill {
+                            source: nix::Error::ESRCH,
+                            ..
+                        })
+                        | Ok(()) => {}
                         Err(e) => return Err(e),
                     }
                 }

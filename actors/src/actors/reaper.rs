@@ -102,8 +102,13 @@ impl Reaper {
             match reap_any() {
                 Ok(Some(reaped)) => {
                     if Some(reaped.pid) == self.spawner_pid {
-                        error!(self.logger, "the spawner exited; new containers cannot start";
-                            "pid" => reaped.pid, "status" => reaped.status.0);
+                        // It exits 0 when the supervisor closes its socket.
+                        if reaped.status.exit_code() == Some(0) {
+                            slog::info!(self.logger, "the spawner exited"; "pid" => reaped.pid);
+                        } else {
+                            error!(self.logger, "the spawner died; new containers cannot start";
+                                "pid" => reaped.pid, "status" => reaped.status.0);
+                        }
                     }
                     self.journal.push(reaped);
                     any = true;

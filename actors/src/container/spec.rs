@@ -26,7 +26,7 @@ use crate::sys::tty::WindowSize;
 #[derive(Debug, Error, Clone, PartialEq, Eq)]
 pub enum SpecError {
     /// The spec is wrong.
-    #[error("invalid spec: {field}: {detail}")]
+    #[error("{field}: {detail}")]
     Invalid {
         /// The JSON path of the field.
         field: String,
@@ -34,7 +34,7 @@ pub enum SpecError {
         detail: String,
     },
     /// The spec asks for something this build does not do.
-    #[error("unsupported: {field}: {detail}")]
+    #[error("{field}: {detail}")]
     Unsupported {
         /// The JSON path of the field.
         field: String,
@@ -110,6 +110,10 @@ pub struct ContainerContext<'a> {
     pub scratch_root: &'a Path,
     /// The `cgroup.procs` files of the container's cgroups.
     pub cgroup_procs: Vec<PathBuf>,
+    /// The container's cgroup directories, by the name they get under a
+    /// `cgroup` mount (the hierarchy's mount point name: `memory`,
+    /// `unified`...); one unnamed entry on a cgroup v2 host.
+    pub cgroup_dirs: Vec<(Option<String>, PathBuf)>,
     /// The supervisor's pid.
     pub supervisor_pid: i32,
     /// Wait for a start signal after setup (OCI create/start).
@@ -570,7 +574,11 @@ fn rootfs(spec: &Spec, ctx: &ContainerContext<'_>) -> Result<RootfsPlan, SpecErr
         if plan.destination == "/dev" && plan.fstype == "tmpfs" {
             dev_is_tmpfs = true;
         }
-        mounts.push(plan);
+        if plan.fstype == "cgroup" || plan.fstype == "cgroup2" {
+            mounts.extend(cgroup_mounts(&plan, &ctx.cgroup_dirs));
+        } else {
+            mounts.push(plan);
+        }
     }
     let mut devices = Vec::new();
     if dev_is_tmpfs {
@@ -775,12 +783,6 @@ fn mount_plan(m: &Mount, field: &str, bundle: &Path) -> Result<MountPlan, SpecEr
             "a mount that is not a bind needs a type",
         ));
     }
-    if fstype == "cgroup" {
-        return Err(unsupported(
-            format!("{field}.type"),
-            "cgroup mounts are not supported yet",
-        ));
-    }
     Ok(MountPlan {
         destination: destination.to_owned(),
         source,
@@ -791,6 +793,139 @@ fn mount_plan(m: &Mount, field: &str, bundle: &Path) -> Result<MountPlan, SpecEr
         recursive_attr_set: rset,
         recursive_attr_clear: rclear,
     })
+}
+
+/// A `cgroup` mount shows the container its own cgroups, read-only unless
+/// the options say otherwise: on cgroup v2 its directory is bound at the
+/// destination; on v1 (or hybrid) a tmpfs holds one bind per hierarchy.
+fn cgroup_mounts(m: &MountPlan, dirs: &[(Option<String>, PathBuf)]) -> Vec<MountPlan> {
+    let bind = |source: &Path, destination: String| MountPlan {
+        destination,
+        source: source.display().to_string(),
+        fstype: String::new(),
+        flags: (libc::MS_BIND | libc::MS_REC) as u64
+            | (m.flags
+                & (libc::MS_RDONLY | libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC) as u64),
+        data: String::new(),
+        propagation: m.propagation,
+        recursive_attr_set: m.recursive_attr_set,
+        recursive_attr_clear: m.recursive_attr_clear,
+    };
+    if let [(None, dir)] = dirs {
+        return vec![bind(dir, m.destination.clone())];
+    }
+    let mut out = vec![MountPlan {
+        destination: m.destination.clone(),
+        source: "tmpfs".into(),
+        fstype: "tmpfs".into(),
+        flags: (libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC) as u64,
+        data: "mode=755".into(),
+        propagation: 0,
+        recursive_attr_set: 0,
+        recursive_attr_clear: 0,
+    }];
+    for (name, dir) in dirs {
+        let name = name.clone().unwrap_or_else(|| "unified".into());
+        out.push(bind(
+            dir,
+            format!("{}/{name}", m.destination.trim_end_matches('/')),
+        ));
+    }
+    // The tmpfs itself is read-only once the binds are in, as runc leaves it.
+    if m.flags & libc::MS_RDONLY as u64 != 0 {
+        out.push(MountPlan {
+            destination: m.destination.clone(),
+            source: String::new(),
+            fstype: String::new(),
+            flags: (libc::MS_REMOUNT
+                | libc::MS_BIND
+                | libc::MS_RDONLY
+                | libc::MS_NOSUID
+                | libc::MS_NODEV
+                | libc::MS_NOEXEC) as u64,
+            data: String::new(),
+            propagation: 0,
+            recursive_attr_set: 0,
+            recursive_attr_clear: 0,
+        });
+    }
+    out
+}
+
+/// The device cgroup rules of a spec: its own, then the devices every
+/// container may use (runc's list, so that the default `/dev` works under a
+/// deny-all rule).
+pub fn device_rules(spec: &Spec) -> Result<Option<Vec<crate::sys::cgroup::DeviceRule>>, SpecError> {
+    use crate::sys::cgroup::DeviceRule;
+    let Some(rules) = spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.resources().as_ref())
+        .and_then(|r| r.devices().as_ref())
+    else {
+        return Ok(None);
+    };
+    let mut out = Vec::new();
+    for (i, r) in rules.iter().enumerate() {
+        let field = format!("linux.resources.devices[{i}]");
+        let kind = match r.typ().unwrap_or(LinuxDeviceType::A) {
+            LinuxDeviceType::A => 'a',
+            LinuxDeviceType::C | LinuxDeviceType::U => 'c',
+            LinuxDeviceType::B => 'b',
+            LinuxDeviceType::P => {
+                return Err(invalid(
+                    format!("{field}.type"),
+                    "fifos have no device rules",
+                ))
+            }
+        };
+        let number = |n: Option<i64>, name: &str| match n {
+            None | Some(-1) => Ok(None),
+            Some(v) => u64::try_from(v)
+                .map(Some)
+                .map_err(|_| invalid(format!("{field}.{name}"), format!("{v} is negative"))),
+        };
+        let access = r.access().clone().unwrap_or_else(|| "rwm".into());
+        if access.is_empty() || !access.chars().all(|c| "rwm".contains(c)) {
+            return Err(invalid(
+                format!("{field}.access"),
+                format!("{access:?} is not made of r, w and m"),
+            ));
+        }
+        out.push(DeviceRule {
+            allow: r.allow(),
+            kind,
+            major: number(r.major(), "major")?,
+            minor: number(r.minor(), "minor")?,
+            access,
+        });
+    }
+    let allowed = [
+        ('c', None, None, "m"),
+        ('b', None, None, "m"),
+        ('c', Some(1), Some(3), "rwm"),
+        ('c', Some(1), Some(5), "rwm"),
+        ('c', Some(1), Some(7), "rwm"),
+        ('c', Some(1), Some(8), "rwm"),
+        ('c', Some(1), Some(9), "rwm"),
+        ('c', Some(5), Some(0), "rwm"),
+        ('c', Some(5), Some(1), "rwm"),
+        ('c', Some(5), Some(2), "rwm"),
+        ('c', Some(136), None, "rwm"),
+        ('c', Some(10), Some(200), "rwm"),
+    ];
+    out.extend(
+        allowed
+            .into_iter()
+            .map(|(kind, major, minor, access)| DeviceRule {
+                allow: true,
+                kind,
+                major,
+                minor,
+                access: access.into(),
+            }),
+    );
+    Ok(Some(out))
 }
 
 /// runc's default devices, created in a tmpfs `/dev`.
@@ -923,7 +1058,7 @@ fn process_plan(
             hard: r.hard(),
         });
     }
-    let (seccomp, warnings) = match seccomp_spec {
+    let (seccomp, mut warnings) = match seccomp_spec {
         None => (None, Vec::new()),
         Some(s) => {
             let compiled = seccomp::compile(s).map_err(|e| match e {
@@ -935,6 +1070,22 @@ fn process_plan(
             (Some(compiled.program), compiled.warnings)
         }
     };
+    let capabilities = p.capabilities().as_ref().map(capability_plan);
+    if let Some(caps) = &capabilities {
+        // The kernel raises an ambient capability only if it is permitted
+        // and inheritable; like runc, say which are not raised and go on.
+        let dropped = caps.ambient & !(caps.permitted & caps.inheritable);
+        if dropped != 0 {
+            warnings.push(format!(
+                "process.capabilities.ambient: {} not raised: an ambient capability must also be permitted and inheritable",
+                capability_names(dropped).join(", ")
+            ));
+        }
+    }
+    let capabilities = capabilities.map(|mut c| {
+        c.ambient &= c.permitted & c.inheritable;
+        c
+    });
     Ok((
         ProcessPlan {
             args,
@@ -944,7 +1095,7 @@ fn process_plan(
             gid: user.gid(),
             additional_gids: user.additional_gids().clone().unwrap_or_default(),
             umask: user.umask(),
-            capabilities: p.capabilities().as_ref().map(capability_plan),
+            capabilities,
             rlimits,
             no_new_privileges: p.no_new_privileges().unwrap_or(false),
             oom_score_adj: p.oom_score_adj(),
@@ -981,6 +1132,17 @@ pub fn capability_bit(c: &oci_spec::runtime::Capability) -> u64 {
     let name = format!("CAP_{c}");
     name.parse::<caps::Capability>()
         .map_or(0, |cap| cap.bitmask())
+}
+
+/// The names of the capabilities in `mask`.
+fn capability_names(mask: u64) -> Vec<String> {
+    caps::all()
+        .into_iter()
+        .filter(|c| mask & c.bitmask() != 0)
+        .map(|c| c.to_string())
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .collect()
 }
 
 fn mask(set: &Option<oci_spec::runtime::Capabilities>) -> u64 {
@@ -1125,6 +1287,13 @@ mod tests {
             bundle,
             scratch_root: scratch,
             cgroup_procs: vec![PathBuf::from("/sys/fs/cgroup/pids/x/cgroup.procs")],
+            cgroup_dirs: vec![
+                (Some("pids".into()), PathBuf::from("/sys/fs/cgroup/pids/x")),
+                (
+                    Some("unified".into()),
+                    PathBuf::from("/sys/fs/cgroup/unified/x"),
+                ),
+            ],
             supervisor_pid: 42,
             gated: false,
             loopback_up: true,
@@ -1234,15 +1403,15 @@ mod tests {
             )
         };
         let cases = [
-            (base(r#","mounts":[{"destination":"rel","type":"tmpfs"}],"linux":{"namespaces":[{"type":"mount"}]}"#), "invalid spec: mounts[0].destination: \"rel\" is not absolute"),
-            (base(r#","linux":{"namespaces":[{"type":"mount"},{"type":"mount"}]}"#), "invalid spec: linux.namespaces[1]: namespace type Mount appears twice"),
-            (base(r#","linux":{"namespaces":[{"type":"pid"}]}"#), "unsupported: linux.namespaces: a container needs a new mount namespace"),
-            (base(r#","hostname":"h","linux":{"namespaces":[{"type":"mount"}]}"#), "invalid spec: hostname: setting a hostname or domainname needs a uts namespace"),
-            (base(r#","linux":{"namespaces":[{"type":"mount"}],"sysctl":{"kernel.panic":"1"}}"#), "invalid spec: linux.sysctl.kernel.panic: not a namespaced sysctl; it would change the host"),
-            (base(r#","linux":{"namespaces":[{"type":"mount"}],"sysctl":{"net.ipv4.ip_forward":"1"}}"#), "invalid spec: linux.sysctl.net.ipv4.ip_forward: needs a net namespace"),
-            (base(r#","linux":{"namespaces":[{"type":"mount"}],"resources":{"memory":{"limit":1000}}}"#), "unsupported: linux.resources: resource limits (memory, cpu, pids, io, hugetlb, network, rdma, unified) are not supported yet"),
-            (base(r#","linux":{"namespaces":[{"type":"mount"},{"type":"user"}]}"#), "unsupported: linux.namespaces[1]: new user namespaces (uid/gid mappings) are not supported yet; join one by path"),
-            (base(r#","mounts":[{"destination":"/x","type":"tmpfs","options":["tmpcopyup"]}],"linux":{"namespaces":[{"type":"mount"}]}"#), "unsupported: mounts[0].options: mount option \"tmpcopyup\" is not supported yet"),
+            (base(r#","mounts":[{"destination":"rel","type":"tmpfs"}],"linux":{"namespaces":[{"type":"mount"}]}"#), "mounts[0].destination: \"rel\" is not absolute"),
+            (base(r#","linux":{"namespaces":[{"type":"mount"},{"type":"mount"}]}"#), "linux.namespaces[1]: namespace type Mount appears twice"),
+            (base(r#","linux":{"namespaces":[{"type":"pid"}]}"#), "linux.namespaces: a container needs a new mount namespace"),
+            (base(r#","hostname":"h","linux":{"namespaces":[{"type":"mount"}]}"#), "hostname: setting a hostname or domainname needs a uts namespace"),
+            (base(r#","linux":{"namespaces":[{"type":"mount"}],"sysctl":{"kernel.panic":"1"}}"#), "linux.sysctl.kernel.panic: not a namespaced sysctl; it would change the host"),
+            (base(r#","linux":{"namespaces":[{"type":"mount"}],"sysctl":{"net.ipv4.ip_forward":"1"}}"#), "linux.sysctl.net.ipv4.ip_forward: needs a net namespace"),
+            (base(r#","linux":{"namespaces":[{"type":"mount"}],"resources":{"memory":{"limit":1000}}}"#), "linux.resources: resource limits (memory, cpu, pids, io, hugetlb, network, rdma, unified) are not supported yet"),
+            (base(r#","linux":{"namespaces":[{"type":"mount"},{"type":"user"}]}"#), "linux.namespaces[1]: new user namespaces (uid/gid mappings) are not supported yet; join one by path"),
+            (base(r#","mounts":[{"destination":"/x","type":"tmpfs","options":["tmpcopyup"]}],"linux":{"namespaces":[{"type":"mount"}]}"#), "mounts[0].options: mount option \"tmpcopyup\" is not supported yet"),
         ];
         for (json, expected) in cases {
             let err =
@@ -1255,9 +1424,28 @@ mod tests {
             .unwrap()
             .set_cwd(PathBuf::from("relative"));
         let err = build_container(&spec, &ctx(Path::new("/b"), Path::new("/s"))).unwrap_err();
+        assert_eq!(err.to_string(), "process.cwd: \"relative\" is not absolute");
+    }
+
+    #[test]
+    fn device_rules_come_first_then_the_default_allow_list() {
+        let spec = parse(
+            r#"{"ociVersion":"1.0.2","root":{"path":"/r"},"process":{"args":["sh"],"cwd":"/","user":{"uid":0,"gid":0}},
+            "linux":{"resources":{"devices":[{"allow":false,"access":"rwm"},{"allow":true,"type":"c","major":4,"minor":-1,"access":"rw"}]}}}"#,
+        );
+        let rules = device_rules(&spec).unwrap().unwrap();
+        let lines: Vec<String> = rules
+            .iter()
+            .map(|r| format!("{} {}", r.allow, r.line()))
+            .collect();
+        assert_eq!(&lines[..3], ["false a", "true c 4:* rw", "true c *:* m"]);
+        assert!(lines.contains(&"true c 136:* rwm".to_string()));
+        let bad = parse(
+            r#"{"ociVersion":"1.0.2","root":{"path":"/r"},"linux":{"resources":{"devices":[{"allow":true,"access":"x"}]}}}"#,
+        );
         assert_eq!(
-            err.to_string(),
-            "invalid spec: process.cwd: \"relative\" is not absolute"
+            device_rules(&bad).unwrap_err().to_string(),
+            "linux.resources.devices[0].access: \"x\" is not made of r, w and m"
         );
     }
 

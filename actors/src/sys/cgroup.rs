@@ -209,6 +209,56 @@ impl ContainerCgroup {
     }
 }
 
+/// One device cgroup rule, in the v1 `devices.allow`/`devices.deny` form.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeviceRule {
+    /// Allow (or deny).
+    pub allow: bool,
+    /// `a`, `c` or `b`.
+    pub kind: char,
+    /// Major number; `None` for any.
+    pub major: Option<u64>,
+    /// Minor number; `None` for any.
+    pub minor: Option<u64>,
+    /// Some of `r`, `w`, `m`.
+    pub access: String,
+}
+
+impl DeviceRule {
+    /// The line written to `devices.allow` or `devices.deny`.
+    pub fn line(&self) -> String {
+        let number = |n: Option<u64>| n.map_or("*".to_owned(), |n| n.to_string());
+        if self.kind == 'a' {
+            return "a".to_owned();
+        }
+        format!(
+            "{} {}:{} {}",
+            self.kind,
+            number(self.major),
+            number(self.minor),
+            self.access
+        )
+    }
+}
+
+/// Applies device rules, in order, to a v1 devices cgroup directory.
+pub fn write_device_rules(dir: &Path, rules: &[DeviceRule]) -> io::Result<()> {
+    for rule in rules {
+        let file = dir.join(if rule.allow {
+            "devices.allow"
+        } else {
+            "devices.deny"
+        });
+        std::fs::write(&file, rule.line()).map_err(|e| {
+            io::Error::new(
+                e.kind(),
+                format!("write {:?} to {}: {e}", rule.line(), file.display()),
+            )
+        })?;
+    }
+    Ok(())
+}
+
 /// A new v1 cpuset cgroup starts with empty cpus and mems: copy them down
 /// from the nearest ancestor that has them.
 fn inherit_cpuset(mount: &Path, relative: &Path) -> io::Result<()> {

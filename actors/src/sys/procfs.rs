@@ -57,7 +57,12 @@ pub fn parse_stat(text: &str) -> Option<ProcStat> {
 /// /proc/PID/stat of a host pid.
 pub fn stat(pid: i32) -> io::Result<ProcStat> {
     let text = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
-    parse_stat(&text).ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, format!("malformed /proc/{pid}/stat")))
+    parse_stat(&text).ok_or_else(|| {
+        io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("malformed /proc/{pid}/stat"),
+        )
+    })
 }
 
 /// A field of /proc/PID/status, whitespace-split.
@@ -76,10 +81,12 @@ fn status_field_in(text: &str, name: &str) -> Vec<String> {
 /// The pid of a host process inside its own (innermost) pid namespace.
 pub fn innermost_pid(pid: i32) -> io::Result<i32> {
     let nspid = status_field(pid, "NSpid")?;
-    nspid
-        .last()
-        .and_then(|p| p.parse().ok())
-        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, format!("no NSpid for pid {pid}")))
+    nspid.last().and_then(|p| p.parse().ok()).ok_or_else(|| {
+        io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("no NSpid for pid {pid}"),
+        )
+    })
 }
 
 /// The real uid of a host process.
@@ -136,8 +143,14 @@ mod tests {
         let text = "42 (a) b) S 1 42 42 34816 42 4194560 100 0 0 0 7 3 0 0 20 0 2 0 12345 1000 200 18446744073709551615";
         let s = parse_stat(text).unwrap();
         assert_eq!(s.comm, "a) b");
-        assert_eq!((s.state, s.ppid, s.pgrp, s.session, s.tty_nr, s.tpgid), ('S', 1, 42, 42, 34816, 42));
-        assert_eq!((s.utime, s.stime, s.num_threads, s.start_time), (7, 3, 2, 12345));
+        assert_eq!(
+            (s.state, s.ppid, s.pgrp, s.session, s.tty_nr, s.tpgid),
+            ('S', 1, 42, 42, 34816, 42)
+        );
+        assert_eq!(
+            (s.utime, s.stime, s.num_threads, s.start_time),
+            (7, 3, 2, 12345)
+        );
     }
 
     #[test]
@@ -147,6 +160,9 @@ mod tests {
         assert_eq!(innermost_pid(me).unwrap(), me);
         assert_eq!(uid(me).unwrap(), nix::unistd::getuid().as_raw());
         assert!(cmdline(me).unwrap().contains("sandvisor"));
-        assert_eq!(status_field_in("Uid:\t0\t0\t0\t0\n", "Uid"), ["0", "0", "0", "0"]);
+        assert_eq!(
+            status_field_in("Uid:\t0\t0\t0\t0\n", "Uid"),
+            ["0", "0", "0", "0"]
+        );
     }
 }

@@ -299,6 +299,20 @@ fn prepare_rootfs(r: &RootfsPlan) -> Step {
 }
 
 fn mount_one(root: BorrowedFd<'_>, m: &MountPlan) -> Step {
+    if m.flags & libc::MS_REMOUNT as u64 != 0 {
+        // Changes flags of something mounted earlier in the plan.
+        let dest = mount::open_in_root(root, &m.destination, libc::O_PATH)
+            .map_err(|e| errno_failure("open mount destination", &m.destination, e))?;
+        mount::mount(
+            None,
+            &mount::fd_path(dest.as_fd_ref()),
+            None,
+            m.flags,
+            None,
+            &m.destination,
+        )?;
+        return Ok(());
+    }
     let target_kind = if m.is_bind() {
         let meta = std::fs::metadata(&m.source).map_err(|e| {
             errno_failure(
