@@ -26,7 +26,10 @@ use thiserror::Error;
 use tokio::sync::oneshot;
 
 use super::reaper::{ChildrenExited, ExitJournal};
-use crate::api::container::{Signal, SignalMode, StartRoot, Started, Wait, WaitStatusReply};
+use crate::api::container::{
+    ExecCapabilities, ExecuteAsync, Executed, ProcessInfo, ProcessList, Processes, Signal,
+    SignalMode, StartRoot, Started, Wait, WaitPid, WaitStatusReply,
+};
 use crate::api::{Empty, Fds};
 use crate::container::plan::{ChildFailure, ChildReport, NsKind};
 use crate::container::spec::{self, Blueprint, ContainerContext, FdSource, SpecError};
@@ -172,6 +175,8 @@ enum Phase {
 }
 
 struct Container {
+    /// The spec it was started with (exec'd processes start from its process).
+    spec: Option<Box<oci_spec::runtime::Spec>>,
     root: bool,
     phase: Phase,
     init: Option<i32>,
@@ -183,6 +188,8 @@ struct Container {
 
 struct ProcessRecord {
     container: String,
+    /// Its pid in the container's pid namespace.
+    container_pid: i32,
     pidfd: OwnedFd,
     exit: Option<WaitStatus>,
     waiters: Vec<oneshot::Sender<WaitStatus>>,
@@ -210,6 +217,13 @@ pub fn valid_container_id(id: &str) -> bool {
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '+' | '-' | '.'))
         && id.chars().any(|c| c != '.')
+}
+
+/// A process that has exec'd.
+struct SpawnOutcome {
+    host_pid: i32,
+    container_pid: i32,
+    tty_master: Option<OwnedFd>,
 }
 
 /// Descriptors opened for a spawn, and what the manager keeps.
@@ -311,6 +325,7 @@ impl ContainerManager {
         self.containers.insert(
             cid.clone(),
             Container {
+                spec: Some(Box::new(req.spec.clone())),
                 root,
                 phase: Phase::Starting,
                 init: None,
@@ -404,22 +419,23 @@ impl ContainerManager {
         for warning in &blueprint.warnings {
             warn!(self.logger, "spec warning"; "cid" => cid, "warning" => warning);
         }
-        let opened = open_fds(&blueprint, &mut fds)?;
+        let opened = open_fds(&blueprint, &mut fds, None)?;
         Ok((blueprint, opened))
     }
 
-    /// Spawns the plan and waits for the exec (or the failure).
-    fn launch(
+    /// Spawns the plan and waits for the exec (or the failure). A failed
+    /// spawn is answered once the child is reaped; `cleanup` then removes
+    /// what the caller had set up for it.
+    fn spawn_process(
         &mut self,
         cid: String,
         blueprint: Blueprint,
         opened: Opened,
-        console_socket: Option<String>,
-    ) -> ResponseActFuture<Self, Result<Started, RpcError>> {
+        init: bool,
+    ) -> ResponseActFuture<Self, Result<SpawnOutcome, ContainerError>> {
         let Some(spawner) = self.spawner.clone() else {
-            self.discard(&cid);
             let e = ContainerError::Spawn(SpawnError::Unavailable("no spawner".into()));
-            return Box::pin(fut::ready(Err(e.into())));
+            return Box::pin(fut::ready(Err(e)));
         };
         let Opened {
             fds,
@@ -428,67 +444,109 @@ impl ContainerManager {
         } = opened;
         let plan = blueprint.plan;
         let spawn = async move { spawner.spawn(&plan, fds).await };
-        Box::pin(spawn.into_actor(self).then(move |spawned, act, _| -> ResponseActFuture<Self, Result<Started, RpcError>> {
-            let spawned = match spawned {
-                Ok(s) => s,
+        Box::pin(spawn.into_actor(self).then(
+            move |spawned, act, _| -> ResponseActFuture<Self, Result<SpawnOutcome, ContainerError>> {
+                let spawned = match spawned {
+                    Ok(s) => s,
+                    Err(e) => return Box::pin(fut::ready(Err(e.into()))),
+                };
+                let host_pid = spawned.pid;
+                act.register(host_pid, spawned.pidfd, &cid);
+                if init {
+                    if let Some(c) = act.containers.get_mut(&cid) {
+                        c.init = Some(host_pid);
+                    }
+                }
+                let exit = act.exit_waiter(host_pid);
+                Box::pin(read_reports(status_read).into_actor(act).then(
+                    move |reports, act, _| -> ResponseActFuture<Self, Result<SpawnOutcome, ContainerError>> {
+                        let mut container_pid = None;
+                        let mut failure = None;
+                        match reports {
+                            Ok(reports) => {
+                                for report in reports {
+                                    match report {
+                                        ChildReport::Pid(p) => container_pid = Some(p),
+                                        ChildReport::Failed(f) => failure = Some(ContainerError::from(f)),
+                                        ChildReport::Ready => {}
+                                    }
+                                }
+                            }
+                            Err(e) => {
+                                failure = Some(ContainerError::host("read status pipe of", format!("pid {host_pid}"), e))
+                            }
+                        }
+                        let container_pid = container_pid.unwrap_or(host_pid);
+                        if let Some(p) = act.processes.get_mut(&host_pid) {
+                            p.container_pid = container_pid;
+                        }
+                        match failure {
+                            None => Box::pin(fut::ready(Ok(SpawnOutcome {
+                                host_pid,
+                                container_pid,
+                                tty_master,
+                            }))),
+                            Some(error) => {
+                                debug!(act.logger, "spawn failed"; "cid" => &cid, "error" => %error);
+                                // Answer once the child is gone.
+                                let gone = async move {
+                                    let _ = tokio::time::timeout(Duration::from_secs(5), exit).await;
+                                };
+                                Box::pin(gone.into_actor(act).map(move |(), act, _| {
+                                    act.forget_process(host_pid);
+                                    Err(error)
+                                }))
+                            }
+                        }
+                    },
+                ))
+            },
+        ))
+    }
+
+    /// Starts a new container's init and marks the container running.
+    fn launch(
+        &mut self,
+        cid: String,
+        blueprint: Blueprint,
+        opened: Opened,
+        console_socket: Option<String>,
+    ) -> ResponseActFuture<Self, Result<Started, RpcError>> {
+        let spawned = self.spawn_process(cid.clone(), blueprint, opened, true);
+        Box::pin(spawned.map(move |outcome, act, _| {
+            let outcome = match outcome {
+                Ok(o) => o,
                 Err(e) => {
                     act.discard(&cid);
-                    return Box::pin(fut::ready(Err(ContainerError::from(e).into())));
+                    return Err(e.into());
                 }
             };
-            let pid = spawned.pid;
-            act.register(pid, spawned.pidfd, &cid);
             if let Some(c) = act.containers.get_mut(&cid) {
-                c.init = Some(pid);
-            }
-            let exit = act.exit_waiter(pid);
-            Box::pin(read_reports(status_read).into_actor(act).then(move |reports, act, _| -> ResponseActFuture<Self, Result<Started, RpcError>> {
-                let failure = match reports {
-                    Ok(reports) => reports.into_iter().find_map(|r| match r {
-                        ChildReport::Failed(f) => Some(ContainerError::from(f)),
-                        ChildReport::Ready => None,
-                    }),
-                    Err(e) => Some(ContainerError::host("read status pipe of", format!("pid {pid}"), e)),
-                };
-                match failure {
-                    None => {
-                        let mut fds = Fds::none();
-                        let master = match (tty_master, console_socket) {
-                            (Some(master), Some(path)) => {
-                                if let Err(e) = tty::send_to_console_socket(Path::new(&path), master.as_fd()) {
-                                    warn!(act.logger, "console socket"; "path" => &path, "error" => %e);
-                                }
-                                None
-                            }
-                            (master, _) => master,
-                        };
-                        if let Some(master) = master {
-                            fds.0.push(master);
-                        }
-                        if let Some(c) = act.containers.get_mut(&cid) {
-                            if c.phase == Phase::Starting {
-                                c.phase = Phase::Running;
-                            }
-                        }
-                        info!(act.logger, "container started"; "cid" => &cid, "pid" => pid);
-                        Box::pin(fut::ready(Ok(Started { pid, fds })))
-                    }
-                    Some(error) => {
-                        debug!(act.logger, "container failed to start"; "cid" => &cid, "error" => %error);
-                        // Reply only once the child is gone and nothing of
-                        // the container is left.
-                        let gone = async move {
-                            let _ = tokio::time::timeout(Duration::from_secs(5), exit).await;
-                        };
-                        Box::pin(gone.into_actor(act).map(move |(), act, _| {
-                            act.forget_process(pid);
-                            act.discard(&cid);
-                            Err(error.into())
-                        }))
-                    }
+                if c.phase == Phase::Starting {
+                    c.phase = Phase::Running;
                 }
-            }))
+            }
+            info!(act.logger, "container started"; "cid" => &cid, "pid" => outcome.host_pid);
+            Ok(Started {
+                pid: outcome.host_pid,
+                fds: act.hand_over_master(outcome.tty_master, console_socket),
+            })
         }))
+    }
+
+    /// The pty master goes to the console socket if one was named, else
+    /// into the reply.
+    fn hand_over_master(&self, master: Option<OwnedFd>, console_socket: Option<String>) -> Fds {
+        match (master, console_socket) {
+            (Some(master), Some(path)) => {
+                if let Err(e) = tty::send_to_console_socket(Path::new(&path), master.as_fd()) {
+                    warn!(self.logger, "console socket"; "path" => &path, "error" => %e);
+                }
+                Fds::none()
+            }
+            (Some(master), None) => Fds(vec![master]),
+            (None, _) => Fds::none(),
+        }
     }
 
     fn register(&mut self, pid: i32, pidfd: OwnedFd, cid: &str) {
@@ -497,6 +555,7 @@ impl ContainerManager {
             pid,
             ProcessRecord {
                 container: cid.to_owned(),
+                container_pid: pid,
                 pidfd,
                 exit: None,
                 waiters: Vec::new(),
@@ -719,6 +778,211 @@ impl ContainerManager {
         }
     }
 
+    fn execute_async(
+        &mut self,
+        mut req: ExecuteAsync,
+        _: &mut Context<Self>,
+    ) -> Reply<Self, Executed> {
+        let fds = req.fds.take();
+        let console_socket = req.console_socket.take();
+        let cid = req.cid.clone();
+        match self.prepare_exec(req, fds) {
+            Err(e) => Reply::Now(Err(e.into())),
+            Ok((blueprint, opened)) => {
+                let spawned = self.spawn_process(cid.clone(), blueprint, opened, false);
+                Reply::Later(Box::pin(spawned.map(move |outcome, act, _| {
+                    let outcome = outcome?;
+                    debug!(act.logger, "process started"; "cid" => &cid, "pid" => outcome.container_pid, "host_pid" => outcome.host_pid);
+                    Ok(Executed {
+                        pid: outcome.container_pid,
+                        host_pid: outcome.host_pid,
+                        fds: act.hand_over_master(outcome.tty_master, console_socket),
+                    })
+                }).map(|r: Result<Executed, ContainerError>, _, _| r.map_err(RpcError::from))))
+            }
+        }
+    }
+
+    /// The exec'd process's spec: the container's process, overridden.
+    fn prepare_exec(
+        &mut self,
+        req: ExecuteAsync,
+        mut fds: Vec<OwnedFd>,
+    ) -> Result<(Blueprint, Opened), ContainerError> {
+        let c = self
+            .containers
+            .get(&req.cid)
+            .ok_or_else(|| ContainerError::NotFound(req.cid.clone()))?;
+        if c.phase != Phase::Running {
+            return Err(ContainerError::NotRunning(req.cid.clone()));
+        }
+        let init = c
+            .init
+            .ok_or_else(|| ContainerError::NotRunning(req.cid.clone()))?;
+        let spec = c
+            .spec
+            .as_deref()
+            .ok_or_else(|| ContainerError::NotRunning(req.cid.clone()))?;
+        let expected = match (req.terminal, fds.len()) {
+            (true, 0 | 1) => fds.len(),
+            (true, _) => 1,
+            (false, _) => 3,
+        };
+        if fds.len() != expected {
+            return Err(ContainerError::FdCount {
+                method: <ExecuteAsync as crate::api::Method>::NAME,
+                expected,
+                what: if req.terminal {
+                    "a terminal, or none to allocate one"
+                } else {
+                    "stdin, stdout, stderr"
+                },
+                got: fds.len(),
+            });
+        }
+        let caller_tty = if req.terminal { fds.pop() } else { None };
+        let process = exec_process(spec, &req)?;
+        let init_pid = init.to_string();
+        let mut namespaces = Vec::new();
+        let mut pid_namespace = None;
+        for kind in [
+            NsKind::Cgroup,
+            NsKind::Ipc,
+            NsKind::Uts,
+            NsKind::Net,
+            NsKind::Mount,
+            NsKind::Pid,
+        ] {
+            let theirs = procfs::namespace_inode(&init_pid, kind.proc_name());
+            let ours = procfs::namespace_inode("self", kind.proc_name());
+            match (theirs, ours) {
+                (Ok(t), Ok(o)) if t == o => {}
+                (Ok(_), _) => {
+                    let path = procfs::namespace_path(&init_pid, kind.proc_name());
+                    if kind == NsKind::Pid {
+                        pid_namespace = Some(path);
+                    } else {
+                        namespaces.push((kind, path));
+                    }
+                }
+                (Err(_), _) => return Err(ContainerError::NotRunning(req.cid.clone())),
+            }
+        }
+        let ctx = spec::ExecContext {
+            namespaces,
+            pid_namespace,
+            cgroup_procs: c
+                .cgroup
+                .as_ref()
+                .map(|cg| cg.procs_files())
+                .unwrap_or_default(),
+            supervisor_pid: self.config.supervisor_pid,
+            seccomp: spec.linux().as_ref().and_then(|l| l.seccomp().clone()),
+        };
+        let blueprint = spec::build_exec(&process, &ctx)?;
+        let opened = open_fds(&blueprint, &mut fds, caller_tty)?;
+        Ok((blueprint, opened))
+    }
+
+    fn wait_pid(&mut self, req: WaitPid, _: &mut Context<Self>) -> Reply<Self, WaitStatusReply> {
+        if !self.containers.contains_key(&req.cid) {
+            return Reply::Now(Err(ContainerError::NotFound(req.cid).into()));
+        }
+        let found = self
+            .processes
+            .iter()
+            .find(|(_, p)| p.container == req.cid && p.container_pid == req.pid)
+            .map(|(host, _)| *host);
+        let Some(host) = found else {
+            return Reply::Now(Err(ContainerError::NoSuchProcess {
+                cid: req.cid,
+                pid: req.pid,
+            }
+            .into()));
+        };
+        let is_init = self
+            .containers
+            .get(&req.cid)
+            .is_some_and(|c| c.init == Some(host));
+        let Some(p) = self.processes.get_mut(&host) else {
+            return Reply::Now(Err(ContainerError::NoSuchProcess {
+                cid: req.cid,
+                pid: req.pid,
+            }
+            .into()));
+        };
+        if let Some(status) = p.exit {
+            // Collected: an exec'd process's status is released (the init's
+            // stays with its container).
+            if !is_init {
+                self.processes.remove(&host);
+            }
+            return Reply::Now(Ok(WaitStatusReply { status: status.0 }));
+        }
+        let (tx, rx) = oneshot::channel();
+        p.waiters.push(tx);
+        let (cid, pid) = (req.cid, req.pid);
+        Reply::Later(Box::pin(rx.into_actor(self).map(move |status, act, _| {
+            let status = status.map_err(|_| {
+                RpcError::from(ContainerError::NoSuchProcess {
+                    cid: cid.clone(),
+                    pid,
+                })
+            })?;
+            if !is_init {
+                act.processes.remove(&host);
+            }
+            Ok(WaitStatusReply { status: status.0 })
+        })))
+    }
+
+    fn processes(
+        &mut self,
+        req: Processes,
+        _: &mut Context<Self>,
+    ) -> Result<ProcessList, RpcError> {
+        if !self.containers.contains_key(&req.cid) {
+            return Err(ContainerError::NotFound(req.cid).into());
+        }
+        let (uptime, ticks) =
+            procfs::uptime().map_err(|e| ContainerError::host("read", "/proc/uptime", e))?;
+        let boot_ms = (std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0.0, |d| d.as_secs_f64())
+            - uptime)
+            * 1000.0;
+        let pids = self.container_pids(&req.cid);
+        let inner_of: HashMap<i32, i32> = pids.iter().copied().collect();
+        let mut processes: Vec<ProcessInfo> = pids
+            .iter()
+            .filter_map(|&(host, inner)| {
+                // A process may exit while it is being listed.
+                let stat = procfs::stat(host).ok()?;
+                let started_s = stat.start_time as f64 / ticks as f64;
+                let cpu_s = (stat.utime + stat.stime) as f64 / ticks as f64;
+                let alive_s = (uptime - started_s).max(0.001);
+                Some(ProcessInfo {
+                    uid: procfs::uid(host).unwrap_or(0),
+                    pid: inner,
+                    host_pid: host,
+                    ppid: inner_of.get(&stat.ppid).copied().unwrap_or(0),
+                    pgid: stat.pgrp,
+                    threads: stat.num_threads,
+                    cpu_percent: (cpu_s / alive_s * 1000.0).round() / 10.0,
+                    tty: tty_name(stat.tty_nr),
+                    start_time_ms: (boot_ms + started_s * 1000.0).max(0.0) as u64,
+                    cpu_time_ms: (cpu_s * 1000.0) as u64,
+                    command: match procfs::cmdline(host) {
+                        Ok(c) if !c.is_empty() => c,
+                        _ => format!("[{}]", stat.comm),
+                    },
+                })
+            })
+            .collect();
+        processes.sort_by_key(|p| p.pid);
+        Ok(ProcessList { processes })
+    }
+
     /// Kills every container and waits (at most `patience`) for them to be
     /// reaped, then removes what they had.
     pub fn teardown(&mut self, ctx: &mut Context<Self>, done: oneshot::Sender<()>) {
@@ -760,7 +1024,11 @@ impl ContainerManager {
 
 /// Opens what the blueprint's descriptor list names, taking the caller's
 /// descriptors (stdio) from `given`.
-fn open_fds(blueprint: &Blueprint, given: &mut Vec<OwnedFd>) -> Result<Opened, ContainerError> {
+fn open_fds(
+    blueprint: &Blueprint,
+    given: &mut Vec<OwnedFd>,
+    mut caller_tty: Option<OwnedFd>,
+) -> Result<Opened, ContainerError> {
     let mut given = std::mem::take(given).into_iter();
     let mut stdio: Vec<Option<OwnedFd>> = (0..3).map(|_| given.next()).collect();
     let (status_read, status_write) = nix::unistd::pipe2(OFlag::O_CLOEXEC)
@@ -783,12 +1051,14 @@ fn open_fds(blueprint: &Blueprint, given: &mut Vec<OwnedFd>) -> Result<Opened, C
                         std::io::Error::other("missing"),
                     )
                 })?,
-            FdSource::TerminalSlave => {
-                let opened = tty::open_pty(None)?;
-                let slave = opened.slave;
-                pty = Some(opened.master);
-                slave
-            }
+            FdSource::TerminalSlave => match caller_tty.take() {
+                Some(tty) => tty,
+                None => {
+                    let opened = tty::open_pty(None)?;
+                    pty = Some(opened.master);
+                    opened.slave
+                }
+            },
             FdSource::Namespace(kind, path) => open(path, OFlag::O_RDONLY, ns_what(*kind))?,
             FdSource::CgroupProcs(path) => open(path, OFlag::O_WRONLY, "open cgroup.procs")?,
             FdSource::StartGate => {
@@ -922,4 +1192,102 @@ handles!(ContainerManager {
     StartRoot => start_root,
     Wait => wait,
     Signal => signal,
+    ExecuteAsync => execute_async,
+    WaitPid => wait_pid,
+    Processes => processes,
 });
+
+/// The container's process with an exec's overrides, as runc exec builds it.
+fn exec_process(
+    spec: &oci_spec::runtime::Spec,
+    req: &ExecuteAsync,
+) -> Result<oci_spec::runtime::Process, ContainerError> {
+    let mut process = spec.process().clone().unwrap_or_default();
+    if req.argv.is_empty() || req.argv[0].is_empty() {
+        return Err(SpecError::Invalid {
+            field: "argv".into(),
+            detail: "must name a program".into(),
+        }
+        .into());
+    }
+    process.set_args(Some(req.argv.clone()));
+    let mut env = process.env().clone().unwrap_or_default();
+    for entry in &req.envv {
+        let key = entry.split('=').next().unwrap_or(entry);
+        env.retain(|e| e.split('=').next() != Some(key));
+        env.push(entry.clone());
+    }
+    process.set_env(Some(env));
+    if let Some(cwd) = &req.working_directory {
+        process.set_cwd(PathBuf::from(cwd));
+    }
+    let mut user = process.user().clone();
+    if let Some(uid) = req.kuid {
+        user.set_uid(uid);
+    }
+    if let Some(gid) = req.kgid {
+        user.set_gid(gid);
+    }
+    if let Some(gids) = &req.extra_kgids {
+        user.set_additional_gids(Some(gids.clone()));
+    }
+    process.set_user(user);
+    if let Some(caps) = &req.capabilities {
+        process.set_capabilities(Some(exec_capabilities(caps)?));
+    }
+    if let Some(nnp) = req.no_new_privileges {
+        process.set_no_new_privileges(Some(nnp));
+    }
+    process.set_terminal(Some(req.terminal));
+    process.set_console_size(None);
+    Ok(process)
+}
+
+fn exec_capabilities(
+    caps: &ExecCapabilities,
+) -> Result<oci_spec::runtime::LinuxCapabilities, ContainerError> {
+    let set = |names: &[String],
+               field: &str|
+     -> Result<oci_spec::runtime::Capabilities, ContainerError> {
+        names
+            .iter()
+            .map(|n| {
+                serde_cbor::value::from_value::<oci_spec::runtime::Capability>(
+                    serde_cbor::Value::Text(n.clone()),
+                )
+                .map_err(|_| {
+                    ContainerError::Spec(SpecError::Invalid {
+                        field: format!("capabilities.{field}"),
+                        detail: format!("unknown capability {n:?}"),
+                    })
+                })
+            })
+            .collect()
+    };
+    let mut out = oci_spec::runtime::LinuxCapabilities::default();
+    out.set_bounding(Some(set(&caps.bounding, "bounding")?));
+    out.set_effective(Some(set(&caps.effective, "effective")?));
+    out.set_inheritable(Some(set(&caps.inheritable, "inheritable")?));
+    out.set_permitted(Some(set(&caps.permitted, "permitted")?));
+    out.set_ambient(Some(set(&caps.ambient, "ambient")?));
+    Ok(out)
+}
+
+/// The name of a terminal device number, as ps shows it.
+fn tty_name(tty_nr: u32) -> String {
+    if tty_nr == 0 {
+        return "?".into();
+    }
+    let major = (tty_nr >> 8) & 0xfff;
+    let minor = (tty_nr & 0xff) | ((tty_nr >> 12) & 0xfff00);
+    match major {
+        136..=143 => format!("pts/{}", (major - 136) * 256 + minor),
+        4 => format!("tty{minor}"),
+        5 => match minor {
+            0 => "tty".into(),
+            1 => "console".into(),
+            _ => format!("5:{minor}"),
+        },
+        _ => format!("{major}:{minor}"),
+    }
+}

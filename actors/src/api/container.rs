@@ -152,3 +152,167 @@ impl Method for Signal {
 }
 
 impl CarriesFds for Signal {}
+
+/// `containerManager.ExecuteAsync`: runs a process in a running container,
+/// as `runc exec` does: it starts from the container's process (user,
+/// capabilities, no_new_privs, seccomp, cwd, environment) and overrides
+/// what is given. Answers once the process has exec'd.
+///
+/// Descriptors: without `terminal`, exactly three (stdin, stdout, stderr);
+/// with `terminal`, one (a terminal the caller owns, which becomes the
+/// process's controlling terminal) or none (a pty is allocated; its master
+/// comes back in the reply, or goes to `console_socket`).
+#[derive(Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
+pub struct ExecuteAsync {
+    /// The container id.
+    pub cid: String,
+    /// The program and its arguments.
+    pub argv: Vec<String>,
+    /// Environment entries added to the container's (later ones win).
+    #[serde(default)]
+    pub envv: Vec<String>,
+    /// Working directory (default: the container's).
+    #[serde(default)]
+    pub working_directory: Option<String>,
+    /// User id (default: the container's).
+    #[serde(default)]
+    pub kuid: Option<u32>,
+    /// Group id (default: the container's).
+    #[serde(default)]
+    pub kgid: Option<u32>,
+    /// Supplementary groups (default: the container's).
+    #[serde(default)]
+    pub extra_kgids: Option<Vec<u32>>,
+    /// Capability sets, by `CAP_*` name (default: the container's).
+    #[serde(default)]
+    pub capabilities: Option<ExecCapabilities>,
+    /// Override no_new_privs.
+    #[serde(default)]
+    pub no_new_privileges: Option<bool>,
+    /// Give the process a terminal.
+    #[serde(default)]
+    pub terminal: bool,
+    /// Where to send an allocated pty master (runc's `--console-socket`).
+    #[serde(default)]
+    pub console_socket: Option<String>,
+    /// The descriptors (not part of the body).
+    #[serde(skip)]
+    pub fds: Fds,
+}
+
+/// Capability sets of an exec'd process.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
+pub struct ExecCapabilities {
+    /// Bounding set.
+    #[serde(default)]
+    pub bounding: Vec<String>,
+    /// Effective set.
+    #[serde(default)]
+    pub effective: Vec<String>,
+    /// Inheritable set.
+    #[serde(default)]
+    pub inheritable: Vec<String>,
+    /// Permitted set.
+    #[serde(default)]
+    pub permitted: Vec<String>,
+    /// Ambient set.
+    #[serde(default)]
+    pub ambient: Vec<String>,
+}
+
+impl Method for ExecuteAsync {
+    const NAME: &'static str = "containerManager.ExecuteAsync";
+    type Reply = Executed;
+}
+
+/// The reply to [`ExecuteAsync`].
+#[derive(Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Executed {
+    /// Its pid in the container's pid namespace (what WaitPID and Signal take).
+    pub pid: i32,
+    /// Its pid in the supervisor's pid namespace.
+    pub host_pid: i32,
+    /// The allocated pty master, if any.
+    #[serde(skip)]
+    pub fds: Fds,
+}
+
+carries_fds!(ExecuteAsync, Executed);
+
+/// `containerManager.WaitPID`: waits for an exec'd process; its status is
+/// released once collected.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
+pub struct WaitPid {
+    /// The container id.
+    pub cid: String,
+    /// The pid, in the container's pid namespace.
+    pub pid: i32,
+}
+
+impl Method for WaitPid {
+    const NAME: &'static str = "containerManager.WaitPID";
+    type Reply = WaitStatusReply;
+}
+
+impl CarriesFds for WaitPid {}
+
+/// `containerManager.Processes`: the container's processes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
+pub struct Processes {
+    /// The container id.
+    pub cid: String,
+}
+
+impl Method for Processes {
+    const NAME: &'static str = "containerManager.Processes";
+    type Reply = ProcessList;
+}
+
+impl CarriesFds for Processes {}
+
+/// The reply to [`Processes`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProcessList {
+    /// One entry per process, by pid.
+    pub processes: Vec<ProcessInfo>,
+}
+
+impl CarriesFds for ProcessList {}
+
+/// One process of a container.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProcessInfo {
+    /// Real user id.
+    pub uid: u32,
+    /// Pid in the container's pid namespace.
+    pub pid: i32,
+    /// Pid in the supervisor's pid namespace.
+    pub host_pid: i32,
+    /// Parent pid in the container's pid namespace (0: outside it).
+    pub ppid: i32,
+    /// Process group id (host).
+    pub pgid: i32,
+    /// Threads.
+    pub threads: u32,
+    /// CPU use over its lifetime, in percent of one CPU.
+    pub cpu_percent: f64,
+    /// Controlling terminal, e.g. "pts/0", or "?" for none.
+    pub tty: String,
+    /// Start time, milliseconds since the Unix epoch.
+    pub start_time_ms: u64,
+    /// CPU time used (user + system), milliseconds.
+    pub cpu_time_ms: u64,
+    /// Command line.
+    pub command: String,
+}

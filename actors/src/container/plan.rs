@@ -332,6 +332,8 @@ pub enum StdioPlan {
 /// What the child writes on the status pipe.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ChildReport {
+    /// The child's pid in its own pid namespace (sent first).
+    Pid(i32),
     /// Setup is done and the child waits for the start signal.
     Ready,
     /// A step failed; the child exits.

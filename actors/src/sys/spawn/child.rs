@@ -117,6 +117,11 @@ fn report(fd: RawFd, report: &ChildReport) {
 
 fn setup_and_exec(plan: &SpawnPlan, fds: &Fds<'_>) -> Step<Never> {
     die_with_supervisor(plan.supervisor_pid)?;
+    let status = fds.get(plan.status, "status pipe")?;
+    report(
+        status.as_raw_fd(),
+        &ChildReport::Pid(nix::unistd::getpid().as_raw()),
+    );
     match &plan.kind {
         PlanKind::Container(container) => setup_container(container, plan, fds)?,
         PlanKind::Exec(exec) => join_container(exec, fds)?,
@@ -745,6 +750,9 @@ fn setup_stdio(stdio: &StdioPlan, fds: &Fds<'_>) -> Step {
             stdout,
             stderr,
         } => {
+            // A session (and process group) of its own: signals meant for
+            // its group must never reach the supervisor's.
+            nix::unistd::setsid().map_err(|e| errno_failure("setsid", "", e))?;
             // Duplicate all three out of the way first, so that a source
             // that is already 0, 1 or 2 is not clobbered.
             let sources = [
