@@ -114,9 +114,11 @@ impl From<ContainerError> for RpcError {
             ContainerError::BadSignal(_) | ContainerError::PidWithAll(_) => {
                 ErrorCode::InvalidArgument
             }
-            ContainerError::NotRunning(_) | ContainerError::NoTerminal(_) => {
-                ErrorCode::FailedPrecondition
-            }
+            ContainerError::NotRunning(_)
+            | ContainerError::NoTerminal(_)
+            | ContainerError::NoRoot
+            | ContainerError::AlreadyStarted(_)
+            | ContainerError::DestroyRoot(_) => ErrorCode::FailedPrecondition,
             ContainerError::NoSuchProcess { .. } => ErrorCode::NotFound,
             ContainerError::Kill { source, .. } => match source {
                 nix::Error::ESRCH => ErrorCode::NotFound,

@@ -27,8 +27,9 @@ use tokio::sync::oneshot;
 
 use super::reaper::{ChildrenExited, ExitJournal};
 use crate::api::container::{
-    ExecCapabilities, ExecuteAsync, Executed, ProcessInfo, ProcessList, Processes, Signal,
-    SignalMode, StartRoot, Started, Wait, WaitPid, WaitStatusReply,
+    CreateSubcontainer, DestroySubcontainer, ExecCapabilities, ExecuteAsync, Executed, ProcessInfo,
+    ProcessList, Processes, Signal, SignalMode, StartRoot, StartSubcontainer, Started, Wait,
+    WaitPid, WaitStatusReply,
 };
 use crate::api::{Empty, Fds};
 use crate::container::plan::{ChildFailure, ChildReport, NsKind};
@@ -121,6 +122,15 @@ pub enum ContainerError {
     /// The process has no controlling terminal.
     #[error("process {0} has no controlling terminal")]
     NoTerminal(i32),
+    /// A subcontainer needs a running root container.
+    #[error("the sandbox has no running root container")]
+    NoRoot,
+    /// The subcontainer was started already.
+    #[error("container {0:?} was started already")]
+    AlreadyStarted(String),
+    /// The root container goes with the sandbox.
+    #[error("container {0:?} is the root container: it is destroyed with the sandbox")]
+    DestroyRoot(String),
     /// Sending the signal failed.
     #[error("send signal {signo} to {target}: {source}")]
     Kill {
@@ -169,6 +179,8 @@ pub struct ManagerConfig {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Phase {
+    /// A subcontainer reserved by CreateSubcontainer, not started.
+    Created,
     Starting,
     Running,
     Stopped,
@@ -184,6 +196,23 @@ struct Container {
     dir: PathBuf,
     exit: Option<WaitStatus>,
     waiters: Vec<oneshot::Sender<WaitStatus>>,
+    /// The terminal given to CreateSubcontainer.
+    reserved_tty: Option<OwnedFd>,
+}
+
+/// Which kind of container is being started.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Root,
+    Sub,
+}
+
+/// Where a container's spec comes from.
+#[derive(Clone, Copy)]
+struct SpecSource<'a> {
+    cid: &'a str,
+    spec: &'a oci_spec::runtime::Spec,
+    bundle: Option<&'a str>,
 }
 
 struct ProcessRecord {
@@ -268,41 +297,182 @@ impl ContainerManager {
     }
 
     fn start_root(&mut self, mut req: StartRoot, _: &mut Context<Self>) -> Reply<Self, Started> {
-        let cid = req.cid.clone();
         let fds = req.fds.take();
-        let prepared = self.prepare_container(&req, fds, true);
-        let (blueprint, opened) = match prepared {
-            Ok(p) => p,
-            Err(e) => {
-                self.discard(&cid);
-                return Reply::Now(Err(e.into()));
-            }
+        let source = SpecSource {
+            cid: &req.cid,
+            spec: &req.spec,
+            bundle: req.bundle.as_deref(),
         };
-        let console_socket = req.console_socket.clone();
-        Reply::Later(self.launch(cid, blueprint, opened, console_socket))
+        match self.prepare_container(source, fds, Kind::Root) {
+            Ok((blueprint, opened)) => {
+                Reply::Later(self.launch(req.cid, blueprint, opened, req.console_socket))
+            }
+            Err(e) => Reply::Now(Err(e.into())),
+        }
     }
 
-    /// Validates, reserves the id, creates the cgroups and state directory,
-    /// and opens the plan's descriptors.
-    fn prepare_container(
+    fn create_subcontainer(
         &mut self,
-        req: &StartRoot,
-        mut fds: Vec<OwnedFd>,
-        root: bool,
-    ) -> Result<(Blueprint, Opened), ContainerError> {
-        let cid = &req.cid;
-        if !valid_container_id(cid) {
-            return Err(ContainerError::BadId(cid.clone()));
+        mut req: CreateSubcontainer,
+        _: &mut Context<Self>,
+    ) -> Result<Empty, RpcError> {
+        let cid = req.cid.clone();
+        if !valid_container_id(&cid) {
+            return Err(ContainerError::BadId(cid).into());
         }
-        if self.containers.contains_key(cid) {
-            return Err(ContainerError::Exists(cid.clone()));
+        if self.containers.contains_key(&cid) {
+            return Err(ContainerError::Exists(cid).into());
         }
-        if root {
-            if let Some((existing, _)) = self.containers.iter().find(|(_, c)| c.root) {
-                return Err(ContainerError::RootExists(existing.clone()));
+        self.root_init()?;
+        let mut fds = req.fds.take();
+        if fds.len() > 1 {
+            return Err(ContainerError::FdCount {
+                method: <CreateSubcontainer as crate::api::Method>::NAME,
+                expected: 1,
+                what: "at most one: a terminal",
+                got: fds.len(),
+            }
+            .into());
+        }
+        self.containers.insert(
+            cid.clone(),
+            Container {
+                spec: None,
+                root: false,
+                phase: Phase::Created,
+                init: None,
+                cgroup: None,
+                dir: self.config.state_dir.join(&cid),
+                exit: None,
+                waiters: Vec::new(),
+                reserved_tty: fds.pop(),
+            },
+        );
+        Ok(Empty {})
+    }
+
+    fn start_subcontainer(
+        &mut self,
+        mut req: StartSubcontainer,
+        _: &mut Context<Self>,
+    ) -> Reply<Self, Started> {
+        let fds = req.fds.take();
+        let prepared = (|| {
+            let root_pid = self.root_init()?;
+            match self.containers.get(&req.cid).map(|c| c.phase) {
+                None => return Err(ContainerError::NotFound(req.cid.clone())),
+                Some(Phase::Created) => {}
+                Some(_) => return Err(ContainerError::AlreadyStarted(req.cid.clone())),
+            }
+            let spec = spec::subcontainer_spec(&req.spec, root_pid);
+            let source = SpecSource {
+                cid: &req.cid,
+                spec: &spec,
+                bundle: req.bundle.as_deref(),
+            };
+            self.prepare_container(source, fds, Kind::Sub)
+        })();
+        match prepared {
+            Ok((blueprint, opened)) => {
+                Reply::Later(self.launch(req.cid, blueprint, opened, req.console_socket))
+            }
+            Err(e) => Reply::Now(Err(e.into())),
+        }
+    }
+
+    fn destroy_subcontainer(
+        &mut self,
+        req: DestroySubcontainer,
+        _: &mut Context<Self>,
+    ) -> Reply<Self, Empty> {
+        let Some(c) = self.containers.get(&req.cid) else {
+            return Reply::Now(Err(ContainerError::NotFound(req.cid).into()));
+        };
+        if c.root {
+            return Reply::Now(Err(ContainerError::DestroyRoot(req.cid).into()));
+        }
+        let exits = self.kill_container(&req.cid);
+        let cid = req.cid;
+        let all = async move {
+            for exit in exits {
+                let _ = tokio::time::timeout(Duration::from_secs(5), exit).await;
+            }
+        };
+        Reply::Later(Box::pin(all.into_actor(self).map(move |(), act, _| {
+            act.apply_exits();
+            act.discard(&cid);
+            act.processes.retain(|_, p| p.container != cid);
+            info!(act.logger, "container destroyed"; "cid" => &cid);
+            Ok(Empty {})
+        })))
+    }
+
+    /// SIGKILLs every process of a container; returns their exit waiters.
+    fn kill_container(&mut self, cid: &str) -> Vec<oneshot::Receiver<WaitStatus>> {
+        let pids: Vec<i32> = self
+            .processes
+            .iter()
+            .filter(|(_, p)| p.container == cid && p.exit.is_none())
+            .map(|(pid, _)| *pid)
+            .collect();
+        // Processes it forked that this manager did not start die with the
+        // init's pid namespace; without one of their own, kill them by cgroup.
+        for (host, _) in self.container_pids(cid) {
+            if !pids.contains(&host) {
+                // SAFETY: kill(2) with plain integers.
+                unsafe { libc::kill(host, libc::SIGKILL) };
             }
         }
-        let terminal = req
+        pids.into_iter()
+            .map(|pid| {
+                if let Some(p) = self.processes.get(&pid) {
+                    let _ = pidfd_signal(p.pidfd.as_fd(), libc::SIGKILL);
+                }
+                self.exit_waiter(pid)
+            })
+            .collect()
+    }
+
+    /// The root container's init, if it runs.
+    fn root_init(&self) -> Result<i32, ContainerError> {
+        self.containers
+            .iter()
+            .find(|(_, c)| c.root)
+            .and_then(|(_, c)| (c.phase == Phase::Running).then_some(c.init).flatten())
+            .ok_or(ContainerError::NoRoot)
+    }
+
+    /// Validates, registers the container, creates its cgroups and state
+    /// directory, and opens the plan's descriptors. On failure nothing of it
+    /// is left.
+    fn prepare_container(
+        &mut self,
+        source: SpecSource<'_>,
+        fds: Vec<OwnedFd>,
+        kind: Kind,
+    ) -> Result<(Blueprint, Opened), ContainerError> {
+        let cid = source.cid;
+        if !valid_container_id(cid) {
+            return Err(ContainerError::BadId(cid.to_owned()));
+        }
+        let mut reserved_tty = None;
+        match kind {
+            Kind::Root => {
+                if self.containers.contains_key(cid) {
+                    return Err(ContainerError::Exists(cid.to_owned()));
+                }
+                if let Some((existing, _)) = self.containers.iter().find(|(_, c)| c.root) {
+                    return Err(ContainerError::RootExists(existing.clone()));
+                }
+            }
+            Kind::Sub => {
+                reserved_tty = self
+                    .containers
+                    .get_mut(cid)
+                    .and_then(|c| c.reserved_tty.take());
+            }
+        }
+        let terminal = source
             .spec
             .process()
             .as_ref()
@@ -315,31 +485,48 @@ impl ContainerManager {
         };
         if fds.len() != expected {
             return Err(ContainerError::FdCount {
-                method: <StartRoot as crate::api::Method>::NAME,
+                method: match kind {
+                    Kind::Root => <StartRoot as crate::api::Method>::NAME,
+                    Kind::Sub => <StartSubcontainer as crate::api::Method>::NAME,
+                },
                 expected,
                 what,
                 got: fds.len(),
             });
         }
-        let dir = self.config.state_dir.join(cid);
         self.containers.insert(
-            cid.clone(),
+            cid.to_owned(),
             Container {
-                spec: Some(Box::new(req.spec.clone())),
-                root,
+                spec: Some(Box::new(source.spec.clone())),
+                root: kind == Kind::Root,
                 phase: Phase::Starting,
                 init: None,
                 cgroup: None,
-                dir: dir.clone(),
+                dir: self.config.state_dir.join(cid),
                 exit: None,
                 waiters: Vec::new(),
+                reserved_tty: None,
             },
         );
+        let prepared = self.prepare_registered(source, fds, reserved_tty);
+        if prepared.is_err() {
+            self.discard(cid);
+        }
+        prepared
+    }
+
+    fn prepare_registered(
+        &mut self,
+        source: SpecSource<'_>,
+        mut fds: Vec<OwnedFd>,
+        caller_tty: Option<OwnedFd>,
+    ) -> Result<(Blueprint, Opened), ContainerError> {
+        let (cid, spec) = (source.cid, source.spec);
+        let dir = self.config.state_dir.join(cid);
         let scratch = dir.join("rootfs");
         std::fs::create_dir_all(&scratch)
             .map_err(|e| ContainerError::host("create state directory", &scratch, e))?;
-        let relative = match req
-            .spec
+        let relative = match spec
             .linux()
             .as_ref()
             .and_then(|l| l.cgroups_path().as_ref())
@@ -352,8 +539,13 @@ impl ContainerManager {
         };
         let cgroup = ContainerCgroup::create(&self.hierarchies, &relative)
             .map_err(|e| ContainerError::host("create cgroup", &relative, e))?;
-        if let Some(rules) = spec::device_rules(&req.spec)? {
-            let devices = self.hierarchies.iter().zip(&cgroup.dirs).find(|(h, _)| {
+        let dirs = cgroup.dirs.clone();
+        let procs = cgroup.procs_files();
+        if let Some(c) = self.containers.get_mut(cid) {
+            c.cgroup = Some(cgroup);
+        }
+        if let Some(rules) = spec::device_rules(spec)? {
+            let devices = self.hierarchies.iter().zip(&dirs).find(|(h, _)| {
                 h.v1_controllers
                     .as_ref()
                     .is_some_and(|c| c.iter().any(|c| c == "devices"))
@@ -370,14 +562,13 @@ impl ContainerManager {
                 }
             }
         }
-        let procs = cgroup.procs_files();
         let cgroup_dirs =
             if self.hierarchies.len() == 1 && self.hierarchies[0].v1_controllers.is_none() {
-                cgroup.dirs.iter().map(|d| (None, d.clone())).collect()
+                dirs.iter().map(|d| (None, d.clone())).collect()
             } else {
                 self.hierarchies
                     .iter()
-                    .zip(&cgroup.dirs)
+                    .zip(&dirs)
                     .map(|(h, d)| {
                         (
                             h.mount
@@ -388,12 +579,8 @@ impl ContainerManager {
                     })
                     .collect()
             };
-        if let Some(c) = self.containers.get_mut(cid) {
-            c.cgroup = Some(cgroup);
-        }
-        let bundle = req
+        let bundle = source
             .bundle
-            .as_deref()
             .map(PathBuf::from)
             .unwrap_or_else(|| PathBuf::from("."));
         let ctx = ContainerContext {
@@ -406,7 +593,7 @@ impl ContainerManager {
             loopback_up: true,
             hook_state: Vec::new(),
         };
-        let blueprint = spec::build_container(&req.spec, &ctx)?;
+        let blueprint = spec::build_container(spec, &ctx)?;
         if let crate::container::plan::PlanKind::Container(plan) = &blueprint.plan.kind {
             if !Path::new(&plan.rootfs.path).is_dir() {
                 return Err(SpecError::Invalid {
@@ -419,7 +606,7 @@ impl ContainerManager {
         for warning in &blueprint.warnings {
             warn!(self.logger, "spec warning"; "cid" => cid, "warning" => warning);
         }
-        let opened = open_fds(&blueprint, &mut fds, None)?;
+        let opened = open_fds(&blueprint, &mut fds, caller_tty)?;
         Ok((blueprint, opened))
     }
 
@@ -1195,6 +1382,9 @@ handles!(ContainerManager {
     ExecuteAsync => execute_async,
     WaitPid => wait_pid,
     Processes => processes,
+    CreateSubcontainer => create_subcontainer,
+    StartSubcontainer => start_subcontainer,
+    DestroySubcontainer => destroy_subcontainer,
 });
 
 /// The container's process with an exec's overrides, as runc exec builds it.

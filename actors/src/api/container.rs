@@ -316,3 +316,87 @@ pub struct ProcessInfo {
     /// Command line.
     pub command: String,
 }
+
+/// `containerManager.CreateSubcontainer`: reserves a subcontainer id in the
+/// sandbox. Descriptors: none, or one terminal that its process will use
+/// (when its spec asks for a terminal).
+#[derive(Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
+pub struct CreateSubcontainer {
+    /// The container id.
+    pub cid: String,
+    /// The terminal, if any (not part of the body).
+    #[serde(skip)]
+    pub fds: Fds,
+}
+
+impl Method for CreateSubcontainer {
+    const NAME: &'static str = "containerManager.CreateSubcontainer";
+    type Reply = super::Empty;
+}
+
+/// `containerManager.StartSubcontainer`: starts a created subcontainer. It
+/// shares the sandbox's network, IPC and UTS namespaces and gets its own
+/// pid and mount namespaces. Answers once its process has exec'd.
+///
+/// Descriptors: without a terminal, exactly three (stdin, stdout, stderr);
+/// with one, none (the terminal given at create is used, or a pty is
+/// allocated and its master comes back in the reply or goes to
+/// `console_socket`).
+#[derive(Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StartSubcontainer {
+    /// The container id.
+    pub cid: String,
+    /// The OCI runtime spec.
+    pub spec: Spec,
+    /// The bundle directory (relative paths resolve against it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bundle: Option<String>,
+    /// Where to send an allocated pty master.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub console_socket: Option<String>,
+    /// The descriptors (not part of the body).
+    #[serde(skip)]
+    pub fds: Fds,
+}
+
+impl Method for StartSubcontainer {
+    const NAME: &'static str = "containerManager.StartSubcontainer";
+    type Reply = Started;
+}
+
+#[cfg(feature = "arbitrary")]
+impl<'a> arbitrary::Arbitrary<'a> for StartSubcontainer {
+    fn arbitrary(u: &mut arbitrary::Unstructured<'a>) -> arbitrary::Result<Self> {
+        let cid: String = u.arbitrary()?;
+        let args: Vec<String> = u.arbitrary()?;
+        Ok(StartSubcontainer {
+            spec: crate::container::spec::default_spec(&cid, args, u.arbitrary()?),
+            cid,
+            bundle: u.arbitrary()?,
+            console_socket: u.arbitrary()?,
+            fds: Fds::none(),
+        })
+    }
+}
+
+/// `containerManager.DestroySubcontainer`: kills every process of a
+/// subcontainer, reaps them, unmounts and frees everything it had.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
+pub struct DestroySubcontainer {
+    /// The container id.
+    pub cid: String,
+}
+
+impl Method for DestroySubcontainer {
+    const NAME: &'static str = "containerManager.DestroySubcontainer";
+    type Reply = super::Empty;
+}
+
+impl CarriesFds for DestroySubcontainer {}
+
+carries_fds!(CreateSubcontainer, StartSubcontainer);
