@@ -32,12 +32,15 @@ use crate::api::container::{
     WaitPid, WaitStatusReply,
 };
 use crate::api::{Empty, Fds};
-use crate::container::plan::{ChildFailure, ChildReport, NsKind};
-use crate::container::spec::{self, Blueprint, ContainerContext, FdSource, SpecError};
+use crate::container::plan::{ChildFailure, ChildReport, HookPlan, NsKind};
+use crate::container::spec::{
+    self, Blueprint, ContainerContext, FdSource, RuntimeHooks, SpecError,
+};
 use crate::supervision::{
     guarded, handles, supervised_actor, ActorStatus, MailboxTicket, Reply, Subsystem,
 };
 use crate::sys::cgroup::{self, ContainerCgroup, Hierarchy};
+use crate::sys::hooks::HookError;
 use crate::sys::process::{pidfd_signal, WaitStatus};
 use crate::sys::procfs;
 use crate::sys::spawn::{SpawnError, SpawnerConnection};
@@ -198,6 +201,10 @@ struct Container {
     waiters: Vec<oneshot::Sender<WaitStatus>>,
     /// The terminal given to CreateSubcontainer.
     reserved_tty: Option<OwnedFd>,
+    /// Hooks run by the runtime (poststart, poststop).
+    hooks: RuntimeHooks,
+    /// The OCI state given to hooks.
+    hook_state: Option<oci_spec::runtime::State>,
 }
 
 /// Which kind of container is being started.
@@ -237,6 +244,8 @@ pub struct ContainerManager {
     /// Exits of pids not registered yet (the reply from the spawner can
     /// trail the child's death).
     early_exits: HashMap<i32, WaitStatus>,
+    /// This actor's address, for messages to itself.
+    myself: Option<actix::Addr<Self>>,
 }
 
 /// Checks a container id as runc does.
@@ -246,6 +255,13 @@ pub fn valid_container_id(id: &str) -> bool {
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '+' | '-' | '.'))
         && id.chars().any(|c| c != '.')
+}
+
+/// When runtime hooks run.
+#[derive(Debug, Clone, Copy)]
+enum HookPoint {
+    Poststart,
+    Poststop,
 }
 
 /// A process that has exec'd.
@@ -260,6 +276,10 @@ struct Opened {
     fds: Vec<OwnedFd>,
     status_read: OwnedFd,
     tty_master: Option<OwnedFd>,
+    /// Write end of the runtime hooks gate, when there are such hooks.
+    runtime_gate: Option<OwnedFd>,
+    /// Write end of a hook's stdin.
+    hook_stdin: Option<OwnedFd>,
 }
 
 impl ContainerManager {
@@ -293,6 +313,7 @@ impl ContainerManager {
             containers: BTreeMap::new(),
             processes: HashMap::new(),
             early_exits: HashMap::new(),
+            myself: None,
         }
     }
 
@@ -346,6 +367,8 @@ impl ContainerManager {
                 exit: None,
                 waiters: Vec::new(),
                 reserved_tty: fds.pop(),
+                hooks: RuntimeHooks::default(),
+                hook_state: None,
             },
         );
         Ok(Empty {})
@@ -506,6 +529,8 @@ impl ContainerManager {
                 exit: None,
                 waiters: Vec::new(),
                 reserved_tty: None,
+                hooks: RuntimeHooks::default(),
+                hook_state: None,
             },
         );
         let prepared = self.prepare_registered(source, fds, reserved_tty);
@@ -583,6 +608,15 @@ impl ContainerManager {
             .bundle
             .map(PathBuf::from)
             .unwrap_or_else(|| PathBuf::from("."));
+        let hook_state = spec.hooks().as_ref().map(|_| {
+            let mut state = oci_spec::runtime::State::default();
+            state.set_version(spec.version().clone());
+            state.set_id(cid.to_owned());
+            state.set_status(oci_spec::runtime::ContainerState::Creating);
+            state.set_bundle(std::fs::canonicalize(&bundle).unwrap_or_else(|_| bundle.clone()));
+            state.set_annotations(spec.annotations().clone());
+            state
+        });
         let ctx = ContainerContext {
             bundle: &bundle,
             scratch_root: &scratch,
@@ -591,7 +625,7 @@ impl ContainerManager {
             supervisor_pid: self.config.supervisor_pid,
             gated: false,
             loopback_up: true,
-            hook_state: Vec::new(),
+            hook_state: hook_state.clone(),
         };
         let blueprint = spec::build_container(spec, &ctx)?;
         if let crate::container::plan::PlanKind::Container(plan) = &blueprint.plan.kind {
@@ -602,6 +636,10 @@ impl ContainerManager {
                 }
                 .into());
             }
+        }
+        if let Some(c) = self.containers.get_mut(cid) {
+            c.hooks = blueprint.hooks.clone();
+            c.hook_state = hook_state;
         }
         for warning in &blueprint.warnings {
             warn!(self.logger, "spec warning"; "cid" => cid, "warning" => warning);
@@ -628,7 +666,18 @@ impl ContainerManager {
             fds,
             status_read,
             tty_master,
+            runtime_gate,
+            hook_stdin: _,
         } = opened;
+        let hook_state = match &blueprint.plan.kind {
+            crate::container::plan::PlanKind::Container(c) => c.hook_state.clone(),
+            _ => None,
+        };
+        let runtime = runtime_gate.map(|gate| RuntimeStep {
+            hooks: blueprint.hooks.create_runtime.clone(),
+            state: hook_state,
+            gate,
+        });
         let plan = blueprint.plan;
         let spawn = async move { spawner.spawn(&plan, fds).await };
         Box::pin(spawn.into_actor(self).then(
@@ -645,7 +694,13 @@ impl ContainerManager {
                     }
                 }
                 let exit = act.exit_waiter(host_pid);
-                Box::pin(read_reports(status_read).into_actor(act).then(
+                let reader = match ReportReader::new(status_read) {
+                    Ok(r) => r,
+                    Err(e) => {
+                        return Box::pin(fut::ready(Err(ContainerError::host("watch status pipe of", format!("pid {host_pid}"), e))))
+                    }
+                };
+                Box::pin(act.watch(reader, host_pid, runtime, Vec::new()).then(
                     move |reports, act, _| -> ResponseActFuture<Self, Result<SpawnOutcome, ContainerError>> {
                         let mut container_pid = None;
                         let mut failure = None;
@@ -654,8 +709,12 @@ impl ContainerManager {
                                 for report in reports {
                                     match report {
                                         ChildReport::Pid(p) => container_pid = Some(p),
-                                        ChildReport::Failed(f) => failure = Some(ContainerError::from(f)),
-                                        ChildReport::Ready => {}
+                                        // The first failure is the cause; later
+                                        // ones are its consequences.
+                                        ChildReport::Failed(f) => {
+                                            failure.get_or_insert(ContainerError::from(f));
+                                        }
+                                        ChildReport::Ready | ChildReport::RuntimeHooks => {}
                                     }
                                 }
                             }
@@ -714,6 +773,7 @@ impl ContainerManager {
                 }
             }
             info!(act.logger, "container started"; "cid" => &cid, "pid" => outcome.host_pid);
+            act.run_detached_hooks(&cid, HookPoint::Poststart, Some(outcome.host_pid));
             Ok(Started {
                 pid: outcome.host_pid,
                 fds: act.hand_over_master(outcome.tty_master, console_socket),
@@ -775,6 +835,7 @@ impl ContainerManager {
     /// Removes everything a container had: kills what runs, removes its
     /// cgroups and state directory, forgets it.
     fn discard(&mut self, cid: &str) {
+        self.run_detached_hooks(cid, HookPoint::Poststop, None);
         let Some(c) = self.containers.remove(cid) else {
             return;
         };
@@ -795,6 +856,35 @@ impl ContainerManager {
                 warn!(self.logger, "cannot remove state directory"; "cid" => cid, "error" => %e);
             }
         }
+    }
+
+    /// Queues poststart or poststop hooks; their failures are logged, as the
+    /// runtime spec asks, and change nothing.
+    fn run_detached_hooks(&self, cid: &str, point: HookPoint, pid: Option<i32>) {
+        let Some(c) = self.containers.get(cid) else {
+            return;
+        };
+        let (hooks, status) = match point {
+            HookPoint::Poststart => (
+                &c.hooks.poststart,
+                oci_spec::runtime::ContainerState::Running,
+            ),
+            HookPoint::Poststop => (
+                &c.hooks.poststop,
+                oci_spec::runtime::ContainerState::Stopped,
+            ),
+        };
+        if hooks.is_empty() {
+            return;
+        }
+        let Some(myself) = &self.myself else { return };
+        myself.do_send(DetachedHooks {
+            cid: cid.to_owned(),
+            point,
+            hooks: hooks.clone(),
+            state: hook_state_json(c.hook_state.clone(), status, pid),
+            ticket: self.status.ticket(),
+        });
     }
 
     fn record_exit(&mut self, pid: i32, status: WaitStatus) {
@@ -1194,17 +1284,34 @@ impl ContainerManager {
                 let _ = tokio::time::timeout(Duration::from_secs(5), exit).await;
             }
         };
-        ctx.spawn(all.into_actor(self).map(move |(), act, _| {
+        ctx.spawn(all.into_actor(self).then(move |(), act, _| {
             act.apply_exits();
-            for cid in ids {
-                act.discard(&cid);
+            // Poststop hooks run before the supervisor exits, not detached.
+            let mut poststop = Vec::new();
+            for cid in &ids {
+                if let Some(c) = act.containers.get_mut(cid) {
+                    let hooks = std::mem::take(&mut c.hooks.poststop);
+                    if !hooks.is_empty() {
+                        let state = hook_state_json(
+                            c.hook_state.clone(),
+                            oci_spec::runtime::ContainerState::Stopped,
+                            None,
+                        );
+                        poststop.push((cid.clone(), hooks, state));
+                    }
+                }
+            }
+            for cid in &ids {
+                act.discard(cid);
             }
             let _ = std::fs::remove_dir(&act.config.state_dir);
             // The sandbox's own cgroup, parent of its containers'.
             for h in &act.hierarchies {
                 let _ = std::fs::remove_dir(h.mount.join(&act.config.cgroup_parent));
             }
-            let _ = done.send(());
+            act.run_all_hooks(poststop).map(move |(), _, _| {
+                let _ = done.send(());
+            })
         }));
     }
 }
@@ -1222,6 +1329,8 @@ fn open_fds(
         .map_err(|e| ContainerError::host("create", "status pipe", e.into()))?;
     let mut status_write = Some(status_write);
     let mut pty = None;
+    let mut runtime_gate = None;
+    let mut hook_stdin = None;
     let mut fds = Vec::with_capacity(blueprint.fds.len());
     for source in &blueprint.fds {
         let fd = match source {
@@ -1255,6 +1364,22 @@ fn open_fds(
                     std::io::Error::other("not supported here"),
                 ))
             }
+            FdSource::HookStdin => {
+                let (read, write) = nix::unistd::pipe2(OFlag::O_CLOEXEC)
+                    .map_err(|e| ContainerError::host("create", "hook stdin", e.into()))?;
+                hook_stdin = Some(write);
+                read
+            }
+            FdSource::SupervisorStderr => std::io::stderr()
+                .as_fd()
+                .try_clone_to_owned()
+                .map_err(|e| ContainerError::host("duplicate", "stderr", e))?,
+            FdSource::RuntimeHooksGate => {
+                let (read, write) = nix::unistd::pipe2(OFlag::O_CLOEXEC)
+                    .map_err(|e| ContainerError::host("create", "runtime hooks gate", e.into()))?;
+                runtime_gate = Some(write);
+                read
+            }
         };
         fds.push(fd);
     }
@@ -1262,6 +1387,8 @@ fn open_fds(
         fds,
         status_read,
         tty_master: pty,
+        runtime_gate,
+        hook_stdin,
     })
 }
 
@@ -1278,29 +1405,225 @@ fn open(path: &Path, flags: OFlag, what: &'static str) -> Result<OwnedFd, Contai
     .map_err(|e| ContainerError::host(what, path, e.into()))
 }
 
-/// Reads the status pipe to EOF and decodes the reports on it.
-async fn read_reports(fd: OwnedFd) -> std::io::Result<Vec<ChildReport>> {
-    nix::fcntl::fcntl(&fd, nix::fcntl::FcntlArg::F_SETFL(OFlag::O_NONBLOCK))?;
-    let fd = crate::sys::socket::register_async(fd)?;
-    let mut bytes = Vec::new();
-    let mut buf = [0u8; 4096];
-    loop {
-        let mut ready = fd.readable().await?;
-        match ready
-            .try_io(|f| nix::unistd::read(f.get_ref(), &mut buf).map_err(std::io::Error::from))
-        {
-            Err(_would_block) => continue,
-            Ok(Ok(0)) => break,
-            Ok(Ok(n)) => bytes.extend_from_slice(&buf[..n]),
-            Ok(Err(e)) => return Err(e),
+/// Reads a child's status pipe report by report.
+struct ReportReader {
+    fd: tokio::io::unix::AsyncFd<OwnedFd>,
+    bytes: Vec<u8>,
+    parsed: usize,
+}
+
+impl ReportReader {
+    fn new(fd: OwnedFd) -> std::io::Result<Self> {
+        nix::fcntl::fcntl(&fd, nix::fcntl::FcntlArg::F_SETFL(OFlag::O_NONBLOCK))?;
+        Ok(ReportReader {
+            fd: crate::sys::socket::register_async(fd)?,
+            bytes: Vec::new(),
+            parsed: 0,
+        })
+    }
+
+    /// Waits for more bytes; returns the reports they complete and whether
+    /// the pipe has ended.
+    async fn next_batch(mut self) -> std::io::Result<(Self, Vec<ChildReport>, bool)> {
+        let mut buf = [0u8; 4096];
+        let ended = loop {
+            let mut ready = self.fd.readable().await?;
+            match ready
+                .try_io(|f| nix::unistd::read(f.get_ref(), &mut buf).map_err(std::io::Error::from))
+            {
+                Err(_would_block) => continue,
+                Ok(Ok(0)) => break true,
+                Ok(Ok(n)) => {
+                    self.bytes.extend_from_slice(&buf[..n]);
+                    break false;
+                }
+                Ok(Err(e)) => return Err(e),
+            }
+        };
+        // A report cut by the read waits for its end.
+        let mut reports = Vec::new();
+        let mut de = serde_cbor::Deserializer::from_slice(&self.bytes[self.parsed..])
+            .into_iter::<ChildReport>();
+        while let Some(Ok(report)) = de.next() {
+            reports.push(report);
         }
+        self.parsed += de.byte_offset();
+        Ok((self, reports, ended))
     }
-    let mut reports = Vec::new();
-    let mut de = serde_cbor::Deserializer::from_slice(&bytes).into_iter::<ChildReport>();
-    for report in &mut de {
-        reports.push(report.map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))?);
+}
+
+/// The prestart and createRuntime hooks, and the gate the child waits at
+/// while they run.
+struct RuntimeStep {
+    hooks: Vec<HookPlan>,
+    state: Option<oci_spec::runtime::State>,
+    gate: OwnedFd,
+}
+
+/// The JSON state a hook gets.
+fn hook_state_json(
+    state: Option<oci_spec::runtime::State>,
+    status: oci_spec::runtime::ContainerState,
+    pid: Option<i32>,
+) -> Vec<u8> {
+    state
+        .map(|mut s| {
+            s.set_status(status);
+            s.set_pid(pid);
+            serde_json::to_vec(&s).unwrap_or_default()
+        })
+        .unwrap_or_default()
+}
+
+impl ContainerManager {
+    /// Collects a child's reports until its status pipe ends, running the
+    /// runtime's hooks when it reports its namespaces ready.
+    fn watch(
+        &mut self,
+        reader: ReportReader,
+        host_pid: i32,
+        mut runtime: Option<RuntimeStep>,
+        mut collected: Vec<ChildReport>,
+    ) -> ResponseActFuture<Self, std::io::Result<Vec<ChildReport>>> {
+        Box::pin(reader.next_batch().into_actor(self).then(
+            move |batch, act, _| -> ResponseActFuture<Self, std::io::Result<Vec<ChildReport>>> {
+                let (reader, reports, ended) = match batch {
+                    Ok(b) => b,
+                    Err(e) => return Box::pin(fut::ready(Err(e))),
+                };
+                let wants_hooks = reports.contains(&ChildReport::RuntimeHooks);
+                collected.extend(reports);
+                if ended {
+                    return Box::pin(fut::ready(Ok(collected)));
+                }
+                let step = if wants_hooks { runtime.take() } else { None };
+                match step {
+                    None => act.watch(reader, host_pid, runtime, collected),
+                    Some(step) => {
+                        let RuntimeStep { hooks, state, gate } = step;
+                        let json = hook_state_json(
+                            state,
+                            oci_spec::runtime::ContainerState::Creating,
+                            Some(host_pid),
+                        );
+                        Box::pin(act.run_hooks(hooks, json).then(move |ran, act, _| {
+                            match ran {
+                                Ok(()) => {
+                                    let _ = nix::unistd::write(&gate, b"1");
+                                }
+                                Err(e) => collected.push(ChildReport::Failed(ChildFailure {
+                                    step: "createRuntime hook".into(),
+                                    path: String::new(),
+                                    errno: 0,
+                                    message: e.to_string(),
+                                })),
+                            }
+                            // Closing the gate unopened makes the child give up.
+                            drop(gate);
+                            act.watch(reader, host_pid, None, collected)
+                        }))
+                    }
+                }
+            },
+        ))
     }
-    Ok(reports)
+
+    /// Runs each container's hooks in turn, logging failures.
+    fn run_all_hooks(
+        &mut self,
+        mut jobs: Vec<(String, Vec<HookPlan>, Vec<u8>)>,
+    ) -> ResponseActFuture<Self, ()> {
+        let Some((cid, hooks, state)) = jobs.pop() else {
+            return Box::pin(fut::ready(()));
+        };
+        Box::pin(self.run_hooks(hooks, state).then(move |ran, act, _| {
+            if let Err(e) = ran {
+                warn!(act.logger, "poststop hook failed"; "cid" => &cid, "error" => %e);
+            }
+            act.run_all_hooks(jobs)
+        }))
+    }
+
+    /// Runs runtime hooks one after the other, each spawned through the
+    /// spawner (so that the Reaper is the only one waiting for children),
+    /// with `state` on its stdin.
+    fn run_hooks(
+        &mut self,
+        mut hooks: Vec<HookPlan>,
+        state: Vec<u8>,
+    ) -> ResponseActFuture<Self, Result<(), HookError>> {
+        if hooks.is_empty() {
+            return Box::pin(fut::ready(Ok(())));
+        }
+        let hook = hooks.remove(0);
+        let blueprint = spec::build_hook(&hook, self.config.supervisor_pid);
+        let mut opened = match open_fds(&blueprint, &mut Vec::new(), None) {
+            Ok(o) => o,
+            Err(e) => {
+                return Box::pin(fut::ready(Err(HookError::Spawn {
+                    path: hook.path,
+                    reason: e.to_string(),
+                    errno: 0,
+                })))
+            }
+        };
+        let stdin = opened.hook_stdin.take();
+        let path = hook.path.clone();
+        let spawned = self.spawn_process(String::new(), blueprint, opened, false);
+        Box::pin(spawned.then(move |outcome, act, _| -> ResponseActFuture<Self, Result<(), HookError>> {
+            let outcome = match outcome {
+                Ok(o) => o,
+                Err(e) => {
+                    return Box::pin(fut::ready(Err(HookError::Spawn {
+                        path,
+                        reason: e.to_string(),
+                        errno: 0,
+                    })))
+                }
+            };
+            if let Some(stdin) = stdin {
+                // The state is far below a pipe's capacity: this never blocks.
+                let _ = nix::fcntl::fcntl(&stdin, nix::fcntl::FcntlArg::F_SETFL(OFlag::O_NONBLOCK));
+                let _ = nix::unistd::write(&stdin, &state);
+            }
+            let pid = outcome.host_pid;
+            let exit = act.exit_waiter(pid);
+            let timeout = Duration::from_secs(hook.timeout_secs.unwrap_or(3600));
+            Box::pin(async move { tokio::time::timeout(timeout, exit).await }.into_actor(act).then(
+                move |waited, act, _| -> ResponseActFuture<Self, Result<(), HookError>> {
+                    let result = match waited {
+                        Err(_elapsed) => {
+                            if let Some(p) = act.processes.get(&pid) {
+                                let _ = pidfd_signal(p.pidfd.as_fd(), libc::SIGKILL);
+                            }
+                            Err(HookError::TimedOut {
+                                path: hook.path.clone(),
+                                secs: hook.timeout_secs.unwrap_or(0),
+                            })
+                        }
+                        Ok(Ok(status)) if status.exit_code() == Some(0) => Ok(()),
+                        Ok(Ok(status)) => Err(HookError::Failed {
+                            path: hook.path.clone(),
+                            status: match (status.exit_code(), status.signal()) {
+                                (Some(code), _) => format!("exit status: {code}"),
+                                (None, Some(sig)) => format!("killed by signal {sig}"),
+                                _ => format!("wait status {}", status.0),
+                            },
+                        }),
+                        Ok(Err(_)) => Err(HookError::Failed {
+                            path: hook.path.clone(),
+                            status: "lost".into(),
+                        }),
+                    };
+                    act.forget_process(pid);
+                    match result {
+                        Ok(()) => act.run_hooks(hooks, state),
+                        Err(e) => Box::pin(fut::ready(Err(e))),
+                    }
+                },
+            ))
+        }))
+    }
 }
 
 impl Subsystem for ContainerManager {
@@ -1334,7 +1657,8 @@ impl Subsystem for ContainerManager {
         }
     }
 
-    fn on_start(&mut self, _: &mut Context<Self>) {
+    fn on_start(&mut self, ctx: &mut Context<Self>) {
+        self.myself = Some(ctx.address());
         self.apply_exits();
     }
 }
@@ -1345,6 +1669,41 @@ impl Handler<ChildrenExited> for ContainerManager {
     fn handle(&mut self, msg: ChildrenExited, ctx: &mut Context<Self>) {
         let _ = guarded(self, ctx, "ChildrenExited", msg.ticket, |act, _| {
             act.apply_exits();
+            Ok(())
+        });
+    }
+}
+
+/// Runs hooks whose failure only gets logged (poststart, poststop).
+struct DetachedHooks {
+    cid: String,
+    point: HookPoint,
+    hooks: Vec<HookPlan>,
+    state: Vec<u8>,
+    ticket: MailboxTicket,
+}
+
+impl actix::Message for DetachedHooks {
+    type Result = ();
+}
+
+impl Handler<DetachedHooks> for ContainerManager {
+    type Result = ();
+
+    fn handle(&mut self, msg: DetachedHooks, ctx: &mut Context<Self>) {
+        let DetachedHooks {
+            cid,
+            point,
+            hooks,
+            state,
+            ticket,
+        } = msg;
+        let _ = guarded(self, ctx, "DetachedHooks", ticket, move |act, ctx| {
+            ctx.spawn(act.run_hooks(hooks, state).map(move |ran, act, _| {
+                if let Err(e) = ran {
+                    warn!(act.logger, "hook failed"; "cid" => &cid, "point" => ?point, "error" => %e);
+                }
+            }));
             Ok(())
         });
     }

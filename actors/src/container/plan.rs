@@ -37,6 +37,10 @@ pub enum PlanKind {
     Container(Box<ContainerPlan>),
     /// A process joining a running container.
     Exec(ExecPlan),
+    /// A plain process in the supervisor's own namespaces (a runtime hook);
+    /// spawned like the others so that the Reaper is the only one to wait
+    /// for children.
+    Hook,
 }
 
 /// Namespace kinds, with their `CLONE_NEW*` flags.
@@ -140,8 +144,13 @@ pub struct ContainerPlan {
     /// OCI startContainer hooks: run in the container after the start
     /// signal, before the user process is executed.
     pub start_container_hooks: Vec<HookPlan>,
-    /// The OCI state JSON given to hooks on stdin.
-    pub hook_state: Vec<u8>,
+    /// The OCI state given to hooks on stdin (its pid is filled in by the
+    /// child); `None` when there are no hooks.
+    pub hook_state: Option<oci_spec::runtime::State>,
+    /// Pause after the mounts, before `pivot_root`, until one byte arrives
+    /// here: the supervisor runs the prestart and createRuntime hooks in the
+    /// runtime's namespaces meanwhile.
+    pub runtime_hooks_gate: Option<FdIndex>,
     /// Wait for one byte on this descriptor before starting (the OCI
     /// create/start split); report readiness on the status pipe first.
     pub start_gate: Option<FdIndex>,
@@ -254,7 +263,10 @@ pub struct HookPlan {
 /// The process to exec, and its security settings.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ProcessPlan {
-    /// argv; `args[0]` is looked up in the process's `PATH` when it has no `/`.
+    /// The program to execute; `None`: `args[0]`, looked up in the
+    /// process's `PATH` when it has no `/`.
+    pub executable: Option<String>,
+    /// argv.
     pub args: Vec<String>,
     /// Environment, `KEY=value`.
     pub env: Vec<String>,
@@ -334,6 +346,9 @@ pub enum StdioPlan {
 pub enum ChildReport {
     /// The child's pid in its own pid namespace (sent first).
     Pid(i32),
+    /// The namespaces and mounts exist: run the runtime's hooks, then open
+    /// the runtime hooks gate.
+    RuntimeHooks,
     /// Setup is done and the child waits for the start signal.
     Ready,
     /// A step failed; the child exits.

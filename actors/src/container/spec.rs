@@ -64,6 +64,8 @@ pub enum FdSource {
     StatusPipe,
     /// The read end of the start gate pipe.
     StartGate,
+    /// The read end of the runtime hooks gate pipe.
+    RuntimeHooksGate,
     /// The caller's stdin, stdout or stderr (0, 1, 2).
     Stdio(u8),
     /// The slave of a pty the caller allocates.
@@ -72,6 +74,10 @@ pub enum FdSource {
     Namespace(NsKind, PathBuf),
     /// A cgroup's `cgroup.procs`, opened for writing.
     CgroupProcs(PathBuf),
+    /// The read end of a pipe the runtime writes a hook's state into.
+    HookStdin,
+    /// The supervisor's own stderr (a hook's output goes to its log).
+    SupervisorStderr,
 }
 
 /// What the caller must run in the runtime's namespace, around the spawn.
@@ -120,8 +126,8 @@ pub struct ContainerContext<'a> {
     pub gated: bool,
     /// Bring `lo` up in a new network namespace.
     pub loopback_up: bool,
-    /// The OCI state JSON handed to hooks.
-    pub hook_state: Vec<u8>,
+    /// The OCI state handed to hooks (id, bundle, annotations).
+    pub hook_state: Option<oci_spec::runtime::State>,
 }
 
 /// Collects descriptors in index order.
@@ -239,12 +245,8 @@ pub fn build_container(spec: &Spec, ctx: &ContainerContext<'_>) -> Result<Bluepr
         poststart: hook_list(hooks.and_then(|h| h.poststart().as_ref()), "poststart")?,
         poststop: hook_list(hooks.and_then(|h| h.poststop().as_ref()), "poststop")?,
     };
-    if !runtime_hooks.create_runtime.is_empty() {
-        return Err(unsupported(
-            "hooks.createRuntime",
-            "prestart and createRuntime hooks are not supported yet",
-        ));
-    }
+    let runtime_hooks_gate =
+        (!runtime_hooks.create_runtime.is_empty()).then(|| fds.add(FdSource::RuntimeHooksGate));
     let new_net = new_ns(NsKind::Net);
     let unshare_cgroup_ns = new_ns(NsKind::Cgroup);
     new_namespaces.retain(|k| *k != NsKind::Cgroup);
@@ -267,6 +269,7 @@ pub fn build_container(spec: &Spec, ctx: &ContainerContext<'_>) -> Result<Bluepr
             "startContainer",
         )?,
         hook_state: ctx.hook_state.clone(),
+        runtime_hooks_gate,
         start_gate,
     };
     Ok(Blueprint {
@@ -339,6 +342,48 @@ pub fn build_exec(process: &Process, ctx: &ExecContext) -> Result<Blueprint, Spe
         terminal,
         warnings,
     })
+}
+
+/// The plan for a runtime hook: a plain process with the state on stdin.
+pub fn build_hook(hook: &HookPlan, supervisor_pid: i32) -> Blueprint {
+    let mut fds = FdTable::default();
+    let status = fds.add(FdSource::StatusPipe);
+    let stdio = StdioPlan::Fds {
+        stdin: fds.add(FdSource::HookStdin),
+        stdout: fds.add(FdSource::SupervisorStderr),
+        stderr: fds.add(FdSource::SupervisorStderr),
+    };
+    Blueprint {
+        plan: SpawnPlan {
+            kind: PlanKind::Hook,
+            process: ProcessPlan {
+                executable: Some(hook.path.clone()),
+                args: if hook.args.is_empty() {
+                    vec![hook.path.clone()]
+                } else {
+                    hook.args.clone()
+                },
+                env: hook.env.clone(),
+                cwd: "/".into(),
+                uid: 0,
+                gid: 0,
+                additional_gids: Vec::new(),
+                umask: None,
+                capabilities: None,
+                rlimits: Vec::new(),
+                no_new_privileges: false,
+                oom_score_adj: None,
+                stdio,
+                seccomp: None,
+            },
+            status,
+            supervisor_pid,
+        },
+        fds: fds.0,
+        hooks: RuntimeHooks::default(),
+        terminal: false,
+        warnings: Vec::new(),
+    }
 }
 
 fn stdio(process: &Process, terminal: bool, fds: &mut FdTable) -> StdioPlan {
@@ -1131,6 +1176,7 @@ fn process_plan(
     });
     Ok((
         ProcessPlan {
+            executable: None,
             args,
             env: p.env().clone().unwrap_or_default(),
             cwd: cwd.to_owned(),
@@ -1340,7 +1386,7 @@ mod tests {
             supervisor_pid: 42,
             gated: false,
             loopback_up: true,
-            hook_state: Vec::new(),
+            hook_state: None,
         }
     }
 

@@ -13,8 +13,8 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use nix::errno::Errno;
 
 use crate::container::plan::{
-    CapabilityPlan, ChildFailure, ChildReport, ContainerPlan, ExecPlan, HookPlan, JoinNs,
-    MountPlan, NsKind, PlanKind, ProcessPlan, RootfsPlan, SpawnPlan, StdioPlan,
+    CapabilityPlan, ChildFailure, ChildReport, ContainerPlan, ExecPlan, JoinNs, MountPlan, NsKind,
+    PlanKind, ProcessPlan, RootfsPlan, SpawnPlan, StdioPlan,
 };
 use crate::sys::mount::{self, AsFdRef, MountFailure, Target};
 
@@ -125,6 +125,7 @@ fn setup_and_exec(plan: &SpawnPlan, fds: &Fds<'_>) -> Step<Never> {
     match &plan.kind {
         PlanKind::Container(container) => setup_container(container, plan, fds)?,
         PlanKind::Exec(exec) => join_container(exec, fds)?,
+        PlanKind::Hook => {}
     }
     exec_process(&plan.process, fds)
 }
@@ -192,9 +193,33 @@ fn setup_container(c: &ContainerPlan, plan: &SpawnPlan, fds: &Fds<'_>) -> Step {
     if c.loopback_up {
         loopback_up()?;
     }
+    // The host's /proc is still mounted: it names this process by its
+    // host pid, which hooks are given.
+    let host_pid = std::fs::read_link("/proc/self")
+        .ok()
+        .and_then(|p| p.to_str().and_then(|s| s.parse::<i32>().ok()));
     prepare_rootfs(&c.rootfs)?;
-    for hook in &c.create_container_hooks {
-        run_hook(hook, &c.hook_state, "createContainer hook")?;
+    if let Some(gate) = c.runtime_hooks_gate {
+        let status = fds.get(plan.status, "status pipe")?;
+        report(status.as_raw_fd(), &ChildReport::RuntimeHooks);
+        wait_for_start(fds.get(gate, "runtime hooks gate")?)?;
+    }
+    let state = |status: oci_spec::runtime::ContainerState| -> Vec<u8> {
+        c.hook_state
+            .clone()
+            .map(|mut s| {
+                s.set_status(status);
+                s.set_pid(host_pid);
+                serde_json::to_vec(&s).unwrap_or_default()
+            })
+            .unwrap_or_default()
+    };
+    if !c.create_container_hooks.is_empty() {
+        crate::sys::hooks::run_hooks(
+            &c.create_container_hooks,
+            &state(oci_spec::runtime::ContainerState::Creating),
+        )
+        .map_err(|e| other("createContainer hook", "", e.to_string()))?;
     }
     enter_rootfs(&c.rootfs)?;
     for (key, value) in &c.sysctl {
@@ -205,8 +230,12 @@ fn setup_container(c: &ContainerPlan, plan: &SpawnPlan, fds: &Fds<'_>) -> Step {
         report(status.as_raw_fd(), &ChildReport::Ready);
         wait_for_start(fds.get(gate, "start gate")?)?;
     }
-    for hook in &c.start_container_hooks {
-        run_hook(hook, &c.hook_state, "startContainer hook")?;
+    if !c.start_container_hooks.is_empty() {
+        crate::sys::hooks::run_hooks(
+            &c.start_container_hooks,
+            &state(oci_spec::runtime::ContainerState::Created),
+        )
+        .map_err(|e| other("startContainer hook", "", e.to_string()))?;
     }
     Ok(())
 }
@@ -466,54 +495,6 @@ fn loopback_up() -> Step {
     Ok(())
 }
 
-fn run_hook(hook: &HookPlan, state: &[u8], step: &'static str) -> Step {
-    let mut command = std::process::Command::new(&hook.path);
-    command
-        .arg0(hook.args.first().map_or(hook.path.as_str(), String::as_str))
-        .args(hook.args.iter().skip(1))
-        .env_clear()
-        .envs(hook.env.iter().filter_map(|kv| kv.split_once('=')))
-        .stdin(std::process::Stdio::piped());
-    let mut child = command.spawn().map_err(|e| {
-        errno_failure(
-            step,
-            &hook.path,
-            Errno::from_raw(e.raw_os_error().unwrap_or(0)),
-        )
-    })?;
-    if let Some(mut stdin) = child.stdin.take() {
-        // A hook that does not read its stdin is not an error.
-        let _ = stdin.write_all(state);
-    }
-    let deadline = hook
-        .timeout_secs
-        .map(|s| std::time::Instant::now() + std::time::Duration::from_secs(s));
-    loop {
-        match child.try_wait() {
-            Ok(Some(status)) if status.success() => return Ok(()),
-            Ok(Some(status)) => {
-                return Err(other(step, &hook.path, format!("hook failed: {status}")))
-            }
-            Ok(None) => {}
-            Err(e) => {
-                return Err(errno_failure(
-                    step,
-                    &hook.path,
-                    Errno::from_raw(e.raw_os_error().unwrap_or(0)),
-                ))
-            }
-        }
-        if deadline.is_some_and(|d| std::time::Instant::now() >= d) {
-            let _ = child.kill();
-            let _ = child.wait();
-            return Err(other(step, &hook.path, "hook timed out"));
-        }
-        std::thread::sleep(std::time::Duration::from_millis(5));
-    }
-}
-
-use std::os::unix::process::CommandExt;
-
 fn exec_process(p: &ProcessPlan, fds: &Fds<'_>) -> Step<Never> {
     for r in &p.rlimits {
         let limit = libc::rlimit {
@@ -581,6 +562,9 @@ fn exec_process(p: &ProcessPlan, fds: &Fds<'_>) -> Step<Never> {
 
 /// Resolves `args[0]` as execvp does, in the process's own `PATH`.
 fn find_program(p: &ProcessPlan) -> Step<CString> {
+    if let Some(path) = &p.executable {
+        return CString::new(path.as_str()).map_err(|_| other("exec", path, "path has a nul byte"));
+    }
     let name = p
         .args
         .first()

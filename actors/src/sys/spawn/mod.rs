@@ -206,6 +206,7 @@ fn spawn(plan: &SpawnPlan, fds: Vec<OwnedFd>) -> Result<(i32, OwnedFd), SpawnFai
                 flags |= ns.clone_flag();
             }
         }
+        PlanKind::Hook => {}
         PlanKind::Exec(e) => {
             if let Some(index) = e.pid_ns {
                 let target = fds
