@@ -275,7 +275,8 @@ struct SpawnOutcome {
 struct Opened {
     fds: Vec<OwnedFd>,
     status_read: OwnedFd,
-    tty_master: Option<OwnedFd>,
+    /// Our end of the socket a new pty's master comes back on.
+    console: Option<OwnedFd>,
     /// Write end of the runtime hooks gate, when there are such hooks.
     runtime_gate: Option<OwnedFd>,
     /// Write end of a hook's stdin.
@@ -626,6 +627,7 @@ impl ContainerManager {
             gated: false,
             loopback_up: true,
             hook_state: hook_state.clone(),
+            caller_terminal: caller_tty.is_some(),
         };
         let blueprint = spec::build_container(spec, &ctx)?;
         if let crate::container::plan::PlanKind::Container(plan) = &blueprint.plan.kind {
@@ -665,7 +667,7 @@ impl ContainerManager {
         let Opened {
             fds,
             status_read,
-            tty_master,
+            console,
             runtime_gate,
             hook_stdin: _,
         } = opened;
@@ -726,6 +728,17 @@ impl ContainerManager {
                         if let Some(p) = act.processes.get_mut(&host_pid) {
                             p.container_pid = container_pid;
                         }
+                        // The child sent the master before it exec'd.
+                        let tty_master = match (&failure, console) {
+                            (None, Some(console)) => match receive_master(console) {
+                                Ok(master) => Some(master),
+                                Err(e) => {
+                                    failure = Some(ContainerError::host("receive the terminal of", format!("pid {host_pid}"), e));
+                                    None
+                                }
+                            },
+                            _ => None,
+                        };
                         match failure {
                             None => Box::pin(fut::ready(Ok(SpawnOutcome {
                                 host_pid,
@@ -1155,6 +1168,7 @@ impl ContainerManager {
                 .unwrap_or_default(),
             supervisor_pid: self.config.supervisor_pid,
             seccomp: spec.linux().as_ref().and_then(|l| l.seccomp().clone()),
+            caller_terminal: caller_tty.is_some(),
         };
         let blueprint = spec::build_exec(&process, &ctx)?;
         let opened = open_fds(&blueprint, &mut fds, caller_tty)?;
@@ -1316,6 +1330,19 @@ impl ContainerManager {
     }
 }
 
+/// Takes the pty master a child sent on the console channel.
+fn receive_master(console: OwnedFd) -> std::io::Result<OwnedFd> {
+    let mut buf = [0u8; 16];
+    let mut control = crate::sys::socket::ControlBuffer::default();
+    let received =
+        crate::sys::socket::recv_with_fds(console.as_fd(), &mut buf, &mut control, true)?;
+    received
+        .fds
+        .into_iter()
+        .next()
+        .ok_or_else(|| std::io::Error::other("the child sent no terminal"))
+}
+
 /// Opens what the blueprint's descriptor list names, taking the caller's
 /// descriptors (stdio) from `given`.
 fn open_fds(
@@ -1328,7 +1355,7 @@ fn open_fds(
     let (status_read, status_write) = nix::unistd::pipe2(OFlag::O_CLOEXEC)
         .map_err(|e| ContainerError::host("create", "status pipe", e.into()))?;
     let mut status_write = Some(status_write);
-    let mut pty = None;
+    let mut console = None;
     let mut runtime_gate = None;
     let mut hook_stdin = None;
     let mut fds = Vec::with_capacity(blueprint.fds.len());
@@ -1347,14 +1374,20 @@ fn open_fds(
                         std::io::Error::other("missing"),
                     )
                 })?,
-            FdSource::TerminalSlave => match caller_tty.take() {
-                Some(tty) => tty,
-                None => {
-                    let opened = tty::open_pty(None)?;
-                    pty = Some(opened.master);
-                    opened.slave
-                }
-            },
+            FdSource::TerminalSlave => caller_tty.take().ok_or_else(|| {
+                ContainerError::host("use", "terminal", std::io::Error::other("none given"))
+            })?,
+            FdSource::ConsoleChannel => {
+                let (ours, theirs) = nix::sys::socket::socketpair(
+                    nix::sys::socket::AddressFamily::Unix,
+                    nix::sys::socket::SockType::SeqPacket,
+                    None,
+                    nix::sys::socket::SockFlag::SOCK_CLOEXEC,
+                )
+                .map_err(|e| ContainerError::host("create", "console channel", e.into()))?;
+                console = Some(ours);
+                theirs
+            }
             FdSource::Namespace(kind, path) => open(path, OFlag::O_RDONLY, ns_what(*kind))?,
             FdSource::CgroupProcs(path) => open(path, OFlag::O_WRONLY, "open cgroup.procs")?,
             FdSource::StartGate => {
@@ -1386,7 +1419,7 @@ fn open_fds(
     Ok(Opened {
         fds,
         status_read,
-        tty_master: pty,
+        console,
         runtime_gate,
         hook_stdin,
     })

@@ -332,7 +332,18 @@ pub enum StdioPlan {
         /// Standard error.
         stderr: FdIndex,
     },
-    /// A pty slave: the process's controlling terminal and all three streams.
+    /// A new pty, allocated by the child from the container's own
+    /// `/dev/ptmx` (so the container's devpts knows the slave); the child
+    /// sends the master back over `channel` and makes the slave its
+    /// controlling terminal and all three streams.
+    NewTerminal {
+        /// A Unix socket to the supervisor.
+        channel: FdIndex,
+        /// The initial window size.
+        size: Option<WindowSize>,
+    },
+    /// A terminal the caller gave: the process's controlling terminal and
+    /// all three streams.
     Terminal {
         /// The slave descriptor.
         slave: FdIndex,

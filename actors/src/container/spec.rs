@@ -68,8 +68,10 @@ pub enum FdSource {
     RuntimeHooksGate,
     /// The caller's stdin, stdout or stderr (0, 1, 2).
     Stdio(u8),
-    /// The slave of a pty the caller allocates.
+    /// A terminal the caller gave.
     TerminalSlave,
+    /// The child's end of the socket a new pty's master comes back on.
+    ConsoleChannel,
     /// A namespace file to join.
     Namespace(NsKind, PathBuf),
     /// A cgroup's `cgroup.procs`, opened for writing.
@@ -128,6 +130,8 @@ pub struct ContainerContext<'a> {
     pub loopback_up: bool,
     /// The OCI state handed to hooks (id, bundle, annotations).
     pub hook_state: Option<oci_spec::runtime::State>,
+    /// The caller gives the terminal (else the child allocates one).
+    pub caller_terminal: bool,
 }
 
 /// Collects descriptors in index order.
@@ -223,7 +227,7 @@ pub fn build_container(spec: &Spec, ctx: &ContainerContext<'_>) -> Result<Bluepr
         .collect();
 
     let terminal = process.terminal().unwrap_or(false);
-    let stdio = stdio(process, terminal, &mut fds);
+    let stdio = stdio(process, terminal, ctx.caller_terminal, &mut fds);
     let (process_plan, warnings) =
         process_plan(process, linux.and_then(|l| l.seccomp().as_ref()), stdio)?;
     let start_gate = ctx.gated.then(|| fds.add(FdSource::StartGate));
@@ -299,6 +303,8 @@ pub struct ExecContext {
     pub supervisor_pid: i32,
     /// The container's seccomp profile (exec'd processes get it too).
     pub seccomp: Option<oci_spec::runtime::LinuxSeccomp>,
+    /// The caller gives the terminal (else the child allocates one).
+    pub caller_terminal: bool,
 }
 
 /// The plan for a process joining a running container.
@@ -323,7 +329,7 @@ pub fn build_exec(process: &Process, ctx: &ExecContext) -> Result<Blueprint, Spe
         .map(|p| fds.add(FdSource::CgroupProcs(p.clone())))
         .collect();
     let terminal = process.terminal().unwrap_or(false);
-    let stdio = stdio(process, terminal, &mut fds);
+    let stdio = stdio(process, terminal, ctx.caller_terminal, &mut fds);
     let (process_plan, warnings) = process_plan(process, ctx.seccomp.as_ref(), stdio)?;
     Ok(Blueprint {
         plan: SpawnPlan {
@@ -386,15 +392,22 @@ pub fn build_hook(hook: &HookPlan, supervisor_pid: i32) -> Blueprint {
     }
 }
 
-fn stdio(process: &Process, terminal: bool, fds: &mut FdTable) -> StdioPlan {
+fn stdio(process: &Process, terminal: bool, caller_terminal: bool, fds: &mut FdTable) -> StdioPlan {
     if terminal {
         let size = process.console_size().map(|b| WindowSize {
             rows: b.height().min(u64::from(u16::MAX)) as u16,
             cols: b.width().min(u64::from(u16::MAX)) as u16,
         });
-        StdioPlan::Terminal {
-            slave: fds.add(FdSource::TerminalSlave),
-            size,
+        if caller_terminal {
+            StdioPlan::Terminal {
+                slave: fds.add(FdSource::TerminalSlave),
+                size,
+            }
+        } else {
+            StdioPlan::NewTerminal {
+                channel: fds.add(FdSource::ConsoleChannel),
+                size,
+            }
         }
     } else {
         StdioPlan::Fds {
@@ -1387,6 +1400,7 @@ mod tests {
             gated: false,
             loopback_up: true,
             hook_state: None,
+            caller_terminal: false,
         }
     }
 

@@ -762,6 +762,29 @@ fn setup_stdio(stdio: &StdioPlan, fds: &Fds<'_>) -> Step {
             }
             Ok(())
         }
+        StdioPlan::NewTerminal { channel, size } => {
+            // The container's /dev/ptmx: its devpts is the one that knows
+            // the slave, so ttyname and friends work inside.
+            let pty = crate::sys::tty::open_pty(size)
+                .map_err(|e| other("allocate terminal", "/dev/ptmx", e.to_string()))?;
+            let channel = fds.get(channel, "console channel")?;
+            crate::sys::socket::send_with_fds(
+                channel,
+                &[std::io::IoSlice::new(b"pty")],
+                &[pty.master.as_fd()],
+                false,
+            )
+            .map_err(|e| {
+                errno_failure(
+                    "send terminal",
+                    "",
+                    Errno::from_raw(e.raw_os_error().unwrap_or(0)),
+                )
+            })?;
+            drop(pty.master);
+            crate::sys::tty::become_controlling_terminal(pty.slave.as_fd())
+                .map_err(|e| other("controlling terminal", "", e.to_string()))
+        }
         StdioPlan::Terminal { slave, size } => {
             let slave = fds.get(slave, "terminal")?;
             if let Some(size) = size {
