@@ -223,6 +223,9 @@ struct SpecSource<'a> {
 }
 
 struct ProcessRecord {
+    /// Its exec was confirmed to its caller; an unconfirmed one was caught
+    /// in a restart, and its caller told `unavailable`.
+    confirmed: bool,
     container: String,
     /// Its pid in the container's pid namespace.
     container_pid: i32,
@@ -242,11 +245,14 @@ pub struct ContainerManager {
     containers: BTreeMap<String, Container>,
     processes: HashMap<i32, ProcessRecord>,
     /// Exits of pids not registered yet (the reply from the spawner can
-    /// trail the child's death).
-    early_exits: HashMap<i32, WaitStatus>,
+    /// trail the child's death); bounded, oldest dropped first.
+    early_exits: std::collections::VecDeque<(i32, WaitStatus)>,
     /// This actor's address, for messages to itself.
     myself: Option<actix::Addr<Self>>,
 }
+
+/// Exits of unknown pids kept for a registration that may follow.
+const EARLY_EXITS_KEPT: usize = 256;
 
 /// Checks a container id as runc does.
 pub fn valid_container_id(id: &str) -> bool {
@@ -313,7 +319,7 @@ impl ContainerManager {
             hierarchies,
             containers: BTreeMap::new(),
             processes: HashMap::new(),
-            early_exits: HashMap::new(),
+            early_exits: std::collections::VecDeque::new(),
             myself: None,
         }
     }
@@ -727,6 +733,7 @@ impl ContainerManager {
                         let container_pid = container_pid.unwrap_or(host_pid);
                         if let Some(p) = act.processes.get_mut(&host_pid) {
                             p.container_pid = container_pid;
+                            p.confirmed = true;
                         }
                         // The child sent the master before it exec'd.
                         let tty_master = match (&failure, console) {
@@ -810,10 +817,16 @@ impl ContainerManager {
     }
 
     fn register(&mut self, pid: i32, pidfd: OwnedFd, cid: &str) {
-        let exit = self.early_exits.remove(&pid);
+        let exit = self
+            .early_exits
+            .iter()
+            .position(|(p, _)| *p == pid)
+            .and_then(|i| self.early_exits.remove(i))
+            .map(|(_, status)| status);
         self.processes.insert(
             pid,
             ProcessRecord {
+                confirmed: false,
                 container: cid.to_owned(),
                 container_pid: pid,
                 pidfd,
@@ -902,7 +915,10 @@ impl ContainerManager {
 
     fn record_exit(&mut self, pid: i32, status: WaitStatus) {
         let Some(p) = self.processes.get_mut(&pid) else {
-            self.early_exits.insert(pid, status);
+            if self.early_exits.len() >= EARLY_EXITS_KEPT {
+                self.early_exits.pop_front();
+            }
+            self.early_exits.push_back((pid, status));
             return;
         };
         p.exit = Some(status);
@@ -1680,6 +1696,20 @@ impl Subsystem for ContainerManager {
         for cid in starting {
             warn!(self.logger, "rolling back a start interrupted by a restart"; "cid" => &cid);
             self.discard(&cid);
+            self.processes.retain(|_, p| p.container != cid);
+        }
+        // So do execs that were not confirmed: their callers will retry.
+        let unconfirmed: Vec<i32> = self
+            .processes
+            .iter()
+            .filter(|(_, p)| !p.confirmed && p.exit.is_none())
+            .map(|(pid, _)| *pid)
+            .collect();
+        for pid in unconfirmed {
+            if let Some(p) = self.processes.remove(&pid) {
+                warn!(self.logger, "killing a process whose exec was interrupted by a restart"; "host_pid" => pid);
+                let _ = pidfd_signal(p.pidfd.as_fd(), libc::SIGKILL);
+            }
         }
         // Waiters' futures died too; their callers were answered.
         for c in self.containers.values_mut() {
