@@ -695,12 +695,14 @@ impl ContainerManager {
                     Err(e) => return Box::pin(fut::ready(Err(e.into()))),
                 };
                 let host_pid = spawned.pid;
-                act.register(host_pid, spawned.pidfd, &cid);
+                // The init is known as such before its exit can be replayed:
+                // a process that exits at once may already be in the journal.
                 if init {
                     if let Some(c) = act.containers.get_mut(&cid) {
                         c.init = Some(host_pid);
                     }
                 }
+                act.register(host_pid, spawned.pidfd, &cid);
                 let exit = act.exit_waiter(host_pid);
                 let reader = match ReportReader::new(status_read) {
                     Ok(r) => r,
@@ -789,7 +791,12 @@ impl ContainerManager {
             };
             if let Some(c) = act.containers.get_mut(&cid) {
                 if c.phase == Phase::Starting {
-                    c.phase = Phase::Running;
+                    // An init that already exited leaves the container stopped.
+                    c.phase = if c.exit.is_some() {
+                        Phase::Stopped
+                    } else {
+                        Phase::Running
+                    };
                 }
             }
             info!(act.logger, "container started"; "cid" => &cid, "pid" => outcome.host_pid);
@@ -1038,7 +1045,12 @@ impl ContainerManager {
                 let host = self.host_pid(&req.cid, req.pid)?;
                 // The init (and anything this manager started) is signalled
                 // through its pidfd: immune to pid reuse.
-                match self.processes.get(&host).filter(|p| p.exit.is_none()) {
+                match self.processes.get(&host) {
+                    // One of ours that exited: its pid may be reused already.
+                    Some(p) if p.exit.is_some() => Err(ContainerError::NoSuchProcess {
+                        cid: req.cid.clone(),
+                        pid: req.pid,
+                    }),
                     Some(p) => {
                         pidfd_signal(p.pidfd.as_fd(), req.signo).map_err(|e| ContainerError::Kill {
                             signo: req.signo,

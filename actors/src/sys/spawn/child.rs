@@ -610,6 +610,11 @@ impl Failure {
 }
 
 fn set_identity(p: &ProcessPlan) -> Step {
+    // Dropping from the bounding set needs CAP_SETPCAP, which setuid to a
+    // non-root user clears from the effective set: drop first.
+    if let Some(caps) = &p.capabilities {
+        drop_bounding(caps.bounding)?;
+    }
     let keep_caps = p.capabilities.is_some() && p.uid != 0;
     if keep_caps {
         // SAFETY: prctl with integer arguments.
@@ -636,10 +641,9 @@ fn set_identity(p: &ProcessPlan) -> Step {
     Ok(())
 }
 
-fn apply_capabilities(c: &CapabilityPlan) -> Step {
-    let last = last_capability();
-    for cap in 0..=last {
-        if c.bounding & (1 << cap) == 0 {
+fn drop_bounding(bounding: u64) -> Step {
+    for cap in 0..=last_capability() {
+        if bounding & (1 << cap) == 0 {
             // SAFETY: prctl with integer arguments.
             if unsafe { libc::prctl(libc::PR_CAPBSET_DROP, cap as libc::c_ulong, 0, 0, 0) } < 0
                 && Errno::last() != Errno::EINVAL
@@ -648,6 +652,11 @@ fn apply_capabilities(c: &CapabilityPlan) -> Step {
             }
         }
     }
+    Ok(())
+}
+
+fn apply_capabilities(c: &CapabilityPlan) -> Step {
+    let last = last_capability();
     let header = libc_cap_header();
     let data = [
         CapData {
