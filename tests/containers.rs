@@ -1208,6 +1208,87 @@ fn exec_joins_the_running_container() {
     assert_eq!(value(&kv, "hostname"), "host-exec");
 }
 
+/// Children of `parent` named `comm`.
+fn children_named(parent: u32, comm: &str) -> Vec<i32> {
+    children(parent)
+        .into_iter()
+        .filter(|pid| {
+            std::fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|c| c.trim() == comm)
+        })
+        .collect()
+}
+
+fn cgroup_of(pid: i32) -> String {
+    std::fs::read_to_string(format!("/proc/{pid}/cgroup")).expect("/proc/PID/cgroup")
+}
+
+#[test]
+fn exec_is_born_in_the_container_cgroups_even_without_its_resident_spawner() {
+    let _host = shared_host();
+    let (sb, _bundle, cid, started) = sleeping_root("resident");
+    let init_cgroups = cgroup_of(started.pid);
+    assert!(
+        init_cgroups
+            .lines()
+            .any(|l| l.ends_with(&format!("/sandvisor/{SANDBOX}/{cid}"))),
+        "init cgroups: {init_cgroups}"
+    );
+    // One resident spawner, in the container's cgroups, and not one of its
+    // processes for callers.
+    let residents = children_named(sb.sv.pid(), "sv-resident");
+    assert_eq!(residents.len(), 1, "residents: {residents:?}");
+    assert_eq!(cgroup_of(residents[0]), init_cgroups);
+    let (executed, _output) = exec(&sb.client, &cid, &["sleep", "30"]);
+    assert_eq!(cgroup_of(executed.host_pid), init_cgroups);
+    let listed: Vec<i32> = processes(&sb.client, &cid)
+        .iter()
+        .map(|p| p.host_pid)
+        .collect();
+    assert_eq!(listed, vec![started.pid, executed.host_pid]);
+    // Without it (killed from outside), execs go through the main spawner
+    // and still join the container's cgroups.
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(residents[0]),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .expect("kill the resident");
+    assert_eq!(
+        residents_after(&sb, Duration::from_secs(5)),
+        Vec::<i32>::new()
+    );
+    assert_eq!(
+        zombie_children(sb.sv.pid(), Duration::from_secs(5)),
+        Vec::<i32>::new()
+    );
+    let (again, _output) = exec(&sb.client, &cid, &["sleep", "30"]);
+    assert_eq!(cgroup_of(again.host_pid), init_cgroups);
+    let listed: Vec<i32> = processes(&sb.client, &cid)
+        .iter()
+        .map(|p| p.host_pid)
+        .collect();
+    assert_eq!(listed, vec![started.pid, executed.host_pid, again.host_pid]);
+    // Once the init has exited, no resident spawner is left.
+    signal(&sb.client, &cid, libc::SIGKILL, 0, SignalMode::Process).expect("kill the init");
+    assert_eq!(wait(&sb.client, &cid), libc::SIGKILL as u32);
+    assert_eq!(
+        residents_after(&sb, Duration::from_secs(5)),
+        Vec::<i32>::new()
+    );
+}
+
+/// The supervisor's resident spawners once none is left, or at the end of
+/// `patience`.
+fn residents_after(sb: &Sandbox, patience: Duration) -> Vec<i32> {
+    let deadline = Instant::now() + patience;
+    loop {
+        let residents = children_named(sb.sv.pid(), "sv-resident");
+        if residents.is_empty() || Instant::now() > deadline {
+            return residents;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
 #[test]
 fn wait_pid_returns_the_status_once() {
     let _host = shared_host();

@@ -32,7 +32,7 @@ use crate::api::container::{
     WaitPid, WaitStatusReply,
 };
 use crate::api::{Empty, Fds};
-use crate::container::plan::{ChildFailure, ChildReport, HookPlan, NsKind};
+use crate::container::plan::{ChildFailure, ChildReport, HookPlan, NsKind, PlanKind};
 use crate::container::spec::{
     self, Blueprint, ContainerContext, FdSource, RuntimeHooks, SpecError,
 };
@@ -41,8 +41,10 @@ use crate::supervision::{
 };
 use crate::sys::cgroup::{self, ContainerCgroup, Hierarchy};
 use crate::sys::hooks::HookError;
-use crate::sys::process::{pidfd_signal, WaitStatus};
+use crate::sys::process::{pidfd_exited, pidfd_signal, WaitStatus};
 use crate::sys::procfs;
+use crate::sys::spawn::reports::ReportReader;
+use crate::sys::spawn::resident::{self, Resident, ResidentError};
 use crate::sys::spawn::{SpawnError, SpawnerConnection};
 use crate::sys::tty;
 use crate::wire::RpcError;
@@ -156,6 +158,20 @@ impl ContainerError {
     }
 }
 
+impl From<ResidentError> for ContainerError {
+    fn from(e: ResidentError) -> Self {
+        match e {
+            ResidentError::Host { what, source } => ContainerError::Host {
+                what: "start the resident spawner:",
+                path: what,
+                source,
+            },
+            ResidentError::Spawn(e) => ContainerError::Spawn(e),
+            ResidentError::Setup(f) => f.into(),
+        }
+    }
+}
+
 impl From<ChildFailure> for ContainerError {
     fn from(f: ChildFailure) -> Self {
         ContainerError::Child {
@@ -205,6 +221,15 @@ struct Container {
     hooks: RuntimeHooks,
     /// The OCI state given to hooks.
     hook_state: Option<oci_spec::runtime::State>,
+    /// Its resident spawner, which clones its init and exec'd processes
+    /// inside its cgroups; gone once the init has exited.
+    resident: Option<ResidentLink>,
+}
+
+/// A container's resident spawner (its process is in `processes`).
+struct ResidentLink {
+    pid: i32,
+    connection: Rc<SpawnerConnection>,
 }
 
 /// Which kind of container is being started.
@@ -232,6 +257,10 @@ struct ProcessRecord {
     pidfd: OwnedFd,
     exit: Option<WaitStatus>,
     waiters: Vec<oneshot::Sender<WaitStatus>>,
+    /// The container's resident spawner: not one of its processes for
+    /// callers (Processes, Signal, WaitPID), but killed and waited for
+    /// with them.
+    resident: bool,
 }
 
 /// Owns the sandbox's containers.
@@ -376,6 +405,7 @@ impl ContainerManager {
                 reserved_tty: fds.pop(),
                 hooks: RuntimeHooks::default(),
                 hook_state: None,
+                resident: None,
             },
         );
         Ok(Empty {})
@@ -538,6 +568,7 @@ impl ContainerManager {
                 reserved_tty: None,
                 hooks: RuntimeHooks::default(),
                 hook_state: None,
+                resident: None,
             },
         );
         let prepared = self.prepare_registered(source, fds, reserved_tty);
@@ -666,9 +697,33 @@ impl ContainerManager {
         opened: Opened,
         init: bool,
     ) -> ResponseActFuture<Self, Result<SpawnOutcome, ContainerError>> {
-        let Some(spawner) = self.spawner.clone() else {
-            let e = ContainerError::Spawn(SpawnError::Unavailable("no spawner".into()));
-            return Box::pin(fut::ready(Err(e)));
+        let resident = match self.containers.get(&cid).and_then(|c| c.resident.as_ref()) {
+            Some(r) if self.resident_alive(r) => Some(r.connection.clone()),
+            Some(_) => {
+                warn!(self.logger, "the resident spawner is gone; spawning through the main spawner"; "cid" => &cid);
+                self.retire_resident(&cid);
+                None
+            }
+            None => None,
+        };
+        let mut blueprint = blueprint;
+        let spawner = match resident {
+            Some(resident) => {
+                // Born in the container's cgroups: nothing to join.
+                match &mut blueprint.plan.kind {
+                    PlanKind::Container(c) => c.cgroup_procs.clear(),
+                    PlanKind::Exec(e) => e.cgroup_procs.clear(),
+                    PlanKind::Hook => {}
+                }
+                resident
+            }
+            None => match self.spawner.clone() {
+                Some(spawner) => spawner,
+                None => {
+                    let e = ContainerError::Spawn(SpawnError::Unavailable("no spawner".into()));
+                    return Box::pin(fut::ready(Err(e)));
+                }
+            },
         };
         let Opened {
             fds,
@@ -678,7 +733,7 @@ impl ContainerManager {
             hook_stdin: _,
         } = opened;
         let hook_state = match &blueprint.plan.kind {
-            crate::container::plan::PlanKind::Container(c) => c.hook_state.clone(),
+            PlanKind::Container(c) => c.hook_state.clone(),
             _ => None,
         };
         let runtime = runtime_gate.map(|gate| RuntimeStep {
@@ -702,7 +757,7 @@ impl ContainerManager {
                         c.init = Some(host_pid);
                     }
                 }
-                act.register(host_pid, spawned.pidfd, &cid);
+                act.register(host_pid, spawned.pidfd, &cid, false);
                 let exit = act.exit_waiter(host_pid);
                 let reader = match ReportReader::new(status_read) {
                     Ok(r) => r,
@@ -780,8 +835,82 @@ impl ContainerManager {
         opened: Opened,
         console_socket: Option<String>,
     ) -> ResponseActFuture<Self, Result<Started, RpcError>> {
-        let spawned = self.spawn_process(cid.clone(), blueprint, opened, true);
-        Box::pin(spawned.map(move |outcome, act, _| {
+        let resident = self.start_resident(&cid);
+        Box::pin(resident.then(move |resident, act, _| {
+            let spawned = match resident {
+                Ok(()) => act.spawn_process(cid.clone(), blueprint, opened, true),
+                Err(e) => Box::pin(fut::ready(Err(e))),
+            };
+            spawned.map(move |outcome, act, _| act.launched(cid, outcome, console_socket))
+        }))
+    }
+
+    /// Starts the container's resident spawner in its cgroups (none when the
+    /// sandbox has no cgroups: its processes are then cloned by the main
+    /// spawner).
+    fn start_resident(&mut self, cid: &str) -> ResponseActFuture<Self, Result<(), ContainerError>> {
+        let procs = match self.containers.get(cid).and_then(|c| c.cgroup.as_ref()) {
+            Some(cgroup) if !cgroup.dirs.is_empty() => cgroup.procs_files(),
+            _ => return Box::pin(fut::ready(Ok(()))),
+        };
+        let Some(spawner) = self.spawner.clone() else {
+            return Box::pin(fut::ready(Ok(())));
+        };
+        let supervisor_pid = self.config.supervisor_pid;
+        let cid = cid.to_owned();
+        let start = async move { resident::start(spawner, &procs, supervisor_pid).await };
+        Box::pin(start.into_actor(self).map(move |started, act, _| {
+            let Resident {
+                process,
+                connection,
+            } = started?;
+            let pid = process.pid;
+            act.register(pid, process.pidfd, &cid, true);
+            match act.containers.get_mut(&cid) {
+                Some(c) => c.resident = Some(ResidentLink { pid, connection }),
+                // Discarded meanwhile.
+                None => act.kill_resident_process(pid),
+            }
+            Ok(())
+        }))
+    }
+
+    /// A resident killed from outside (or by the OOM killer) is noticed
+    /// here before a request is lost on it.
+    fn resident_alive(&self, link: &ResidentLink) -> bool {
+        !link.connection.is_broken()
+            && self
+                .processes
+                .get(&link.pid)
+                .is_some_and(|p| p.exit.is_none() && !pidfd_exited(p.pidfd.as_fd()))
+    }
+
+    fn kill_resident_process(&mut self, pid: i32) {
+        if let Some(p) = self.processes.get(&pid) {
+            if p.exit.is_none() {
+                let _ = pidfd_signal(p.pidfd.as_fd(), libc::SIGKILL);
+            }
+        }
+    }
+
+    /// Stops a container's resident spawner (its init has exited, or the
+    /// container goes).
+    fn retire_resident(&mut self, cid: &str) {
+        let link = self.containers.get_mut(cid).and_then(|c| c.resident.take());
+        if let Some(link) = link {
+            self.kill_resident_process(link.pid);
+        }
+    }
+
+    /// Finishes a start: the container runs (or has already stopped).
+    fn launched(
+        &mut self,
+        cid: String,
+        outcome: Result<SpawnOutcome, ContainerError>,
+        console_socket: Option<String>,
+    ) -> Result<Started, RpcError> {
+        let act = self;
+        {
             let outcome = match outcome {
                 Ok(o) => o,
                 Err(e) => {
@@ -805,7 +934,7 @@ impl ContainerManager {
                 pid: outcome.host_pid,
                 fds: act.hand_over_master(outcome.tty_master, console_socket),
             })
-        }))
+        }
     }
 
     /// The pty master goes to the console socket if one was named, else
@@ -823,7 +952,7 @@ impl ContainerManager {
         }
     }
 
-    fn register(&mut self, pid: i32, pidfd: OwnedFd, cid: &str) {
+    fn register(&mut self, pid: i32, pidfd: OwnedFd, cid: &str, resident: bool) {
         let exit = self
             .early_exits
             .iter()
@@ -833,12 +962,13 @@ impl ContainerManager {
         self.processes.insert(
             pid,
             ProcessRecord {
-                confirmed: false,
+                confirmed: resident,
                 container: cid.to_owned(),
                 container_pid: pid,
                 pidfd,
                 exit: None,
                 waiters: Vec::new(),
+                resident,
             },
         );
         if let Some(status) = exit {
@@ -869,6 +999,7 @@ impl ContainerManager {
     /// cgroups and state directory, forgets it.
     fn discard(&mut self, cid: &str) {
         self.run_detached_hooks(cid, HookPoint::Poststop, None);
+        self.retire_resident(cid);
         let Some(c) = self.containers.remove(cid) else {
             return;
         };
@@ -932,6 +1063,11 @@ impl ContainerManager {
         for waiter in p.waiters.drain(..) {
             let _ = waiter.send(status);
         }
+        if p.resident {
+            // Nobody collects a resident's status.
+            self.processes.remove(&pid);
+            return;
+        }
         let cid = p.container.clone();
         if let Some(c) = self.containers.get_mut(&cid) {
             if c.init == Some(pid) {
@@ -943,6 +1079,8 @@ impl ContainerManager {
                     let _ = waiter.send(status);
                 }
                 info!(self.logger, "container exited"; "cid" => &cid, "pid" => pid, "status" => status.0);
+                // Nothing more is exec'd into a stopped container.
+                self.retire_resident(&cid);
             }
         }
     }
@@ -988,6 +1126,7 @@ impl ContainerManager {
         };
         host_pids
             .into_iter()
+            .filter(|host| !self.processes.get(host).is_some_and(|p| p.resident))
             .filter_map(|host| procfs::innermost_pid(host).ok().map(|inner| (host, inner)))
             .collect()
     }
@@ -1210,7 +1349,7 @@ impl ContainerManager {
         let found = self
             .processes
             .iter()
-            .find(|(_, p)| p.container == req.cid && p.container_pid == req.pid)
+            .find(|(_, p)| p.container == req.cid && p.container_pid == req.pid && !p.resident)
             .map(|(host, _)| *host);
         let Some(host) = found else {
             return Reply::Now(Err(ContainerError::NoSuchProcess {
@@ -1464,53 +1603,6 @@ fn open(path: &Path, flags: OFlag, what: &'static str) -> Result<OwnedFd, Contai
         nix::sys::stat::Mode::empty(),
     )
     .map_err(|e| ContainerError::host(what, path, e.into()))
-}
-
-/// Reads a child's status pipe report by report.
-struct ReportReader {
-    fd: tokio::io::unix::AsyncFd<OwnedFd>,
-    bytes: Vec<u8>,
-    parsed: usize,
-}
-
-impl ReportReader {
-    fn new(fd: OwnedFd) -> std::io::Result<Self> {
-        nix::fcntl::fcntl(&fd, nix::fcntl::FcntlArg::F_SETFL(OFlag::O_NONBLOCK))?;
-        Ok(ReportReader {
-            fd: crate::sys::socket::register_async(fd)?,
-            bytes: Vec::new(),
-            parsed: 0,
-        })
-    }
-
-    /// Waits for more bytes; returns the reports they complete and whether
-    /// the pipe has ended.
-    async fn next_batch(mut self) -> std::io::Result<(Self, Vec<ChildReport>, bool)> {
-        let mut buf = [0u8; 4096];
-        let ended = loop {
-            let mut ready = self.fd.readable().await?;
-            match ready
-                .try_io(|f| nix::unistd::read(f.get_ref(), &mut buf).map_err(std::io::Error::from))
-            {
-                Err(_would_block) => continue,
-                Ok(Ok(0)) => break true,
-                Ok(Ok(n)) => {
-                    self.bytes.extend_from_slice(&buf[..n]);
-                    break false;
-                }
-                Ok(Err(e)) => return Err(e),
-            }
-        };
-        // A report cut by the read waits for its end.
-        let mut reports = Vec::new();
-        let mut de = serde_cbor::Deserializer::from_slice(&self.bytes[self.parsed..])
-            .into_iter::<ChildReport>();
-        while let Some(Ok(report)) = de.next() {
-            reports.push(report);
-        }
-        self.parsed += de.byte_offset();
-        Ok((self, reports, ended))
-    }
 }
 
 /// The prestart and createRuntime hooks, and the gate the child waits at

@@ -156,6 +156,22 @@ pub struct ContainerPlan {
     pub start_gate: Option<FdIndex>,
 }
 
+/// A resident spawner: a spawner process that lives in a container's
+/// cgroups, so that the processes it clones start there without a write
+/// to `cgroup.procs` (on cgroup v1 every such write waits for an RCU grace
+/// period, 5 to 20 ms).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ResidentPlan {
+    /// `cgroup.procs` files of the container's cgroups, joined once.
+    pub cgroup_procs: Vec<FdIndex>,
+    /// The resident's end of its request socket.
+    pub socket: FdIndex,
+    /// Status pipe: [`ChildReport::Ready`] once joined, or the failure.
+    pub status: FdIndex,
+    /// The supervisor's pid, as in [`SpawnPlan`].
+    pub supervisor_pid: i32,
+}
+
 /// A process joining a running container.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ExecPlan {

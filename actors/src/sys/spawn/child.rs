@@ -14,7 +14,7 @@ use nix::errno::Errno;
 
 use crate::container::plan::{
     CapabilityPlan, ChildFailure, ChildReport, ContainerPlan, ExecPlan, JoinNs, MountPlan, NsKind,
-    PlanKind, ProcessPlan, RootfsPlan, SpawnPlan, StdioPlan,
+    PlanKind, ProcessPlan, ResidentPlan, RootfsPlan, SpawnPlan, StdioPlan,
 };
 use crate::sys::mount::{self, AsFdRef, MountFailure, Target};
 
@@ -103,6 +103,56 @@ pub fn run(plan: &SpawnPlan, fds: &[OwnedFd]) -> ! {
     // SAFETY: _exit ends the process without running atexit handlers or
     // destructors that belong to the spawner.
     unsafe { libc::_exit(127) }
+}
+
+/// Makes this freshly cloned copy of the spawner a resident spawner: dies
+/// with the supervisor, joins the cgroups, keeps only its request socket
+/// (moved to descriptor 3, in place of the spawner's), reports `Ready` and
+/// returns the socket to serve. On failure it reports why and exits.
+pub fn become_resident(plan: &ResidentPlan, fds: Vec<OwnedFd>) -> OwnedFd {
+    let status = fds.get(plan.status).map(|fd| fd.as_raw_fd());
+    let setup = || -> Step<OwnedFd> {
+        let borrowed = Fds(&fds);
+        die_with_supervisor(plan.supervisor_pid)?;
+        join_cgroups(&plan.cgroup_procs, &borrowed)?;
+        let socket = borrowed.get(plan.socket, "resident socket")?;
+        // SAFETY: dup3 onto descriptor 3, which holds the spawner's socket:
+        // this copy must not read the spawner's requests, and descriptor 3
+        // then names the resident's socket, owned by nothing else.
+        if unsafe { libc::dup3(socket.as_raw_fd(), 3, libc::O_CLOEXEC) } < 0 {
+            return Err(last_errno("move socket", "resident socket"));
+        }
+        // SAFETY: see above.
+        Ok(unsafe { OwnedFd::from_raw_fd(3) })
+    };
+    match setup() {
+        Ok(socket) => {
+            if let Some(fd) = status {
+                report(fd, &ChildReport::Ready);
+            }
+            // The plan's descriptors (status pipe, cgroup.procs files, the
+            // socket's old number) close here.
+            drop(fds);
+            crate::sys::process::set_thread_name("sv-resident");
+            socket
+        }
+        Err(failure) => {
+            if let Some(fd) = status {
+                report(
+                    fd,
+                    &ChildReport::Failed(ChildFailure {
+                        step: failure.step.to_owned(),
+                        path: failure.path,
+                        errno: failure.errno,
+                        message: failure.message,
+                    }),
+                );
+            }
+            // SAFETY: _exit ends this copy without running the spawner's
+            // destructors.
+            unsafe { libc::_exit(1) }
+        }
+    }
 }
 
 enum Never {}

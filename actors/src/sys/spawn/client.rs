@@ -10,8 +10,8 @@ use thiserror::Error;
 use tokio::io::unix::AsyncFd;
 use tokio::sync::oneshot;
 
-use super::{Reply, Request, SpawnFailure, MAX_MESSAGE};
-use crate::container::plan::SpawnPlan;
+use super::{Order, Reply, Request, SpawnFailure, MAX_MESSAGE};
+use crate::container::plan::{ResidentPlan, SpawnPlan};
 use crate::sys::socket::{recv_with_fds, register_async, send_with_fds, ControlBuffer};
 
 /// A cloned child.
@@ -81,16 +81,33 @@ impl SpawnerConnection {
         plan: &SpawnPlan,
         fds: Vec<OwnedFd>,
     ) -> Result<Spawned, SpawnError> {
+        self.order(Order::Spawn(Box::new(plan.clone())), fds).await
+    }
+
+    /// Clones a resident spawner (main spawner only); resolves once it
+    /// exists. It reports on the plan's status pipe once it has joined the
+    /// cgroups, and serves the socket sent with it.
+    pub async fn spawn_resident(
+        self: Rc<Self>,
+        plan: &ResidentPlan,
+        fds: Vec<OwnedFd>,
+    ) -> Result<Spawned, SpawnError> {
+        self.order(Order::Resident(plan.clone()), fds).await
+    }
+
+    /// True once the connection has failed (the spawner is gone).
+    pub fn is_broken(&self) -> bool {
+        self.broken.borrow().is_some()
+    }
+
+    async fn order(self: Rc<Self>, order: Order, fds: Vec<OwnedFd>) -> Result<Spawned, SpawnError> {
         if let Some(reason) = self.broken.borrow().as_ref() {
             return Err(SpawnError::Unavailable(reason.clone()));
         }
         let id = self.next_id.get();
         self.next_id.set(id + 1);
-        let bytes = serde_cbor::to_vec(&Request {
-            id,
-            plan: plan.clone(),
-        })
-        .map_err(|e| SpawnError::Plan(e.to_string()))?;
+        let bytes = serde_cbor::to_vec(&Request { id, order })
+            .map_err(|e| SpawnError::Plan(e.to_string()))?;
         if bytes.len() > MAX_MESSAGE {
             return Err(SpawnError::Plan(format!(
                 "plan is {} bytes, over the limit of {MAX_MESSAGE}",

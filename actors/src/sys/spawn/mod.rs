@@ -9,10 +9,17 @@
 //! parent and reaps it) and `CLONE_PIDFD`, then answers with the pid and
 //! the pidfd. The child runs [`child::run`]: setup, then `execve`.
 //!
+//! It also clones resident spawners ([`ResidentPlan`]): copies of itself
+//! that join a container's cgroups once and then serve the same requests
+//! for that container, so that its processes are born in its cgroups
+//! instead of migrating into them (see `child::become_resident`).
+//!
 //! Message: one datagram, a CBOR body, descriptors as `SCM_RIGHTS`.
 
 pub mod child;
 mod client;
+pub mod reports;
+pub mod resident;
 
 pub use client::{SpawnError, Spawned, SpawnerConnection};
 
@@ -22,14 +29,32 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use nix::errno::Errno;
 use serde::{Deserialize, Serialize};
 
-use crate::container::plan::{PlanKind, SpawnPlan};
+use crate::container::plan::{PlanKind, ResidentPlan, SpawnPlan};
 use crate::sys::socket::{recv_with_fds, send_with_fds, ControlBuffer};
 
-/// A request: spawn `plan` with the descriptors sent alongside.
+/// A request, with the descriptors it names sent alongside.
 #[derive(Debug, Serialize, Deserialize)]
 struct Request {
     id: u64,
-    plan: SpawnPlan,
+    order: Order,
+}
+
+/// What to clone.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+enum Order {
+    /// A process that executes the plan.
+    Spawn(Box<SpawnPlan>),
+    /// A resident spawner (only the main spawner clones those).
+    Resident(ResidentPlan),
+}
+
+/// Which spawner serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Role {
+    /// The spawner forked at the supervisor's start.
+    Main,
+    /// A resident spawner in a container's cgroups.
+    Resident,
 }
 
 /// The answer; a successful one carries the child's pidfd.
@@ -54,14 +79,9 @@ static SUPERVISOR: std::sync::OnceLock<OwnedFd> = std::sync::OnceLock::new();
 
 /// True when the supervisor has exited (as seen through its pidfd).
 pub(crate) fn supervisor_gone() -> bool {
-    let Some(pidfd) = SUPERVISOR.get() else {
-        return false;
-    };
-    let mut fds = [nix::poll::PollFd::new(
-        pidfd.as_fd(),
-        nix::poll::PollFlags::POLLIN,
-    )];
-    matches!(nix::poll::poll(&mut fds, nix::poll::PollTimeout::ZERO), Ok(n) if n > 0)
+    SUPERVISOR
+        .get()
+        .is_some_and(|pidfd| crate::sys::process::pidfd_exited(pidfd.as_fd()))
 }
 
 /// The largest request or reply datagram.
@@ -128,7 +148,7 @@ fn serve_forked(socket: OwnedFd, parent: i32) -> ! {
     if let Ok(pidfd) = crate::sys::process::pidfd_open(parent) {
         let _ = SUPERVISOR.set(pidfd);
     }
-    serve(socket);
+    serve(socket, Role::Main);
     // SAFETY: as above.
     unsafe { libc::_exit(0) }
 }
@@ -148,7 +168,7 @@ fn move_to(fd: OwnedFd, target: RawFd) -> io::Result<OwnedFd> {
 }
 
 /// Serves spawn requests on `socket` until it is closed.
-pub fn serve(socket: OwnedFd) {
+fn serve(socket: OwnedFd, role: Role) {
     let mut buf = vec![0u8; MAX_MESSAGE];
     let mut control = ControlBuffer::default();
     loop {
@@ -161,7 +181,9 @@ pub fn serve(socket: OwnedFd) {
             return;
         }
         let (id, outcome) = match serde_cbor::from_slice::<Request>(&buf[..received.len]) {
-            Ok(request) if !received.truncated => (request.id, spawn(&request.plan, received.fds)),
+            Ok(request) if !received.truncated => {
+                (request.id, spawn(&request.order, received.fds, role))
+            }
             Ok(request) => (
                 request.id,
                 Err(SpawnFailure {
@@ -192,11 +214,18 @@ pub fn serve(socket: OwnedFd) {
     }
 }
 
-/// Clones the child for `plan`; returns its pid and pidfd.
-fn spawn(plan: &SpawnPlan, fds: Vec<OwnedFd>) -> Result<(i32, OwnedFd), SpawnFailure> {
+/// Clones the child for `order`; returns its pid and pidfd.
+fn spawn(order: &Order, fds: Vec<OwnedFd>, role: Role) -> Result<(i32, OwnedFd), SpawnFailure> {
     let failure = |step: &str, errno: Errno| SpawnFailure {
         step: step.to_owned(),
         errno: errno as i32,
+    };
+    let plan = match order {
+        Order::Spawn(plan) => plan,
+        Order::Resident(_) if role == Role::Resident => {
+            return Err(failure("clone a resident from a resident", Errno::EPERM))
+        }
+        Order::Resident(resident) => return spawn_resident(resident, fds),
     };
     let mut flags = (libc::CLONE_PIDFD | libc::CLONE_PARENT) as u64;
     let mut restore_pid_ns = None;
@@ -224,6 +253,44 @@ fn spawn(plan: &SpawnPlan, fds: Vec<OwnedFd>) -> Result<(i32, OwnedFd), SpawnFai
             }
         }
     }
+    let cloned = clone_child(flags);
+    if let Ok(None) = cloned {
+        child::run(plan, &fds);
+    }
+    if let Some(own) = restore_pid_ns {
+        // Only children were affected: restore them to ours.
+        let _ = nix::sched::setns(&own, nix::sched::CloneFlags::CLONE_NEWPID);
+    }
+    drop(fds);
+    match cloned {
+        Ok(Some(child)) => Ok(child),
+        Ok(None) => unreachable!("the child never returns from child::run"),
+        Err(errno) => Err(failure("clone3", errno)),
+    }
+}
+
+/// Clones a resident spawner, which serves its own socket until the
+/// supervisor closes it.
+fn spawn_resident(plan: &ResidentPlan, fds: Vec<OwnedFd>) -> Result<(i32, OwnedFd), SpawnFailure> {
+    match clone_child((libc::CLONE_PIDFD | libc::CLONE_PARENT) as u64) {
+        Ok(Some(child)) => Ok(child),
+        Ok(None) => {
+            let socket = child::become_resident(plan, fds);
+            serve(socket, Role::Resident);
+            // SAFETY: _exit ends the resident without running destructors
+            // that belong to the spawner it was copied from.
+            unsafe { libc::_exit(0) }
+        }
+        Err(errno) => Err(SpawnFailure {
+            step: "clone3".into(),
+            errno: errno as i32,
+        }),
+    }
+}
+
+/// `clone3` with `flags`, `CLONE_PARENT` style (no exit signal of its own):
+/// the parent gets the child's pid and pidfd, the child `None`.
+fn clone_child(flags: u64) -> Result<Option<(i32, OwnedFd)>, Errno> {
     let mut pidfd: RawFd = -1;
     // SAFETY: clone_args is plain data for which zeroes are valid.
     let mut args: libc::clone_args = unsafe { std::mem::zeroed() };
@@ -233,8 +300,8 @@ fn spawn(plan: &SpawnPlan, fds: Vec<OwnedFd>) -> Result<(i32, OwnedFd), SpawnFai
     // (SIGCHLD, as it was forked) and refuses an explicit one.
     args.exit_signal = 0;
     // SAFETY: clone3 without CLONE_VM is a fork: the child gets a copy of
-    // this single-threaded process and returns 0 here, then runs the plan
-    // and never returns; `args` and `pidfd` outlive the call.
+    // this single-threaded process and returns 0 here; `args` and `pidfd`
+    // outlive the call.
     let pid = unsafe {
         libc::syscall(
             libc::SYS_clone3,
@@ -242,18 +309,10 @@ fn spawn(plan: &SpawnPlan, fds: Vec<OwnedFd>) -> Result<(i32, OwnedFd), SpawnFai
             std::mem::size_of::<libc::clone_args>(),
         )
     };
-    if pid == 0 {
-        child::run(plan, &fds);
+    match pid {
+        0 => Ok(None),
+        pid if pid < 0 => Err(Errno::last()),
+        // SAFETY: CLONE_PIDFD stored a new descriptor that nothing else owns.
+        pid => Ok(Some((pid as i32, unsafe { OwnedFd::from_raw_fd(pidfd) }))),
     }
-    let errno = Errno::last();
-    if let Some(own) = restore_pid_ns {
-        // Only children were affected: restore them to ours.
-        let _ = nix::sched::setns(&own, nix::sched::CloneFlags::CLONE_NEWPID);
-    }
-    drop(fds);
-    if pid < 0 {
-        return Err(failure("clone3", errno));
-    }
-    // SAFETY: CLONE_PIDFD stored a new descriptor that nothing else owns.
-    Ok((pid as i32, unsafe { OwnedFd::from_raw_fd(pidfd) }))
 }
