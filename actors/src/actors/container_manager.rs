@@ -603,7 +603,8 @@ impl ContainerManager {
         let cgroup = ContainerCgroup::create(&self.hierarchies, &relative)
             .map_err(|e| ContainerError::host("create cgroup", &relative, e))?;
         let dirs = cgroup.dirs.clone();
-        let procs = cgroup.procs_files();
+        let procs = cgroup.v1_procs_files();
+        let unified = cgroup.unified.clone();
         if let Some(c) = self.containers.get_mut(cid) {
             c.cgroup = Some(cgroup);
         }
@@ -659,6 +660,7 @@ impl ContainerManager {
             bundle: &bundle,
             scratch_root: &scratch,
             cgroup_procs: procs,
+            cgroup_v2_dir: unified,
             cgroup_dirs,
             supervisor_pid: self.config.supervisor_pid,
             gated: false,
@@ -850,7 +852,7 @@ impl ContainerManager {
     /// spawner).
     fn start_resident(&mut self, cid: &str) -> ResponseActFuture<Self, Result<(), ContainerError>> {
         let procs = match self.containers.get(cid).and_then(|c| c.cgroup.as_ref()) {
-            Some(cgroup) if !cgroup.dirs.is_empty() => cgroup.procs_files(),
+            Some(cgroup) if !cgroup.dirs.is_empty() => cgroup.v1_procs_files(),
             _ => return Box::pin(fut::ready(Ok(()))),
         };
         let Some(spawner) = self.spawner.clone() else {
@@ -1331,8 +1333,9 @@ impl ContainerManager {
             cgroup_procs: c
                 .cgroup
                 .as_ref()
-                .map(|cg| cg.procs_files())
+                .map(|cg| cg.v1_procs_files())
                 .unwrap_or_default(),
+            cgroup_v2_dir: c.cgroup.as_ref().and_then(|cg| cg.unified.clone()),
             supervisor_pid: self.config.supervisor_pid,
             seccomp: spec.linux().as_ref().and_then(|l| l.seccomp().clone()),
             caller_terminal: caller_tty.is_some(),
@@ -1557,6 +1560,11 @@ fn open_fds(
             }
             FdSource::Namespace(kind, path) => open(path, OFlag::O_RDONLY, ns_what(*kind))?,
             FdSource::CgroupProcs(path) => open(path, OFlag::O_WRONLY, "open cgroup.procs")?,
+            FdSource::CgroupDir(path) => open(
+                path,
+                OFlag::O_RDONLY | OFlag::O_DIRECTORY,
+                "open cgroup directory",
+            )?,
             FdSource::StartGate => {
                 return Err(ContainerError::host(
                     "use",

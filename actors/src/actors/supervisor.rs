@@ -87,38 +87,44 @@ impl SandboxSupervisor {
     /// cancelling what is still in flight), tears the containers down and
     /// stops the system.
     fn watch_shutdown(&mut self, ctx: &mut Context<Self>) {
-        ctx.run_interval(Duration::from_millis(5), |act, _| {
-            let Some(started) = act.shutdown_started else {
-                return;
-            };
-            if act.tearing_down {
-                return;
+        // Idle connections close as soon as the listener stops: the first
+        // checks come quickly, so that a plain stop takes no longer than
+        // the teardown itself.
+        self.check_shutdown();
+        ctx.run_interval(Duration::from_millis(1), |act, _| act.check_shutdown());
+    }
+
+    fn check_shutdown(&mut self) {
+        let Some(started) = self.shutdown_started else {
+            return;
+        };
+        if self.tearing_down {
+            return;
+        }
+        let open = self.connections.open();
+        if open != 0 && started.elapsed() < self.grace {
+            return;
+        }
+        if open != 0 {
+            warn!(self.logger, "shutdown grace period over; cancelling calls in flight";
+                "connections" => open);
+        }
+        self.tearing_down = true;
+        let (done, finished) = tokio::sync::oneshot::channel();
+        self.containers.do_send(Teardown {
+            ticket: self.containers_status.ticket(),
+            done,
+        });
+        let logger = self.logger.clone();
+        actix_rt::spawn(async move {
+            if tokio::time::timeout(Duration::from_secs(10), finished)
+                .await
+                .is_err()
+            {
+                warn!(logger, "container teardown did not finish; exiting anyway");
             }
-            let open = act.connections.open();
-            if open != 0 && started.elapsed() < act.grace {
-                return;
-            }
-            if open != 0 {
-                warn!(act.logger, "shutdown grace period over; cancelling calls in flight";
-                    "connections" => open);
-            }
-            act.tearing_down = true;
-            let (done, finished) = tokio::sync::oneshot::channel();
-            act.containers.do_send(Teardown {
-                ticket: act.containers_status.ticket(),
-                done,
-            });
-            let logger = act.logger.clone();
-            actix_rt::spawn(async move {
-                if tokio::time::timeout(Duration::from_secs(10), finished)
-                    .await
-                    .is_err()
-                {
-                    warn!(logger, "container teardown did not finish; exiting anyway");
-                }
-                info!(logger, "exiting");
-                System::current().stop();
-            });
+            info!(logger, "exiting");
+            System::current().stop();
         });
     }
 }

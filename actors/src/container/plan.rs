@@ -28,6 +28,9 @@ pub struct SpawnPlan {
     /// The supervisor's pid: the child dies with it, and checks it is still
     /// its parent after arming the death signal.
     pub supervisor_pid: i32,
+    /// A cgroup v2 directory the child is cloned into (`CLONE_INTO_CGROUP`):
+    /// born there, it never migrates into the v2 hierarchy.
+    pub clone_into_cgroup: Option<FdIndex>,
 }
 
 /// What kind of process is spawned.
@@ -123,7 +126,8 @@ pub struct ContainerPlan {
     pub new_namespaces: Vec<NsKind>,
     /// Namespaces to join instead (OCI namespaces given by path).
     pub join: Vec<JoinNs>,
-    /// `cgroup.procs` files to write "0" into, one per hierarchy.
+    /// `cgroup.procs` files to write "0" into, one per v1 hierarchy (the
+    /// v2 one is entered by `clone_into_cgroup`).
     pub cgroup_procs: Vec<FdIndex>,
     /// Unshare a new cgroup namespace after joining the cgroups, so that
     /// the container's own cgroup is its namespace's root (as runc does).
@@ -162,7 +166,8 @@ pub struct ContainerPlan {
 /// period, 5 to 20 ms).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ResidentPlan {
-    /// `cgroup.procs` files of the container's cgroups, joined once.
+    /// `cgroup.procs` files of the container's v1 cgroups, joined once
+    /// (v2 membership is given to each clone by `CLONE_INTO_CGROUP`).
     pub cgroup_procs: Vec<FdIndex>,
     /// The resident's end of its request socket.
     pub socket: FdIndex,
@@ -180,7 +185,7 @@ pub struct ExecPlan {
     pub join: Vec<JoinNs>,
     /// The container's pid namespace, joined by the spawner for the clone.
     pub pid_ns: Option<FdIndex>,
-    /// `cgroup.procs` files of the container's cgroups.
+    /// `cgroup.procs` files of the container's v1 cgroups.
     pub cgroup_procs: Vec<FdIndex>,
     /// The container's root directory (opened in its mount namespace), to
     /// chroot into after joining the mount namespace.

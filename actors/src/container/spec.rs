@@ -76,6 +76,8 @@ pub enum FdSource {
     Namespace(NsKind, PathBuf),
     /// A cgroup's `cgroup.procs`, opened for writing.
     CgroupProcs(PathBuf),
+    /// A cgroup v2 directory, opened for `CLONE_INTO_CGROUP`.
+    CgroupDir(PathBuf),
     /// The read end of a pipe the runtime writes a hook's state into.
     HookStdin,
     /// The supervisor's own stderr (a hook's output goes to its log).
@@ -116,8 +118,10 @@ pub struct ContainerContext<'a> {
     /// An empty directory to mount a root of `/` onto (the host's root is
     /// bind-mounted there, since `/` itself cannot be pivoted into).
     pub scratch_root: &'a Path,
-    /// The `cgroup.procs` files of the container's cgroups.
+    /// The `cgroup.procs` files of the container's v1 cgroups.
     pub cgroup_procs: Vec<PathBuf>,
+    /// The container's cgroup v2 directory, entered by `CLONE_INTO_CGROUP`.
+    pub cgroup_v2_dir: Option<PathBuf>,
     /// The container's cgroup directories, by the name they get under a
     /// `cgroup` mount (the hierarchy's mount point name: `memory`,
     /// `unified`...); one unnamed entry on a cgroup v2 host.
@@ -225,6 +229,10 @@ pub fn build_container(spec: &Spec, ctx: &ContainerContext<'_>) -> Result<Bluepr
         .iter()
         .map(|p| fds.add(FdSource::CgroupProcs(p.clone())))
         .collect();
+    let clone_into_cgroup = ctx
+        .cgroup_v2_dir
+        .as_ref()
+        .map(|d| fds.add(FdSource::CgroupDir(d.clone())));
 
     let terminal = process.terminal().unwrap_or(false);
     let stdio = stdio(process, terminal, ctx.caller_terminal, &mut fds);
@@ -282,6 +290,7 @@ pub fn build_container(spec: &Spec, ctx: &ContainerContext<'_>) -> Result<Bluepr
             process: process_plan,
             status,
             supervisor_pid: ctx.supervisor_pid,
+            clone_into_cgroup,
         },
         fds: fds.0,
         hooks: runtime_hooks,
@@ -297,8 +306,10 @@ pub struct ExecContext {
     pub namespaces: Vec<(NsKind, PathBuf)>,
     /// The container init's pid namespace.
     pub pid_namespace: Option<PathBuf>,
-    /// The container's cgroups.
+    /// The container's v1 cgroups (`cgroup.procs` files).
     pub cgroup_procs: Vec<PathBuf>,
+    /// The container's cgroup v2 directory.
+    pub cgroup_v2_dir: Option<PathBuf>,
     /// The supervisor's pid.
     pub supervisor_pid: i32,
     /// The container's seccomp profile (exec'd processes get it too).
@@ -328,6 +339,10 @@ pub fn build_exec(process: &Process, ctx: &ExecContext) -> Result<Blueprint, Spe
         .iter()
         .map(|p| fds.add(FdSource::CgroupProcs(p.clone())))
         .collect();
+    let clone_into_cgroup = ctx
+        .cgroup_v2_dir
+        .as_ref()
+        .map(|d| fds.add(FdSource::CgroupDir(d.clone())));
     let terminal = process.terminal().unwrap_or(false);
     let stdio = stdio(process, terminal, ctx.caller_terminal, &mut fds);
     let (process_plan, warnings) = process_plan(process, ctx.seccomp.as_ref(), stdio)?;
@@ -342,6 +357,7 @@ pub fn build_exec(process: &Process, ctx: &ExecContext) -> Result<Blueprint, Spe
             process: process_plan,
             status,
             supervisor_pid: ctx.supervisor_pid,
+            clone_into_cgroup,
         },
         fds: fds.0,
         hooks: RuntimeHooks::default(),
@@ -384,6 +400,7 @@ pub fn build_hook(hook: &HookPlan, supervisor_pid: i32) -> Blueprint {
             },
             status,
             supervisor_pid,
+            clone_into_cgroup: None,
         },
         fds: fds.0,
         hooks: RuntimeHooks::default(),
@@ -1389,6 +1406,7 @@ mod tests {
             bundle,
             scratch_root: scratch,
             cgroup_procs: vec![PathBuf::from("/sys/fs/cgroup/pids/x/cgroup.procs")],
+            cgroup_v2_dir: Some(PathBuf::from("/sys/fs/cgroup/unified/x")),
             cgroup_dirs: vec![
                 (Some("pids".into()), PathBuf::from("/sys/fs/cgroup/pids/x")),
                 (

@@ -141,16 +141,20 @@ pub fn checked_relative(path: &Path) -> Option<PathBuf> {
 pub struct ContainerCgroup {
     /// The directories, created.
     pub dirs: Vec<PathBuf>,
+    /// The one of them in the v2 hierarchy, if the host has it: processes
+    /// are cloned into it (`CLONE_INTO_CGROUP`) rather than moved.
+    pub unified: Option<PathBuf>,
 }
 
 impl ContainerCgroup {
     /// Creates `relative` in every hierarchy (parents too).
     pub fn create(hierarchies: &[Hierarchy], relative: &Path) -> io::Result<ContainerCgroup> {
         let mut dirs = Vec::new();
+        let mut unified = None;
         for h in hierarchies {
             let dir = h.mount.join(relative);
             if let Err(e) = std::fs::create_dir_all(&dir) {
-                let created = ContainerCgroup { dirs };
+                let created = ContainerCgroup { dirs, unified };
                 let _ = created.remove(Duration::ZERO);
                 return Err(io::Error::new(
                     e.kind(),
@@ -163,14 +167,22 @@ impl ContainerCgroup {
             {
                 inherit_cpuset(&h.mount, relative)?;
             }
+            if h.v1_controllers.is_none() {
+                unified = Some(dir.clone());
+            }
             dirs.push(dir);
         }
-        Ok(ContainerCgroup { dirs })
+        Ok(ContainerCgroup { dirs, unified })
     }
 
-    /// The `cgroup.procs` files.
-    pub fn procs_files(&self) -> Vec<PathBuf> {
-        self.dirs.iter().map(|d| d.join("cgroup.procs")).collect()
+    /// The `cgroup.procs` files of the v1 hierarchies (a process joins
+    /// those by writing itself there).
+    pub fn v1_procs_files(&self) -> Vec<PathBuf> {
+        self.dirs
+            .iter()
+            .filter(|d| Some(*d) != self.unified.as_ref())
+            .map(|d| d.join("cgroup.procs"))
+            .collect()
     }
 
     /// The pids in the cgroup (from the first hierarchy).
@@ -326,19 +338,20 @@ mod tests {
     #[test]
     fn creates_and_removes_in_every_hierarchy() {
         let tmp = tempfile::tempdir().unwrap();
-        let hs: Vec<Hierarchy> = ["one", "two"]
-            .iter()
-            .map(|n| Hierarchy {
+        let hs: Vec<Hierarchy> = [("one", Some(vec!["pids".to_owned()])), ("two", None)]
+            .into_iter()
+            .map(|(n, v1_controllers)| Hierarchy {
                 mount: tmp.path().join(n),
                 root: PathBuf::from("/"),
-                v1_controllers: None,
+                v1_controllers,
             })
             .collect();
         let cg = ContainerCgroup::create(&hs, Path::new("sv/box/c1")).unwrap();
         assert_eq!(
-            cg.procs_files()[1],
-            tmp.path().join("two/sv/box/c1/cgroup.procs")
+            cg.v1_procs_files(),
+            vec![tmp.path().join("one/sv/box/c1/cgroup.procs")]
         );
+        assert_eq!(cg.unified, Some(tmp.path().join("two/sv/box/c1")));
         assert!(tmp.path().join("one/sv/box/c1").is_dir());
         cg.remove(Duration::ZERO).unwrap();
         assert!(!tmp.path().join("one/sv/box/c1").exists());

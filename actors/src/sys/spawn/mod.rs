@@ -84,6 +84,10 @@ pub(crate) fn supervisor_gone() -> bool {
         .is_some_and(|pidfd| crate::sys::process::pidfd_exited(pidfd.as_fd()))
 }
 
+/// `clone3`'s flag to start the child in the cgroup v2 directory
+/// `clone_args.cgroup` (Linux 5.7).
+const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
+
 /// The largest request or reply datagram.
 const MAX_MESSAGE: usize = 1 << 20;
 
@@ -253,7 +257,15 @@ fn spawn(order: &Order, fds: Vec<OwnedFd>, role: Role) -> Result<(i32, OwnedFd),
             }
         }
     }
-    let cloned = clone_child(flags);
+    let into_cgroup = match plan.clone_into_cgroup {
+        Some(index) => Some(
+            fds.get(index)
+                .ok_or_else(|| failure("cgroup directory descriptor", Errno::EBADF))?
+                .as_raw_fd(),
+        ),
+        None => None,
+    };
+    let cloned = clone_child(flags, into_cgroup);
     if let Ok(None) = cloned {
         child::run(plan, &fds);
     }
@@ -272,7 +284,7 @@ fn spawn(order: &Order, fds: Vec<OwnedFd>, role: Role) -> Result<(i32, OwnedFd),
 /// Clones a resident spawner, which serves its own socket until the
 /// supervisor closes it.
 fn spawn_resident(plan: &ResidentPlan, fds: Vec<OwnedFd>) -> Result<(i32, OwnedFd), SpawnFailure> {
-    match clone_child((libc::CLONE_PIDFD | libc::CLONE_PARENT) as u64) {
+    match clone_child((libc::CLONE_PIDFD | libc::CLONE_PARENT) as u64, None) {
         Ok(Some(child)) => Ok(child),
         Ok(None) => {
             let socket = child::become_resident(plan, fds);
@@ -288,13 +300,18 @@ fn spawn_resident(plan: &ResidentPlan, fds: Vec<OwnedFd>) -> Result<(i32, OwnedF
     }
 }
 
-/// `clone3` with `flags`, `CLONE_PARENT` style (no exit signal of its own):
-/// the parent gets the child's pid and pidfd, the child `None`.
-fn clone_child(flags: u64) -> Result<Option<(i32, OwnedFd)>, Errno> {
+/// `clone3` with `flags`, `CLONE_PARENT` style (no exit signal of its own),
+/// into the cgroup v2 directory `into_cgroup` if given: the parent gets the
+/// child's pid and pidfd, the child `None`.
+fn clone_child(flags: u64, into_cgroup: Option<RawFd>) -> Result<Option<(i32, OwnedFd)>, Errno> {
     let mut pidfd: RawFd = -1;
     // SAFETY: clone_args is plain data for which zeroes are valid.
     let mut args: libc::clone_args = unsafe { std::mem::zeroed() };
     args.flags = flags;
+    if let Some(fd) = into_cgroup {
+        args.flags |= CLONE_INTO_CGROUP;
+        args.cgroup = fd as u64;
+    }
     args.pidfd = &mut pidfd as *mut RawFd as u64;
     // With CLONE_PARENT the kernel takes the exit signal from this process
     // (SIGCHLD, as it was forked) and refuses an explicit one.
