@@ -116,9 +116,15 @@ struct Sandbox {
 
 impl Sandbox {
     fn boot() -> Sandbox {
+        Sandbox::boot_with(&[])
+    }
+
+    fn boot_with(extra: &[&str]) -> Sandbox {
         let root = tempfile::tempdir().expect("temp dir");
         let root_arg = root.path().to_str().expect("utf-8 temp dir").to_owned();
-        let sv = Supervisor::boot_with(&["--enable-fault-injection", "--root", &root_arg]);
+        let mut args = vec!["--enable-fault-injection", "--root", &root_arg];
+        args.extend_from_slice(extra);
+        let sv = Supervisor::boot_with(&args);
         let client = sv.client();
         Sandbox { client, root, sv }
     }
@@ -1292,6 +1298,56 @@ fn exec_is_born_in_the_container_cgroups_even_without_its_resident_spawner() {
         residents_after(&sb, Duration::from_secs(5)),
         Vec::<i32>::new()
     );
+}
+
+#[test]
+fn a_prewarmed_root_container_is_used_by_its_start_and_dropped_by_another() {
+    let _host = shared_host();
+    for (prewarmed, started_as) in [("warm-a", "warm-a"), ("warm-b", "warm-c")] {
+        let mut sb = Sandbox::boot_with(&["--prewarm", prewarmed]);
+        // Made while booting: the resident and its v1 cgroups.
+        let residents = children_named(sb.sv.pid(), "sv-resident");
+        assert_eq!(residents.len(), 1, "residents: {residents:?}");
+        assert!(
+            cgroup_of(residents[0])
+                .lines()
+                .any(|l| l.ends_with(&format!("/sandvisor/{SANDBOX}/{prewarmed}"))),
+            "{}",
+            cgroup_of(residents[0])
+        );
+        let bundle = Bundle::new("warm", &["sleep", "30"]);
+        let (started, _output) = start_root(&sb.client, started_as, &bundle);
+        let init_cgroups = cgroup_of(started.pid);
+        let expected = format!("/sandvisor/{SANDBOX}/{started_as}");
+        assert!(
+            init_cgroups.lines().all(|l| l.ends_with(&expected)),
+            "{init_cgroups}"
+        );
+        if prewarmed == started_as {
+            // The same resident cloned the init: none was added.
+            assert_eq!(children_named(sb.sv.pid(), "sv-resident"), residents);
+        } else {
+            // The prewarm is stopped; the container got its own resident.
+            let after = residents_after_change(&sb, &residents, Duration::from_secs(5));
+            assert_eq!(after.len(), 1, "residents: {after:?}");
+            assert_ne!(after, residents);
+        }
+        sb.sv.stop_with(nix::sys::signal::Signal::SIGTERM);
+        assert_eq!(cgroup_dirs(SANDBOX, prewarmed), Vec::<PathBuf>::new());
+        assert_eq!(cgroup_dirs(SANDBOX, started_as), Vec::<PathBuf>::new());
+    }
+}
+
+/// The supervisor's resident spawners once they differ from `before`.
+fn residents_after_change(sb: &Sandbox, before: &[i32], patience: Duration) -> Vec<i32> {
+    let deadline = Instant::now() + patience;
+    loop {
+        let residents = children_named(sb.sv.pid(), "sv-resident");
+        if residents != before || Instant::now() > deadline {
+            return residents;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
 }
 
 /// The supervisor's resident spawners once none is left, or at the end of

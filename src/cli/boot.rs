@@ -4,10 +4,12 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Args;
+use sandvisor_actors::actors::PrewarmedRoot;
 use sandvisor_actors::logging::{self, LogError};
+use sandvisor_actors::sys::cgroup::{self, ContainerCgroup};
 use sandvisor_actors::sys::process::{become_subreaper, raise_open_file_limit};
 use sandvisor_actors::sys::socket::{bind_control_socket, SocketError};
-use sandvisor_actors::sys::spawn::fork_spawner;
+use sandvisor_actors::sys::spawn::{fork_resident, fork_spawner};
 use sandvisor_actors::wire::frame::MAX_BODY_LEN;
 use sandvisor_actors::{boot, BootConfig};
 use slog::{error, info, warn, Logger};
@@ -38,6 +40,12 @@ pub struct BootArgs {
     /// socket accepts calls.
     #[arg(long, value_name = "FD")]
     ready_fd: Option<i32>,
+    /// Make the cgroups and resident spawner of root container CID (at its
+    /// default cgroup path) while booting, so that its StartRoot finds them
+    /// ready: on cgroup v1, joining a cgroup waits for an RCU grace period,
+    /// which then overlaps the start. `sandvisor run` passes its id.
+    #[arg(long, value_name = "CID")]
+    prewarm: Option<String>,
 }
 
 /// Why boot failed.
@@ -102,6 +110,41 @@ fn signal_ready(fd: i32) {
     }
 }
 
+/// Makes root container `cid`'s cgroups in the v1 hierarchies and forks a
+/// resident spawner into them; nothing to do on a cgroup v2 host, where
+/// processes are cloned straight into their cgroup. Runs while the process
+/// has a single thread.
+fn prewarm_root(
+    cid: &str,
+    cgroup_parent: &std::path::Path,
+) -> std::io::Result<Option<PrewarmedRoot>> {
+    if !sandvisor_actors::actors::valid_container_id(cid) {
+        return Err(std::io::Error::other(format!(
+            "invalid container id {cid:?}"
+        )));
+    }
+    let v1: Vec<cgroup::Hierarchy> = cgroup::hierarchies()?
+        .into_iter()
+        .filter(|h| h.v1_controllers.is_some())
+        .collect();
+    if v1.is_empty() {
+        return Ok(None);
+    }
+    let cgroup = ContainerCgroup::create(&v1, &cgroup_parent.join(cid))?;
+    let resident = match fork_resident(&cgroup.v1_procs_files()) {
+        Ok(r) => r,
+        Err(e) => {
+            let _ = cgroup.remove(std::time::Duration::ZERO);
+            return Err(e);
+        }
+    };
+    Ok(Some(PrewarmedRoot {
+        cid: cid.to_owned(),
+        cgroup,
+        resident,
+    }))
+}
+
 /// Runs the supervisor until SIGTERM or SIGINT.
 pub fn run(global: &GlobalOptions, args: BootArgs) -> Result<ExitCode, BootCommandError> {
     if !valid_id(&args.id) {
@@ -110,7 +153,20 @@ pub fn run(global: &GlobalOptions, args: BootArgs) -> Result<ExitCode, BootComma
     // The spawner must be forked while this process has one thread: before
     // logging (its writer thread) and the actor system start.
     let spawner = fork_spawner().map_err(BootCommandError::Spawner)?;
+    let cgroup_parent = BootConfig::new(args.id.clone(), args.socket.clone()).cgroup_parent;
+    let prewarmed = args
+        .prewarm
+        .as_deref()
+        .map(|cid| prewarm_root(cid, &cgroup_parent));
     let (logger, log_control, log_guard) = logging::init(&global.log_config())?;
+    let prewarmed = match prewarmed {
+        Some(Err(e)) => {
+            warn!(logger, "cannot prewarm the root container"; "error" => %e);
+            None
+        }
+        Some(Ok(p)) => p,
+        None => None,
+    };
     if let Err(e) = become_subreaper() {
         warn!(logger, "cannot become a child subreaper"; "error" => %e);
     }
@@ -126,8 +182,16 @@ pub fn run(global: &GlobalOptions, args: BootArgs) -> Result<ExitCode, BootComma
     config.state_dir = global.root.join(&args.id);
 
     let system = actix_rt::System::new();
-    let booted =
-        system.block_on(async { boot(config, socket, Some(spawner), logger.clone(), log_control) });
+    let booted = system.block_on(async {
+        boot(
+            config,
+            socket,
+            Some(spawner),
+            prewarmed,
+            logger.clone(),
+            log_control,
+        )
+    });
     if let Err(e) = booted {
         let _ = std::fs::remove_file(&args.socket);
         return Err(e.into());

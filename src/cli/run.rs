@@ -132,7 +132,9 @@ struct Supervisor {
 }
 
 impl Supervisor {
-    fn start(global: &GlobalOptions, id: &str) -> Result<Supervisor, RunError> {
+    /// Boots the supervisor; with `prewarm`, it makes the root container's
+    /// cgroups while it starts (its default cgroup path only).
+    fn start(global: &GlobalOptions, id: &str, prewarm: bool) -> Result<Supervisor, RunError> {
         let socket = global.root.join(id).join("ctl.sock");
         let (ready_read, ready_write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
             .map_err(|e| io("create a pipe")(e.into()))?;
@@ -158,9 +160,11 @@ impl Supervisor {
         }
         command
             .args(["boot", "--id", id, "--ready-fd", "3", "--socket"])
-            .arg(&socket)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null());
+            .arg(&socket);
+        if prewarm {
+            command.args(["--prewarm", id]);
+        }
+        command.stdin(Stdio::null()).stdout(Stdio::null());
         let raw = ready_write.as_raw_fd();
         // SAFETY: dup2 and sigprocmask are async-signal-safe; they run in
         // the child between fork and exec and only touch descriptor 3 and
@@ -249,7 +253,12 @@ pub fn run(global: &GlobalOptions, args: RunArgs) -> Result<ExitCode, RunError> 
         .thread_block()
         .map_err(|e| io("block signals")(e.into()))?;
 
-    let mut supervisor = Supervisor::start(global, &id)?;
+    let default_cgroup = spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.cgroups_path().as_ref())
+        .is_none();
+    let mut supervisor = Supervisor::start(global, &id, default_cgroup)?;
     let client = Client::connect(&supervisor.socket)?;
     let stdio = if terminal {
         Vec::new()

@@ -45,7 +45,7 @@ use crate::sys::process::{pidfd_exited, pidfd_signal, WaitStatus};
 use crate::sys::procfs;
 use crate::sys::spawn::reports::ReportReader;
 use crate::sys::spawn::resident::{self, Resident, ResidentError};
-use crate::sys::spawn::{SpawnError, SpawnerConnection};
+use crate::sys::spawn::{ForkedResident, SpawnError, SpawnerConnection};
 use crate::sys::tty;
 use crate::wire::RpcError;
 
@@ -263,6 +263,24 @@ struct ProcessRecord {
     resident: bool,
 }
 
+/// The root container's cgroups and resident spawner, made while the
+/// supervisor started (`boot --prewarm CID`).
+pub struct PrewarmedRoot {
+    /// The container id they are for.
+    pub cid: String,
+    /// Its cgroups in the v1 hierarchies (the default path).
+    pub cgroup: ContainerCgroup,
+    /// The resident, forked at start.
+    pub resident: ForkedResident,
+}
+
+/// A prewarmed root waiting for its StartRoot.
+struct Prewarmed {
+    cid: String,
+    cgroup: ContainerCgroup,
+    link: ResidentLink,
+}
+
 /// Owns the sandbox's containers.
 pub struct ContainerManager {
     status: Arc<ActorStatus>,
@@ -278,6 +296,10 @@ pub struct ContainerManager {
     early_exits: std::collections::VecDeque<(i32, WaitStatus)>,
     /// This actor's address, for messages to itself.
     myself: Option<actix::Addr<Self>>,
+    /// The root container's resident and cgroups, made at boot.
+    prewarmed: Option<Prewarmed>,
+    /// Cgroups of a prewarm that went unused, removed at teardown.
+    unused_cgroups: Vec<ContainerCgroup>,
 }
 
 /// Exits of unknown pids kept for a registration that may follow.
@@ -326,6 +348,7 @@ impl ContainerManager {
         logger: Logger,
         config: ManagerConfig,
         spawner: Option<OwnedFd>,
+        prewarmed: Option<PrewarmedRoot>,
         journal: Arc<ExitJournal>,
     ) -> Self {
         let spawner = spawner.and_then(|fd| match SpawnerConnection::new(fd) {
@@ -339,7 +362,7 @@ impl ContainerManager {
             warn!(logger, "cannot read cgroup hierarchies"; "error" => %e);
             Vec::new()
         });
-        ContainerManager {
+        let mut manager = ContainerManager {
             status,
             logger,
             config,
@@ -350,7 +373,51 @@ impl ContainerManager {
             processes: HashMap::new(),
             early_exits: std::collections::VecDeque::new(),
             myself: None,
+            prewarmed: None,
+            unused_cgroups: Vec::new(),
+        };
+        if let Some(p) = prewarmed {
+            manager.adopt_prewarmed(p);
         }
+        manager
+    }
+
+    fn adopt_prewarmed(&mut self, p: PrewarmedRoot) {
+        let ForkedResident { handle, pidfd } = p.resident;
+        self.register(handle.pid, pidfd, &p.cid, true);
+        match SpawnerConnection::new(handle.socket) {
+            Ok(connection) => {
+                self.prewarmed = Some(Prewarmed {
+                    cid: p.cid,
+                    cgroup: p.cgroup,
+                    link: ResidentLink {
+                        pid: handle.pid,
+                        connection,
+                    },
+                })
+            }
+            Err(e) => {
+                warn!(self.logger, "cannot watch the prewarmed resident's socket"; "error" => %e);
+                self.kill_resident_process(handle.pid);
+                self.unused_cgroups.push(p.cgroup);
+            }
+        }
+    }
+
+    /// The prewarmed resident, if it was made for container `cid` at cgroup
+    /// path `relative` and still lives; any other prewarm is stopped.
+    fn take_prewarmed(&mut self, cid: &str, relative: &Path) -> Option<ResidentLink> {
+        let p = self.prewarmed.take()?;
+        let fits = p.cid == cid && relative == self.config.cgroup_parent.join(cid);
+        if fits && self.resident_alive(&p.link) {
+            return Some(p.link);
+        }
+        debug!(self.logger, "prewarmed root container unused"; "prewarmed" => &p.cid, "cid" => cid);
+        self.kill_resident_process(p.link.pid);
+        if !fits {
+            self.unused_cgroups.push(p.cgroup);
+        }
+        None
     }
 
     fn start_root(&mut self, mut req: StartRoot, _: &mut Context<Self>) -> Reply<Self, Started> {
@@ -600,6 +667,7 @@ impl ContainerManager {
             })?,
             None => self.config.cgroup_parent.join(cid),
         };
+        let prewarmed = self.take_prewarmed(cid, &relative);
         let cgroup = ContainerCgroup::create(&self.hierarchies, &relative)
             .map_err(|e| ContainerError::host("create cgroup", &relative, e))?;
         let dirs = cgroup.dirs.clone();
@@ -607,6 +675,7 @@ impl ContainerManager {
         let unified = cgroup.unified.clone();
         if let Some(c) = self.containers.get_mut(cid) {
             c.cgroup = Some(cgroup);
+            c.resident = prewarmed;
         }
         if let Some(rules) = spec::device_rules(spec)? {
             let devices = self.hierarchies.iter().zip(&dirs).find(|(h, _)| {
@@ -851,7 +920,12 @@ impl ContainerManager {
     /// sandbox has no cgroups: its processes are then cloned by the main
     /// spawner).
     fn start_resident(&mut self, cid: &str) -> ResponseActFuture<Self, Result<(), ContainerError>> {
-        let procs = match self.containers.get(cid).and_then(|c| c.cgroup.as_ref()) {
+        let Some(c) = self.containers.get(cid) else {
+            return Box::pin(fut::ready(Ok(())));
+        };
+        let procs = match &c.cgroup {
+            // Prewarmed.
+            _ if c.resident.is_some() => return Box::pin(fut::ready(Ok(()))),
             Some(cgroup) if !cgroup.dirs.is_empty() => cgroup.v1_procs_files(),
             _ => return Box::pin(fut::ready(Ok(()))),
         };
@@ -1448,6 +1522,11 @@ impl ContainerManager {
     /// reaped, then removes what they had.
     pub fn teardown(&mut self, ctx: &mut Context<Self>, done: oneshot::Sender<()>) {
         let mut exits = Vec::new();
+        if let Some(p) = self.prewarmed.take() {
+            self.kill_resident_process(p.link.pid);
+            exits.push(self.exit_waiter(p.link.pid));
+            self.unused_cgroups.push(p.cgroup);
+        }
         let ids: Vec<String> = self.containers.keys().cloned().collect();
         for cid in &ids {
             let pids: Vec<i32> = self
@@ -1487,6 +1566,11 @@ impl ContainerManager {
             }
             for cid in &ids {
                 act.discard(cid);
+            }
+            for cgroup in std::mem::take(&mut act.unused_cgroups) {
+                if let Err(e) = cgroup.remove(Duration::from_millis(200)) {
+                    warn!(act.logger, "cannot remove an unused cgroup"; "error" => %e);
+                }
             }
             let _ = std::fs::remove_dir(&act.config.state_dir);
             // The sandbox's own cgroup, parent of its containers'.

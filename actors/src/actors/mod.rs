@@ -16,7 +16,9 @@ mod trace_sessions;
 mod usage;
 
 pub use cgroups::Cgroups;
-pub use container_manager::{ContainerError, ContainerManager, ManagerConfig, Teardown};
+pub use container_manager::{
+    valid_container_id, ContainerError, ContainerManager, ManagerConfig, PrewarmedRoot, Teardown,
+};
 pub use debug::{Debug, DebugError};
 pub use ingress::{Drain, Ingress, IngressError};
 pub use lifecycle::Lifecycle;

@@ -11,7 +11,7 @@ use slog::{info, o, warn, Logger};
 use thiserror::Error;
 use tokio::signal::unix::{signal, SignalKind};
 
-use super::container_manager::{ManagerConfig, Teardown};
+use super::container_manager::{ManagerConfig, PrewarmedRoot, Teardown};
 use super::listener::{ConnectionStats, Listener, StopListening};
 use super::reaper::ExitJournal;
 use super::{
@@ -207,12 +207,14 @@ struct Statuses {
 }
 
 /// Boots the actor tree on the current actix system, serving the bound and
-/// listening `socket`, spawning containers through `spawner`. Must be
+/// listening `socket`, spawning containers through `spawner` (and the
+/// root container `prewarmed` at start, if any). Must be
 /// called from inside the system's runtime.
 pub fn boot(
     config: BootConfig,
     socket: OwnedFd,
     spawner: Option<SpawnerHandle>,
+    prewarmed: Option<PrewarmedRoot>,
     logger: Logger,
     log_control: LogControl,
 ) -> Result<Addr<SandboxSupervisor>, BootError> {
@@ -280,7 +282,9 @@ pub fn boot(
             "sv-containers",
             &s.container_manager,
             &mut arbiters,
-            move || ContainerManager::new(status, logger, manager_config, socket, journal),
+            move || {
+                ContainerManager::new(status, logger, manager_config, socket, prewarmed, journal)
+            },
         )
     };
     let _reaper = {

@@ -25,6 +25,7 @@ pub use client::{SpawnError, Spawned, SpawnerConnection};
 
 use std::io::{self, IoSlice};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::path::PathBuf;
 
 use nix::errno::Errno;
 use serde::{Deserialize, Serialize};
@@ -104,6 +105,33 @@ pub struct SpawnerHandle {
 /// the very start of `main`): the child serves requests until the parent
 /// closes its end, and never returns.
 pub fn fork_spawner() -> io::Result<SpawnerHandle> {
+    fork_helper(&[])
+}
+
+/// A resident spawner forked at start ([`fork_resident`]).
+#[derive(Debug)]
+pub struct ForkedResident {
+    /// The supervisor's end of its socket, and its pid.
+    pub handle: SpawnerHandle,
+    /// A pidfd naming it.
+    pub pidfd: OwnedFd,
+}
+
+/// Forks a resident spawner that first joins the cgroups whose
+/// `cgroup.procs` files are `procs` (the root container's, made ahead of
+/// its StartRoot), then serves requests as the spawner does. Its join, and
+/// the RCU grace period a cgroup v1 join waits for, overlap the
+/// supervisor's own start. Call it, like [`fork_spawner`], while the
+/// process has a single thread; it is a child of this process, reaped like
+/// any other.
+pub fn fork_resident(procs: &[PathBuf]) -> io::Result<ForkedResident> {
+    let handle = fork_helper(procs)?;
+    let pidfd = crate::sys::process::pidfd_open(handle.pid)?;
+    Ok(ForkedResident { handle, pidfd })
+}
+
+/// Forks the spawner (no `procs`) or a resident spawner.
+fn fork_helper(procs: &[PathBuf]) -> io::Result<SpawnerHandle> {
     let (ours, theirs) = nix::sys::socket::socketpair(
         nix::sys::socket::AddressFamily::Unix,
         nix::sys::socket::SockType::SeqPacket,
@@ -116,7 +144,7 @@ pub fn fork_spawner() -> io::Result<SpawnerHandle> {
     match unsafe { nix::unistd::fork() }? {
         nix::unistd::ForkResult::Child => {
             drop(ours);
-            serve_forked(theirs, parent)
+            serve_forked(theirs, parent, procs)
         }
         nix::unistd::ForkResult::Parent { child } => {
             drop(theirs);
@@ -131,14 +159,22 @@ pub fn fork_spawner() -> io::Result<SpawnerHandle> {
     }
 }
 
-fn serve_forked(socket: OwnedFd, parent: i32) -> ! {
+fn serve_forked(socket: OwnedFd, parent: i32, procs: &[PathBuf]) -> ! {
     // SAFETY: prctl with integer arguments.
     unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) };
     if nix::unistd::getppid().as_raw() != parent {
         // SAFETY: ending the forked helper without running its parent's destructors.
         unsafe { libc::_exit(0) };
     }
-    crate::sys::process::set_thread_name("sv-spawner");
+    let role = if procs.is_empty() {
+        Role::Main
+    } else {
+        Role::Resident
+    };
+    crate::sys::process::set_thread_name(match role {
+        Role::Main => "sv-spawner",
+        Role::Resident => "sv-resident",
+    });
     // Nothing of the parent's may leak into containers: keep stdio and the
     // socket, close the rest.
     let socket = match move_to(socket, 3) {
@@ -152,7 +188,15 @@ fn serve_forked(socket: OwnedFd, parent: i32) -> ! {
     if let Ok(pidfd) = crate::sys::process::pidfd_open(parent) {
         let _ = SUPERVISOR.set(pidfd);
     }
-    serve(socket, Role::Main);
+    for path in procs {
+        // A resident that cannot join exits; the supervisor notices before
+        // it sends it anything, and clones through the spawner instead.
+        if std::fs::write(path, b"0").is_err() {
+            // SAFETY: as above.
+            unsafe { libc::_exit(1) };
+        }
+    }
+    serve(socket, role);
     // SAFETY: as above.
     unsafe { libc::_exit(0) }
 }
