@@ -1305,13 +1305,23 @@ fn a_prewarmed_root_container_is_used_by_its_start_and_dropped_by_another() {
     let _host = shared_host();
     for (prewarmed, started_as) in [("warm-a", "warm-a"), ("warm-b", "warm-c")] {
         let mut sb = Sandbox::boot_with(&["--prewarm", prewarmed]);
-        // Made while booting: the resident and its v1 cgroups.
+        // Made while booting: the resident, which joins its v1 cgroups
+        // while the supervisor starts (perhaps not yet when it is ready).
         let residents = children_named(sb.sv.pid(), "sv-resident");
         assert_eq!(residents.len(), 1, "residents: {residents:?}");
+        let prewarm_path = format!("/sandvisor/{SANDBOX}/{prewarmed}");
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while !cgroup_of(residents[0])
+            .lines()
+            .any(|l| l.ends_with(&prewarm_path))
+            && Instant::now() < deadline
+        {
+            std::thread::sleep(Duration::from_millis(5));
+        }
         assert!(
             cgroup_of(residents[0])
                 .lines()
-                .any(|l| l.ends_with(&format!("/sandvisor/{SANDBOX}/{prewarmed}"))),
+                .any(|l| l.ends_with(&prewarm_path)),
             "{}",
             cgroup_of(residents[0])
         );

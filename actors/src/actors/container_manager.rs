@@ -985,32 +985,29 @@ impl ContainerManager {
         outcome: Result<SpawnOutcome, ContainerError>,
         console_socket: Option<String>,
     ) -> Result<Started, RpcError> {
-        let act = self;
-        {
-            let outcome = match outcome {
-                Ok(o) => o,
-                Err(e) => {
-                    act.discard(&cid);
-                    return Err(e.into());
-                }
-            };
-            if let Some(c) = act.containers.get_mut(&cid) {
-                if c.phase == Phase::Starting {
-                    // An init that already exited leaves the container stopped.
-                    c.phase = if c.exit.is_some() {
-                        Phase::Stopped
-                    } else {
-                        Phase::Running
-                    };
-                }
+        let outcome = match outcome {
+            Ok(o) => o,
+            Err(e) => {
+                self.discard(&cid);
+                return Err(e.into());
             }
-            info!(act.logger, "container started"; "cid" => &cid, "pid" => outcome.host_pid);
-            act.run_detached_hooks(&cid, HookPoint::Poststart, Some(outcome.host_pid));
-            Ok(Started {
-                pid: outcome.host_pid,
-                fds: act.hand_over_master(outcome.tty_master, console_socket),
-            })
+        };
+        if let Some(c) = self.containers.get_mut(&cid) {
+            if c.phase == Phase::Starting {
+                // An init that already exited leaves the container stopped.
+                c.phase = if c.exit.is_some() {
+                    Phase::Stopped
+                } else {
+                    Phase::Running
+                };
+            }
         }
+        info!(self.logger, "container started"; "cid" => &cid, "pid" => outcome.host_pid);
+        self.run_detached_hooks(&cid, HookPoint::Poststart, Some(outcome.host_pid));
+        Ok(Started {
+            pid: outcome.host_pid,
+            fds: self.hand_over_master(outcome.tty_master, console_socket),
+        })
     }
 
     /// The pty master goes to the console socket if one was named, else
