@@ -710,7 +710,11 @@ fn kill_tree(child: &mut std::process::Child) {
 
 /// Runs the sandvisor binary; returns its status, stdout and stderr.
 fn run_cli(args: &[&str], timeout: Duration) -> (ExitStatus, String, String) {
-    let mut child = Command::new(SANDVISOR)
+    run_program(SANDVISOR, args, timeout)
+}
+
+fn run_program(program: &str, args: &[&str], timeout: Duration) -> (ExitStatus, String, String) {
+    let mut child = Command::new(program)
         .args(args)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -736,7 +740,7 @@ fn run_cli(args: &[&str], timeout: Duration) -> (ExitStatus, String, String) {
         }
         if Instant::now() > deadline {
             kill_tree(&mut child);
-            panic!("sandvisor {args:?} did not exit within {timeout:?}");
+            panic!("{program} {args:?} did not exit within {timeout:?}");
         }
         std::thread::sleep(Duration::from_millis(5));
     };
@@ -787,6 +791,45 @@ fn run_prints_pid_one_and_the_id_as_hostname_and_cleans_up() {
         .filter(|d| d.exists())
         .collect();
     assert_eq!(sandbox_cgroups, Vec::<PathBuf>::new());
+}
+
+#[test]
+fn run_works_on_a_cgroup_v2_only_host() {
+    let _host = shared_host();
+    let root = tempfile::tempdir().expect("temp dir");
+    let root_arg = root.path().to_str().expect("utf-8");
+    let id = unique("run-v2");
+    // A private mount namespace where /sys/fs/cgroup is the cgroup2
+    // hierarchy alone: what the supervisor sees on a v2-only host.
+    let (status, stdout, stderr) = run_program(
+        "unshare",
+        &[
+            "-m",
+            "--propagation",
+            "private",
+            "sh",
+            "-c",
+            "umount -R /sys/fs/cgroup && mount -t cgroup2 none /sys/fs/cgroup && exec \"$0\" \"$@\"",
+            SANDVISOR,
+            "--root",
+            root_arg,
+            "run",
+            "--id",
+            &id,
+            "--",
+            "sh",
+            "-c",
+            "grep ^0:: /proc/self/cgroup; echo x > /dev/null && echo null-writable",
+        ],
+        Duration::from_secs(30),
+    );
+    assert_eq!(status.code(), Some(0), "stderr: {stderr}");
+    assert_eq!(
+        stdout,
+        format!("0::/sandvisor/{id}/{id}\nnull-writable\n"),
+        "stderr: {stderr}"
+    );
+    assert_eq!(cgroup_dirs(&id, &id), Vec::<PathBuf>::new());
 }
 
 #[test]

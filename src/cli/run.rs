@@ -13,7 +13,8 @@ use nix::sys::signal::{SigSet, Signal};
 use oci_spec::runtime::Spec;
 use sandvisor_actors::api::container::{Signal as SignalCall, SignalMode, StartRoot, Wait};
 use sandvisor_actors::api::Fds;
-use sandvisor_actors::container::spec::default_spec;
+use sandvisor_actors::container::spec::{default_spec, without_device_rules};
+use sandvisor_actors::sys::cgroup;
 use sandvisor_actors::sys::process::WaitStatus;
 use sandvisor_actors::sys::tty;
 use sandvisor_actors::wire::ErrorCode;
@@ -95,6 +96,17 @@ fn generated_id() -> String {
     format!("sv-{hex}")
 }
 
+/// True when a cgroup v1 devices controller is mounted.
+fn host_has_device_cgroup() -> bool {
+    cgroup::hierarchies().is_ok_and(|hs| {
+        hs.iter().any(|h| {
+            h.v1_controllers
+                .as_ref()
+                .is_some_and(|c| c.iter().any(|c| c == "devices"))
+        })
+    })
+}
+
 fn load_spec(args: &RunArgs, id: &str) -> Result<Spec, RunError> {
     let Some(bundle) = &args.bundle else {
         let command = if args.command.is_empty() {
@@ -102,7 +114,11 @@ fn load_spec(args: &RunArgs, id: &str) -> Result<Spec, RunError> {
         } else {
             args.command.clone()
         };
-        return Ok(default_spec(id, command, args.tty));
+        let mut spec = default_spec(id, command, args.tty);
+        if !host_has_device_cgroup() {
+            without_device_rules(&mut spec);
+        }
+        return Ok(spec);
     };
     let path = bundle.join("config.json");
     let shown = path.display().to_string();
@@ -141,22 +157,21 @@ impl Supervisor {
         let exe = std::env::current_exe().map_err(io("find this executable"))?;
         let mut command = Command::new(exe);
         command.arg("--root").arg(&global.root);
-        match &global.log {
-            Some(log) => {
-                command
-                    .arg("--log")
-                    .arg(log)
-                    .arg("--log-format")
-                    .arg(global.log_format.as_str());
-            }
-            None => {
-                command.args(["--log-level", "error"]);
-            }
+        if let Some(log) = &global.log {
+            command
+                .arg("--log")
+                .arg(log)
+                .arg("--log-format")
+                .arg(global.log_format.as_str());
         }
         if let Some(level) = global.log_level {
             command.args(["--log-level", level.as_str()]);
         } else if global.debug {
             command.arg("--debug");
+        } else if global.log.is_none() {
+            // Its log shares the terminal with the container: errors only,
+            // unless asked otherwise.
+            command.args(["--log-level", "error"]);
         }
         command
             .args(["boot", "--id", id, "--ready-fd", "3", "--socket"])

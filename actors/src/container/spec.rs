@@ -1397,6 +1397,21 @@ pub fn default_spec(id: &str, args: Vec<String>, terminal: bool) -> Spec {
         .unwrap_or_default()
 }
 
+/// Drops the built-in spec's device rules (oci-spec's default denies every
+/// device; the manager adds runc's standard allow list). For a host
+/// without the v1 devices controller, where rules need an eBPF program that
+/// is not supported yet: the built-in container still gets only the
+/// standard nodes in a fresh /dev, and no CAP_MKNOD to make others.
+pub fn without_device_rules(spec: &mut Spec) {
+    if let Some(resources) = spec
+        .linux_mut()
+        .as_mut()
+        .and_then(|l| l.resources_mut().as_mut())
+    {
+        resources.set_devices(None);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
