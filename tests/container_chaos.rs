@@ -66,7 +66,7 @@ fn exec_and_wait_survive_panics_in_the_manager_and_the_reaper() {
         nix::unistd::geteuid().is_root(),
         "containers need root (CI runs as root)"
     );
-    let sv = Supervisor::boot();
+    let mut sv = Supervisor::boot();
     let client = sv.client();
     let cid = "chaos";
     client
@@ -171,5 +171,17 @@ fn exec_and_wait_survive_panics_in_the_manager_and_the_reaper() {
         Vec::<String>::new(),
         "zombies left behind"
     );
+    // A graceful stop removes the container's cgroups after all that.
+    drop(client);
+    let exit = sv.stop_with(nix::sys::signal::Signal::SIGTERM);
+    assert_eq!(exit.code(), Some(0));
+    let left: Vec<std::path::PathBuf> = std::fs::read_dir("/sys/fs/cgroup")
+        .expect("/sys/fs/cgroup")
+        .flatten()
+        // The harness boots sandbox "test".
+        .map(|h| h.path().join("sandvisor").join("test").join(cid))
+        .filter(|d| d.exists())
+        .collect();
+    assert_eq!(left, Vec::<std::path::PathBuf>::new(), "cgroups left");
     eprintln!("{cycles} exec+wait cycles, {faults} panics injected, {retries} calls retried");
 }

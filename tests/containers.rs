@@ -1391,6 +1391,83 @@ fn a_prewarmed_root_container_is_used_by_its_start_and_dropped_by_another() {
     }
 }
 
+#[test]
+fn a_subcontainer_takes_the_spare_resident_and_a_new_spare_is_made() {
+    let _host = shared_host();
+    let (sb, _root_bundle, _root_cid, _root) = sleeping_root("sparehost");
+    // The spare lives in cgroups of its own beside the containers', in the
+    // v1 hierarchies only.
+    let v1: Vec<PathBuf> = cgroup_hierarchies()
+        .into_iter()
+        .filter(|h| !h.join("cgroup.controllers").exists())
+        .collect();
+    if v1.is_empty() {
+        eprintln!("skipped: no cgroup v1 hierarchy, so no spare");
+        return;
+    }
+    let spare_dirs = |serial: u32| -> Vec<PathBuf> {
+        v1.iter()
+            .map(|h| {
+                h.join("sandvisor")
+                    .join(SANDBOX)
+                    .join(format!("spare@{}.{serial}", sb.sv.pid()))
+            })
+            .filter(|d| d.exists())
+            .collect()
+    };
+    let first = unique("sparesub");
+    create_sub(&sb.client, &first).expect("CreateSubcontainer");
+    // Once ready, its resident is in spare@PID.1 in every v1 hierarchy.
+    let spare_pid = wait_for_spare(&sb, &format!("spare@{}.1", sb.sv.pid()));
+    assert_eq!(spare_dirs(1).len(), v1.len());
+    let bundle = Bundle::new("spare", &["sleep", "30"]);
+    let (started, _output) = start_sub(&sb.client, &first, &bundle);
+    let started = started.expect("StartSubcontainer");
+    // The start took it: its cgroups were renamed to the container's, and
+    // its resident cloned the init.
+    assert_eq!(spare_dirs(1), Vec::<PathBuf>::new());
+    let init_cgroups = cgroup_of(started.pid);
+    assert!(
+        init_cgroups
+            .lines()
+            .all(|l| l.ends_with(&format!("/sandvisor/{SANDBOX}/{first}"))),
+        "{init_cgroups}"
+    );
+    assert!(
+        cgroup_of(spare_pid)
+            .lines()
+            .filter(|l| !l.starts_with("0::"))
+            .all(|l| l.ends_with(&format!("/sandvisor/{SANDBOX}/{first}"))),
+        "the adopted resident: {}",
+        cgroup_of(spare_pid)
+    );
+    // A new spare is on its way for the next one.
+    wait_for_spare(&sb, &format!("spare@{}.2", sb.sv.pid()));
+    destroy_sub(&sb.client, &first).expect("DestroySubcontainer");
+    assert_eq!(cgroup_dirs(SANDBOX, &first), Vec::<PathBuf>::new());
+    assert!(host_stat(spare_pid).is_none_or(|s| s.state == 'Z'));
+}
+
+/// The pid of the supervisor's resident whose cgroups are `name`, once
+/// there is one.
+fn wait_for_spare(sb: &Sandbox, name: &str) -> i32 {
+    let needle = format!("/sandvisor/{SANDBOX}/{name}");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let found = children_named(sb.sv.pid(), "sv-resident")
+            .into_iter()
+            .find(|pid| {
+                std::fs::read_to_string(format!("/proc/{pid}/cgroup"))
+                    .is_ok_and(|c| c.lines().any(|l| l.ends_with(&needle)))
+            });
+        if let Some(pid) = found {
+            return pid;
+        }
+        assert!(Instant::now() < deadline, "no resident in {name}");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
 /// The supervisor's resident spawners once they differ from `before`.
 fn residents_after_change(sb: &Sandbox, before: &[i32], patience: Duration) -> Vec<i32> {
     let deadline = Instant::now() + patience;

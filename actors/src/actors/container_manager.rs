@@ -45,6 +45,7 @@ use crate::sys::process::{pidfd_exited, pidfd_signal, WaitStatus};
 use crate::sys::procfs;
 use crate::sys::spawn::reports::ReportReader;
 use crate::sys::spawn::resident::{self, Resident, ResidentError};
+use crate::sys::spawn::spare::Spare;
 use crate::sys::spawn::{ForkedResident, SpawnError, SpawnerConnection};
 use crate::sys::tty;
 use crate::wire::RpcError;
@@ -300,6 +301,10 @@ pub struct ContainerManager {
     prewarmed: Option<Prewarmed>,
     /// Cgroups of a prewarm that went unused, removed at teardown.
     unused_cgroups: Vec<ContainerCgroup>,
+    /// A resident in cgroups of its own, for the next subcontainer.
+    spare: Option<Spare>,
+    /// The number of the last spare made.
+    spare_serial: u64,
 }
 
 /// Exits of unknown pids kept for a registration that may follow.
@@ -375,6 +380,8 @@ impl ContainerManager {
             myself: None,
             prewarmed: None,
             unused_cgroups: Vec::new(),
+            spare: None,
+            spare_serial: 0,
         };
         if let Some(p) = prewarmed {
             manager.adopt_prewarmed(p);
@@ -400,6 +407,64 @@ impl ContainerManager {
                 warn!(self.logger, "cannot watch the prewarmed resident's socket"; "error" => %e);
                 self.kill_resident_process(handle.pid);
                 self.unused_cgroups.push(p.cgroup);
+            }
+        }
+    }
+
+    /// Starts a spare resident for the next subcontainer, unless there is
+    /// one, or nothing to gain (no v1 hierarchy, no running root).
+    fn ensure_spare(&mut self) {
+        if self.spare.is_some()
+            || self.root_init().is_err()
+            || !self.hierarchies.iter().any(|h| h.v1_controllers.is_some())
+        {
+            return;
+        }
+        let Some(spawner) = self.spawner.clone() else {
+            return;
+        };
+        self.spare_serial += 1;
+        match Spare::start(
+            spawner,
+            &self.hierarchies,
+            &self.config.cgroup_parent,
+            self.spare_serial,
+            self.config.supervisor_pid,
+        ) {
+            Ok(spare) => self.spare = Some(spare),
+            Err(e) => warn!(self.logger, "cannot make a spare resident"; "error" => %e),
+        }
+    }
+
+    /// The spare's resident, with the spare's cgroups renamed to container
+    /// `cid`'s, if the spare is ready.
+    fn adopt_spare(&mut self, cid: &str) -> Option<ResidentLink> {
+        let mut spare = self.spare.take()?;
+        if !spare.is_ready() {
+            if let Some(failure) = spare.failure() {
+                warn!(self.logger, "the spare resident failed"; "error" => failure);
+                self.unused_cgroups.push(spare.into_cgroup());
+            } else {
+                self.spare = Some(spare);
+            }
+            return None;
+        }
+        match spare.adopt(cid) {
+            Ok((_, resident)) => {
+                let Resident {
+                    process,
+                    connection,
+                } = resident;
+                self.register(process.pid, process.pidfd, cid, true);
+                Some(ResidentLink {
+                    pid: process.pid,
+                    connection,
+                })
+            }
+            Err((spare, e)) => {
+                warn!(self.logger, "cannot adopt the spare resident"; "cid" => cid, "error" => %e);
+                self.spare = Some(spare);
+                None
             }
         }
     }
@@ -475,6 +540,9 @@ impl ContainerManager {
                 resident: None,
             },
         );
+        // Subcontainers are coming: the next one's resident joins its
+        // cgroups now, not during its start.
+        self.ensure_spare();
         Ok(Empty {})
     }
 
@@ -667,7 +735,10 @@ impl ContainerManager {
             })?,
             None => self.config.cgroup_parent.join(cid),
         };
-        let prewarmed = self.take_prewarmed(cid, &relative);
+        let mut resident = self.take_prewarmed(cid, &relative);
+        if resident.is_none() && relative == self.config.cgroup_parent.join(cid) {
+            resident = self.adopt_spare(cid);
+        }
         let cgroup = ContainerCgroup::create(&self.hierarchies, &relative)
             .map_err(|e| ContainerError::host("create cgroup", &relative, e))?;
         let dirs = cgroup.dirs.clone();
@@ -675,7 +746,7 @@ impl ContainerManager {
         let unified = cgroup.unified.clone();
         if let Some(c) = self.containers.get_mut(cid) {
             c.cgroup = Some(cgroup);
-            c.resident = prewarmed;
+            c.resident = resident;
         }
         if let Some(rules) = spec::device_rules(spec)? {
             let devices = self.hierarchies.iter().zip(&dirs).find(|(h, _)| {
@@ -1003,6 +1074,10 @@ impl ContainerManager {
             }
         }
         info!(self.logger, "container started"; "cid" => &cid, "pid" => outcome.host_pid);
+        if self.containers.get(&cid).is_some_and(|c| !c.root) {
+            // This start may have taken the spare: make the next one.
+            self.ensure_spare();
+        }
         self.run_detached_hooks(&cid, HookPoint::Poststart, Some(outcome.host_pid));
         Ok(Started {
             pid: outcome.host_pid,
@@ -1519,6 +1594,7 @@ impl ContainerManager {
     /// reaped, then removes what they had.
     pub fn teardown(&mut self, ctx: &mut Context<Self>, done: oneshot::Sender<()>) {
         let mut exits = Vec::new();
+        let spare = self.spare.take();
         if let Some(p) = self.prewarmed.take() {
             self.kill_resident_process(p.link.pid);
             exits.push(self.exit_waiter(p.link.pid));
@@ -1543,9 +1619,14 @@ impl ContainerManager {
             for exit in exits {
                 let _ = tokio::time::timeout(Duration::from_secs(5), exit).await;
             }
+            match spare {
+                Some(spare) => Some(stop_spare(spare).await),
+                None => None,
+            }
         };
-        ctx.spawn(all.into_actor(self).then(move |(), act, _| {
+        ctx.spawn(all.into_actor(self).then(move |spare_cgroup, act, _| {
             act.apply_exits();
+            act.unused_cgroups.extend(spare_cgroup);
             // Poststop hooks run before the supervisor exits, not detached.
             let mut poststop = Vec::new();
             for cid in &ids {
@@ -1579,6 +1660,22 @@ impl ContainerManager {
             })
         }));
     }
+}
+
+/// Stops a spare that no container took: waits for its start, kills its
+/// resident and waits for it to go; returns its cgroups to remove.
+async fn stop_spare(spare: Spare) -> ContainerCgroup {
+    let (resident, cgroup) = spare.settle(Duration::from_secs(1)).await;
+    if let Some(resident) = resident {
+        let pidfd = resident.process.pidfd;
+        if pidfd_signal(pidfd.as_fd(), libc::SIGKILL).is_ok() {
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(1);
+            while !pidfd_exited(pidfd.as_fd()) && tokio::time::Instant::now() < deadline {
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+        }
+    }
+    cgroup
 }
 
 /// Takes the pty master a child sent on the console channel.

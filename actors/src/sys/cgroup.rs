@@ -175,6 +175,28 @@ impl ContainerCgroup {
         Ok(ContainerCgroup { dirs, unified })
     }
 
+    /// Renames every directory to `name` beside it (v1 hierarchies allow
+    /// it, v2 does not), processes and all; on a failure the renamed ones
+    /// are put back.
+    pub fn rename(&self, name: &str) -> io::Result<ContainerCgroup> {
+        let target = |dir: &Path| dir.with_file_name(name);
+        for (done, dir) in self.dirs.iter().enumerate() {
+            if let Err(e) = std::fs::rename(dir, target(dir)) {
+                for back in &self.dirs[..done] {
+                    let _ = std::fs::rename(target(back), back);
+                }
+                return Err(io::Error::new(
+                    e.kind(),
+                    format!("rename cgroup {} to {name}: {e}", dir.display()),
+                ));
+            }
+        }
+        Ok(ContainerCgroup {
+            dirs: self.dirs.iter().map(|d| target(d)).collect(),
+            unified: self.unified.as_deref().map(target),
+        })
+    }
+
     /// The `cgroup.procs` files of the v1 hierarchies (a process joins
     /// those by writing itself there).
     pub fn v1_procs_files(&self) -> Vec<PathBuf> {
@@ -355,6 +377,21 @@ mod tests {
         assert!(tmp.path().join("one/sv/box/c1").is_dir());
         cg.remove(Duration::ZERO).unwrap();
         assert!(!tmp.path().join("one/sv/box/c1").exists());
+        let spare = ContainerCgroup::create(&hs, Path::new("sv/box/spare@1")).unwrap();
+        let renamed = spare.rename("c2").unwrap();
+        assert_eq!(
+            renamed.dirs,
+            vec![
+                tmp.path().join("one/sv/box/c2"),
+                tmp.path().join("two/sv/box/c2")
+            ]
+        );
+        assert!(!tmp.path().join("one/sv/box/spare@1").exists());
+        // A failed rename puts back what it had moved.
+        std::fs::create_dir_all(tmp.path().join("two/sv/box/c3/busy")).unwrap();
+        assert!(renamed.rename("c3").is_err());
+        assert!(tmp.path().join("one/sv/box/c2").is_dir());
+        assert!(!tmp.path().join("one/sv/box/c3").exists());
         assert!(
             tmp.path().join("one/sv/box").exists(),
             "only the container's own directory goes"

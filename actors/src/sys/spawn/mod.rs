@@ -20,6 +20,7 @@ pub mod child;
 mod client;
 pub mod reports;
 pub mod resident;
+pub mod spare;
 
 pub use client::{SpawnError, Spawned, SpawnerConnection};
 
