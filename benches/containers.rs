@@ -789,9 +789,10 @@ struct Supervisor {
 }
 
 impl Supervisor {
-    /// Spawns `sandvisor --root <root> boot --id <id> --ready-fd 3` and
+    /// Spawns `sandvisor --root <root> boot --id <id> --ready-fd 3`, with
+    /// `--prewarm <id>` when `prewarm` (as `sandvisor run` boots it), and
     /// waits for "ready\n"; returns it and the time from spawn to ready.
-    fn boot(root: &Path, id: &str, log: PathBuf) -> (Supervisor, Duration) {
+    fn boot(root: &Path, id: &str, log: PathBuf, prewarm: bool) -> (Supervisor, Duration) {
         check_interrupted();
         let socket = root.join(id).join("ctl.sock");
         let stderr =
@@ -803,8 +804,11 @@ impl Supervisor {
             .arg(root)
             .args(["--log-level", "error", "boot", "--id", id])
             .args(["--ready-fd", "3", "--socket"])
-            .arg(&socket)
-            .stdin(Stdio::null())
+            .arg(&socket);
+        if prewarm {
+            cmd.args(["--prewarm", id]);
+        }
+        cmd.stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(stderr);
         prepare_child(
@@ -1487,7 +1491,7 @@ struct RunSteps {
 /// Boots a supervisor, runs /bin/true as its root container, stops it:
 /// what `sandvisor run` does, step by step.
 fn run_steps_once(ws: &Workspace, id: &str, steps: Option<&mut RunSteps>, hangs: &mut Vec<String>) {
-    let (sup, boot) = Supervisor::boot(&ws.sv_root, id, ws.log("supervisor-steps"));
+    let (sup, boot) = Supervisor::boot(&ws.sv_root, id, ws.log("supervisor-steps"), true);
     let spec = ws.true_spec.clone();
     let stdio = dev_null_stdio();
     let start = Instant::now();
@@ -1724,7 +1728,7 @@ fn exec_cases(config: &Config, ws: &Workspace, runc: Option<&RuncRoot>) -> ExecR
     };
     // The warm sandbox: a supervisor whose root container sleeps.
     let sid = ws.id("warm");
-    let (sup, _) = Supervisor::boot(&ws.sv_root, &sid, ws.log("supervisor-warm"));
+    let (sup, _) = Supervisor::boot(&ws.sv_root, &sid, ws.log("supervisor-warm"), false);
     let conn = sup.connect();
     conn.must(StartRoot {
         cid: sid.clone(),
@@ -1981,7 +1985,7 @@ fn print_report(
     case_row("`sandvisor run` (whole command)", &sv, "100%", "");
     let rest = sv.mean - sum.mean;
     println!(
-        "{:<34} {rest:>7.2} {:>7} {:>7}  {:<10} (run's own exec, config parse, stop polling)",
+        "{:<34} {rest:>7.2} {:>7} {:>7}  {:<10} (run's own exec and config parse)",
         "rest: run - sum (means)",
         "",
         "",
