@@ -106,7 +106,7 @@ pub struct SpawnerHandle {
 /// the very start of `main`): the child serves requests until the parent
 /// closes its end, and never returns.
 pub fn fork_spawner() -> io::Result<SpawnerHandle> {
-    fork_helper(&[])
+    fork_helper(Role::Main, &[])
 }
 
 /// A resident spawner forked at start ([`fork_resident`]).
@@ -126,13 +126,13 @@ pub struct ForkedResident {
 /// process has a single thread; it is a child of this process, reaped like
 /// any other.
 pub fn fork_resident(procs: &[PathBuf]) -> io::Result<ForkedResident> {
-    let handle = fork_helper(procs)?;
+    let handle = fork_helper(Role::Resident, procs)?;
     let pidfd = crate::sys::process::pidfd_open(handle.pid)?;
     Ok(ForkedResident { handle, pidfd })
 }
 
-/// Forks the spawner (no `procs`) or a resident spawner.
-fn fork_helper(procs: &[PathBuf]) -> io::Result<SpawnerHandle> {
+/// Forks the spawner, or a resident spawner that first joins `procs`.
+fn fork_helper(role: Role, procs: &[PathBuf]) -> io::Result<SpawnerHandle> {
     let (ours, theirs) = nix::sys::socket::socketpair(
         nix::sys::socket::AddressFamily::Unix,
         nix::sys::socket::SockType::SeqPacket,
@@ -145,7 +145,7 @@ fn fork_helper(procs: &[PathBuf]) -> io::Result<SpawnerHandle> {
     match unsafe { nix::unistd::fork() }? {
         nix::unistd::ForkResult::Child => {
             drop(ours);
-            serve_forked(theirs, parent, procs)
+            serve_forked(theirs, parent, role, procs)
         }
         nix::unistd::ForkResult::Parent { child } => {
             drop(theirs);
@@ -160,18 +160,13 @@ fn fork_helper(procs: &[PathBuf]) -> io::Result<SpawnerHandle> {
     }
 }
 
-fn serve_forked(socket: OwnedFd, parent: i32, procs: &[PathBuf]) -> ! {
+fn serve_forked(socket: OwnedFd, parent: i32, role: Role, procs: &[PathBuf]) -> ! {
     // SAFETY: prctl with integer arguments.
     unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) };
     if nix::unistd::getppid().as_raw() != parent {
         // SAFETY: ending the forked helper without running its parent's destructors.
         unsafe { libc::_exit(0) };
     }
-    let role = if procs.is_empty() {
-        Role::Main
-    } else {
-        Role::Resident
-    };
     crate::sys::process::set_thread_name(match role {
         Role::Main => "sv-spawner",
         Role::Resident => "sv-resident",
