@@ -2,8 +2,10 @@
 
 mod boot;
 mod call;
+mod features;
 mod json;
 mod run;
+mod spec;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -78,6 +80,10 @@ enum Command {
     Call(call::CallArgs),
     /// Run a container in a new sandbox and exit with its status.
     Run(run::RunArgs),
+    /// Write a starting config.json (as runc spec).
+    Spec(spec::SpecArgs),
+    /// Print what this runtime supports, as JSON (as runc features).
+    Features,
 }
 
 /// Parses the command line, runs the command, and returns its exit status.
@@ -87,6 +93,8 @@ pub fn main() -> ExitCode {
         Command::Boot(args) => boot::run(&cli.global, args).map_err(Into::into),
         Command::Call(args) => call::run(args).map_err(Into::into),
         Command::Run(args) => run::run(&cli.global, args).map_err(Into::into),
+        Command::Spec(args) => spec::run(args).map_err(Into::into),
+        Command::Features => features::run().map_err(Into::into),
     };
     match result {
         Ok(code) => code,

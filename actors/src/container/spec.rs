@@ -719,6 +719,77 @@ fn propagation_flags(name: &str) -> Option<u64> {
     Some(flags as u64)
 }
 
+/// The mount options this runtime gives a meaning (any other is passed to
+/// the filesystem as data), for `sandvisor features`.
+pub const KNOWN_MOUNT_OPTIONS: &[&str] = &[
+    "async",
+    "atime",
+    "bind",
+    "dev",
+    "diratime",
+    "dirsync",
+    "exec",
+    "loud",
+    "mand",
+    "noatime",
+    "nodev",
+    "nodiratime",
+    "noexec",
+    "nomand",
+    "norelatime",
+    "nostrictatime",
+    "nosuid",
+    "private",
+    "rbind",
+    "rdev",
+    "rdiratime",
+    "relatime",
+    "remount",
+    "rexec",
+    "rnoatime",
+    "rnodev",
+    "rnodiratime",
+    "rnoexec",
+    "rnosuid",
+    "rnosymfollow",
+    "ro",
+    "rprivate",
+    "rro",
+    "rrw",
+    "rshared",
+    "rslave",
+    "rstrictatime",
+    "rsuid",
+    "rsymfollow",
+    "runbindable",
+    "rw",
+    "shared",
+    "silent",
+    "slave",
+    "strictatime",
+    "suid",
+    "sync",
+    "unbindable",
+];
+
+/// The namespaces a container may have new (a new user namespace is
+/// refused: see [`build_container`]), for `sandvisor features`.
+pub const NEW_NAMESPACES: &[LinuxNamespaceType] = &[
+    LinuxNamespaceType::Cgroup,
+    LinuxNamespaceType::Ipc,
+    LinuxNamespaceType::Mount,
+    LinuxNamespaceType::Network,
+    LinuxNamespaceType::Pid,
+    LinuxNamespaceType::Time,
+    LinuxNamespaceType::Uts,
+];
+
+/// The names of every capability this runtime knows, for `sandvisor
+/// features`.
+pub fn known_capabilities() -> Vec<String> {
+    capability_names(u64::MAX)
+}
+
 /// What one mount option does.
 enum MountOption {
     Set(u64),
@@ -1415,6 +1486,44 @@ pub fn without_device_rules(spec: &mut Spec) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_known_mount_option_means_something() {
+        for name in KNOWN_MOUNT_OPTIONS {
+            assert!(
+                !matches!(mount_option(name), MountOption::Data),
+                "{name} would be passed as data"
+            );
+        }
+        assert!(matches!(mount_option("size=1m"), MountOption::Data));
+        assert_eq!(KNOWN_MOUNT_OPTIONS.len(), 48);
+    }
+
+    #[test]
+    fn the_new_namespaces_advertised_are_accepted_and_user_is_not() {
+        let dir = tempfile::tempdir().unwrap();
+        let scratch = tempfile::tempdir().unwrap();
+        for kind in NEW_NAMESPACES {
+            let kind = serde_json::to_value(kind).unwrap();
+            let kind = kind.as_str().unwrap();
+            let namespaces = if kind == "mount" {
+                r#"{"type":"mount"}"#.to_owned()
+            } else {
+                format!(r#"{{"type":"mount"}},{{"type":"{kind}"}}"#)
+            };
+            let json = format!(
+                r#"{{"ociVersion":"1.0.2","root":{{"path":"/r"}},"process":{{"args":["sh"],"cwd":"/","user":{{"uid":0,"gid":0}}}},"linux":{{"namespaces":[{namespaces}]}}}}"#
+            );
+            let spec = parse(&json);
+            let built = build_container(&spec, &ctx(dir.path(), scratch.path()));
+            assert!(built.is_ok(), "{kind}: {:?}", built.err());
+        }
+        let user = parse(
+            r#"{"ociVersion":"1.0.2","root":{"path":"/r"},"process":{"args":["sh"],"cwd":"/","user":{"uid":0,"gid":0}},"linux":{"namespaces":[{"type":"mount"},{"type":"user"}]}}"#,
+        );
+        assert!(build_container(&user, &ctx(dir.path(), scratch.path())).is_err());
+        assert!(known_capabilities().contains(&"CAP_SYS_ADMIN".to_owned()));
+    }
 
     fn ctx<'a>(bundle: &'a Path, scratch: &'a Path) -> ContainerContext<'a> {
         ContainerContext {
