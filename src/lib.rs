@@ -6,6 +6,7 @@
 
 pub mod cli;
 pub mod client;
+pub mod state;
 
 pub use client::{Client, ClientError, PendingCall, Reply};
 pub use sandvisor_actors as actors;
