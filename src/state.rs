@@ -69,6 +69,8 @@ pub struct Entry {
     pub oci_version: String,
     /// The absolute bundle path.
     pub bundle: PathBuf,
+    /// The absolute path of its root filesystem.
+    pub rootfs: PathBuf,
     /// The spec's annotations.
     #[serde(default)]
     pub annotations: std::collections::BTreeMap<String, String>,
@@ -80,9 +82,9 @@ pub struct Entry {
     pub socket: PathBuf,
     /// The supervisor, to tell it from a process that reused its pid.
     pub supervisor: ProcessIdentity,
-    /// The init's host pid, once it exists.
+    /// The init, once it exists.
     #[serde(default)]
-    pub pid: Option<i32>,
+    pub init: Option<ProcessIdentity>,
 }
 
 /// A process named so that a reused pid is not mistaken for it.
@@ -106,6 +108,28 @@ impl ProcessIdentity {
     /// True when the process still runs (and is the same one).
     pub fn is_alive(&self) -> bool {
         ProcessIdentity::of(self.pid).is_some_and(|now| now == *self)
+    }
+}
+
+/// A container's status, as the OCI state reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    /// Its init runs.
+    Running,
+    /// Its init has exited, or its supervisor is gone.
+    Stopped,
+}
+
+impl Entry {
+    /// The status now, and the init's pid (0 once stopped, as runc says).
+    pub fn status(&self) -> (Status, i32) {
+        match self.init {
+            Some(init) if self.supervisor.is_alive() && init.is_alive() => {
+                (Status::Running, init.pid)
+            }
+            _ => (Status::Stopped, 0),
+        }
     }
 }
 
@@ -258,6 +282,16 @@ impl Locked {
             .map_err(io_error("sync", &self.dir))
     }
 
+    /// Removes the entry's file, leaving its directory (a sandbox's, which
+    /// its supervisor removes).
+    pub fn forget(&self) -> Result<(), StateError> {
+        let path = self.dir.join(STATE_FILE);
+        match fs::remove_file(&path) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => Err(io_error("remove", &path)(e)),
+            _ => Ok(()),
+        }
+    }
+
     /// Removes the entry (its directory and everything in it).
     pub fn remove(self) -> Result<(), StateError> {
         fs::remove_dir_all(&self.dir).map_err(io_error("remove", &self.dir))
@@ -273,6 +307,7 @@ mod tests {
             id: id.to_owned(),
             oci_version: "1.0.2".into(),
             bundle: PathBuf::from("/bundles/b"),
+            rootfs: PathBuf::from("/bundles/b/rootfs"),
             annotations: [("a".to_owned(), "b".to_owned())].into(),
             created: "2026-11-29T05:00:00.000000000Z".into(),
             sandbox: id.to_owned(),
@@ -281,7 +316,10 @@ mod tests {
                 pid: 42,
                 start_time: 7,
             },
-            pid: Some(43),
+            init: Some(ProcessIdentity {
+                pid: 43,
+                start_time: 8,
+            }),
         }
     }
 
@@ -346,7 +384,7 @@ mod tests {
         .unwrap();
         assert_eq!(dir.load("c2").unwrap(), entry("c2"));
         let mut next = entry("c2");
-        next.pid = None;
+        next.init = None;
         locked.save(&next).unwrap();
         assert_eq!(dir.load("c2").unwrap(), next);
         // A corrupt file is said to be one, naming the container.
@@ -377,6 +415,26 @@ mod tests {
         drop(first);
         rx.recv_timeout(std::time::Duration::from_secs(5)).unwrap();
         waiter.join().unwrap();
+    }
+
+    #[test]
+    fn the_status_needs_both_the_supervisor_and_the_init() {
+        let me = ProcessIdentity::of(std::process::id() as i32).unwrap();
+        let gone = ProcessIdentity {
+            start_time: me.start_time + 1,
+            ..me
+        };
+        let mut e = entry("c4");
+        e.supervisor = me;
+        e.init = Some(me);
+        assert_eq!(e.status(), (Status::Running, me.pid));
+        e.init = Some(gone);
+        assert_eq!(e.status(), (Status::Stopped, 0));
+        e.init = None;
+        assert_eq!(e.status(), (Status::Stopped, 0));
+        e.init = Some(me);
+        e.supervisor = gone;
+        assert_eq!(e.status(), (Status::Stopped, 0));
     }
 
     #[test]

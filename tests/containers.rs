@@ -833,6 +833,130 @@ fn run_works_on_a_cgroup_v2_only_host() {
 }
 
 #[test]
+fn run_registers_its_container_for_state_and_list() {
+    let _host = shared_host();
+    let root = tempfile::tempdir().expect("temp dir");
+    let root_arg = root.path().to_str().expect("utf-8");
+    let id = unique("run-state");
+    let bundle = Bundle::new(
+        "state",
+        &[
+            "sh",
+            "-c",
+            "trap 'exit 7' TERM; while true; do sleep 0.1; done",
+        ],
+    );
+    let mut child = Command::new(SANDVISOR)
+        .args(["--root", root_arg, "run", "--id", &id, "--bundle"])
+        .arg(bundle.path())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    // The entry appears once the container runs.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let state = loop {
+        let (status, stdout, _) =
+            run_cli(&["--root", root_arg, "state", &id], Duration::from_secs(10));
+        if status.code() == Some(0) {
+            break stdout;
+        }
+        assert!(Instant::now() < deadline, "no state for {id}");
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    let state: serde_json::Value = serde_json::from_str(&state).expect("state JSON");
+    let pid = state["pid"].as_i64().expect("pid") as i32;
+    assert_eq!(
+        std::fs::read_to_string(format!("/proc/{pid}/comm"))
+            .expect("the init")
+            .trim(),
+        "sh"
+    );
+    let bundle_path = std::fs::canonicalize(bundle.path()).expect("bundle");
+    assert_eq!(
+        state,
+        serde_json::json!({
+            "ociVersion": bundle.spec().version(),
+            "id": id,
+            "pid": pid,
+            "status": "running",
+            "bundle": bundle_path,
+            "rootfs": bundle_path.join("rootfs"),
+            "created": state["created"],
+            "owner": "",
+        })
+    );
+    let created = state["created"].as_str().expect("created");
+    assert!(created.ends_with('Z') && created.len() >= 20, "{created}");
+
+    let (status, table, _) = run_cli(&["--root", root_arg, "list"], Duration::from_secs(10));
+    assert_eq!(status.code(), Some(0));
+    let lines: Vec<&str> = table.lines().collect();
+    assert_eq!(lines.len(), 2, "{table}");
+    assert!(
+        lines[0].starts_with("ID    ") && lines[0].ends_with("OWNER"),
+        "{table}"
+    );
+    let cells: Vec<&str> = lines[1].split_whitespace().collect();
+    assert_eq!(
+        cells,
+        [
+            id.as_str(),
+            &pid.to_string(),
+            "running",
+            &bundle_path.display().to_string(),
+            created,
+            "root"
+        ]
+    );
+    let (_, quiet, _) = run_cli(&["--root", root_arg, "list", "-q"], Duration::from_secs(10));
+    assert_eq!(quiet, format!("{id}\n"));
+    let (_, json, _) = run_cli(
+        &["--root", root_arg, "list", "--format", "json"],
+        Duration::from_secs(10),
+    );
+    let listed: serde_json::Value = serde_json::from_str(&json).expect("list JSON");
+    assert_eq!(listed[0]["id"], id.as_str());
+    assert_eq!(listed[0]["owner"], "root");
+
+    // Unknown and escaping ids.
+    let (status, _, stderr) = run_cli(
+        &["--root", root_arg, "state", "nope"],
+        Duration::from_secs(10),
+    );
+    assert_eq!(
+        (status.code(), stderr.as_str()),
+        (Some(1), "sandvisor: container \"nope\" does not exist\n")
+    );
+    let (status, _, stderr) = run_cli(
+        &["--root", root_arg, "state", "../x"],
+        Duration::from_secs(10),
+    );
+    assert_eq!(status.code(), Some(1));
+    assert!(
+        stderr.starts_with("sandvisor: invalid container id \"../x\""),
+        "{stderr}"
+    );
+
+    // Once run is over, the entry is gone.
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .expect("SIGTERM");
+    let status = child.wait().expect("wait");
+    assert_eq!(status.code(), Some(7), "the container's trap ran");
+    let (status, quiet, _) = run_cli(&["--root", root_arg, "list", "-q"], Duration::from_secs(10));
+    assert_eq!((status.code(), quiet.as_str()), (Some(0), ""));
+    let (_, json, _) = run_cli(
+        &["--root", root_arg, "list", "--format", "json"],
+        Duration::from_secs(10),
+    );
+    assert_eq!(json, "null\n");
+}
+
+#[test]
 fn run_exits_with_the_container_status() {
     let _host = shared_host();
     let root = tempfile::tempdir().expect("temp dir");

@@ -3,6 +3,7 @@
 mod boot;
 mod call;
 mod features;
+mod inspect;
 mod json;
 mod run;
 mod spec;
@@ -84,6 +85,10 @@ enum Command {
     Spec(spec::SpecArgs),
     /// Print what this runtime supports, as JSON (as runc features).
     Features,
+    /// Print a container's OCI state, as JSON (as runc state).
+    State(inspect::StateArgs),
+    /// List the containers under --root (as runc list).
+    List(inspect::ListArgs),
 }
 
 /// Parses the command line, runs the command, and returns its exit status.
@@ -95,6 +100,8 @@ pub fn main() -> ExitCode {
         Command::Run(args) => run::run(&cli.global, args).map_err(Into::into),
         Command::Spec(args) => spec::run(args).map_err(Into::into),
         Command::Features => features::run().map_err(Into::into),
+        Command::State(args) => inspect::state(&cli.global, args).map_err(Into::into),
+        Command::List(args) => inspect::list(&cli.global, args).map_err(Into::into),
     };
     match result {
         Ok(code) => code,

@@ -23,6 +23,7 @@ use thiserror::Error;
 use super::boot::valid_id;
 use super::GlobalOptions;
 use crate::client::{Client, ClientError};
+use crate::state::{Entry, ProcessIdentity, StateDir, StateError};
 
 /// Arguments of `sandvisor run`.
 #[derive(Debug, Args)]
@@ -289,6 +290,7 @@ pub fn run(global: &GlobalOptions, args: RunArgs) -> Result<ExitCode, RunError> 
         .as_deref()
         .map(|b| std::fs::canonicalize(b).unwrap_or_else(|_| b.to_path_buf()))
         .map(|b| b.display().to_string());
+    let meta = EntryMeta::of(&spec, bundle.as_deref());
     let started = client.invoke(StartRoot {
         cid: id.clone(),
         spec,
@@ -312,6 +314,7 @@ pub fn run(global: &GlobalOptions, args: RunArgs) -> Result<ExitCode, RunError> 
             return Ok(ExitCode::from(code));
         }
     };
+    let registered = register(global, &id, meta, &supervisor, started.pid);
     let master = started.fds.0.into_iter().next();
     let _raw = match &master {
         Some(_) if nix::unistd::isatty(std::io::stdin()).unwrap_or(false) => Some(
@@ -336,9 +339,89 @@ pub fn run(global: &GlobalOptions, args: RunArgs) -> Result<ExitCode, RunError> 
         let _ = output.join();
     }
     drop(_raw);
+    if registered {
+        let forgotten = StateDir::open(&global.root).and_then(|dir| dir.lock(&id)?.forget());
+        if let Err(e) = forgotten {
+            eprintln!("sandvisor: warning: {e}");
+        }
+    }
     supervisor.stop();
     let status = WaitStatus(status?.status);
     Ok(ExitCode::from(status.shell_code().clamp(0, 255) as u8))
+}
+
+/// What the state entry keeps of the spec, taken before the spec goes to
+/// the supervisor.
+struct EntryMeta {
+    oci_version: String,
+    bundle: PathBuf,
+    rootfs: PathBuf,
+    annotations: std::collections::BTreeMap<String, String>,
+}
+
+impl EntryMeta {
+    fn of(spec: &Spec, bundle: Option<&str>) -> EntryMeta {
+        // Without a bundle, as runc does, the bundle is the current directory.
+        let bundle = bundle
+            .map(PathBuf::from)
+            .unwrap_or_else(|| std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/")));
+        let root = spec
+            .root()
+            .as_ref()
+            .map(|r| r.path().clone())
+            .unwrap_or_else(|| PathBuf::from("/"));
+        EntryMeta {
+            oci_version: spec.version().clone(),
+            rootfs: bundle.join(root),
+            bundle,
+            annotations: spec
+                .annotations()
+                .iter()
+                .flatten()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+        }
+    }
+}
+
+/// Writes the container's state entry, so that `state` and `list` see it
+/// (the lock is held only while writing); a failure is reported and the
+/// container runs on.
+fn register(
+    global: &GlobalOptions,
+    id: &str,
+    meta: EntryMeta,
+    supervisor: &Supervisor,
+    init: i32,
+) -> bool {
+    let registered = (|| {
+        let created = time::OffsetDateTime::now_utc()
+            .format(&time::format_description::well_known::Rfc3339)
+            .unwrap_or_default();
+        let supervisor = ProcessIdentity::of(supervisor.child.id() as i32)
+            .ok_or_else(|| StateError::NotFound(id.to_owned()))?;
+        // The sandbox directory `boot` made is the root container's entry.
+        let entry = StateDir::open(&global.root)?.lock(id)?;
+        entry.save(&Entry {
+            id: id.to_owned(),
+            oci_version: meta.oci_version,
+            bundle: meta.bundle,
+            rootfs: meta.rootfs,
+            annotations: meta.annotations,
+            created,
+            sandbox: id.to_owned(),
+            socket: global.root.join(id).join("ctl.sock"),
+            supervisor,
+            init: ProcessIdentity::of(init),
+        })
+    })();
+    match registered {
+        Ok(()) => true,
+        Err(e) => {
+            eprintln!("sandvisor: warning: the state entry of {id:?} was not written: {e}");
+            false
+        }
+    }
 }
 
 /// Copies stdin to the pty master and the master to stdout.
