@@ -398,8 +398,12 @@ fn register(
         let created = time::OffsetDateTime::now_utc()
             .format(&time::format_description::well_known::Rfc3339)
             .unwrap_or_default();
-        let supervisor = ProcessIdentity::of(supervisor.child.id() as i32)
-            .ok_or_else(|| StateError::NotFound(id.to_owned()))?;
+        let pid = supervisor.child.id() as i32;
+        let supervisor = ProcessIdentity::of(pid).ok_or_else(|| StateError::Io {
+            what: "read the supervisor's start time from",
+            path: format!("/proc/{pid}/stat"),
+            source: std::io::ErrorKind::NotFound.into(),
+        })?;
         // The sandbox directory `boot` made is the root container's entry.
         let entry = StateDir::open(&global.root)?.lock(id)?;
         entry.save(&Entry {
