@@ -957,6 +957,90 @@ fn run_registers_its_container_for_state_and_list() {
 }
 
 #[test]
+fn kill_signals_a_running_container_by_its_id() {
+    let _host = shared_host();
+    let root = tempfile::tempdir().expect("temp dir");
+    let root_arg = root.path().to_str().expect("utf-8");
+    let id = unique("run-kill");
+    let bundle = Bundle::new(
+        "kill",
+        &[
+            "sh",
+            "-c",
+            "trap 'echo usr1' USR1; trap 'exit 9' TERM; echo ready; while true; do sleep 0.1; done",
+        ],
+    );
+    let mut child = Command::new(SANDVISOR)
+        .args(["--root", root_arg, "run", "--id", &id, "--bundle"])
+        .arg(bundle.path())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let stdout: OwnedFd = child.stdout.take().expect("stdout").into();
+    let mut seen = Vec::new();
+    assert!(
+        read_some(&stdout, &mut seen, Instant::now() + Duration::from_secs(10)),
+        "no output"
+    );
+    assert_eq!(seen, b"ready\n");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while run_cli(&["--root", root_arg, "state", &id], Duration::from_secs(10))
+        .0
+        .code()
+        != Some(0)
+    {
+        assert!(Instant::now() < deadline, "no state for {id}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let kill = |args: &[&str]| {
+        let mut all = vec!["--root", root_arg, "kill"];
+        all.extend_from_slice(args);
+        run_cli(&all, Duration::from_secs(10))
+    };
+    // A signal by name reaches the init's trap; 0 only asks.
+    let (status, _, stderr) = kill(&[&id, "usr1"]);
+    assert_eq!((status.code(), stderr.as_str()), (Some(0), ""));
+    seen.clear();
+    assert!(read_some(
+        &stdout,
+        &mut seen,
+        Instant::now() + Duration::from_secs(10)
+    ));
+    assert_eq!(seen, b"usr1\n");
+    assert_eq!(kill(&[&id, "0"]).0.code(), Some(0));
+    // Bad signals and unknown ids.
+    let (status, _, stderr) = kill(&[&id, "NOPE"]);
+    assert_eq!(
+        (status.code(), stderr.as_str()),
+        (Some(1), "sandvisor: unknown signal \"NOPE\"\n")
+    );
+    let (status, _, stderr) = kill(&[&id, "65"]);
+    assert_eq!(
+        (status.code(), stderr.as_str()),
+        (Some(1), "sandvisor: unknown signal \"65\"\n")
+    );
+    let (status, _, stderr) = kill(&["nope", "KILL"]);
+    assert_eq!(
+        (status.code(), stderr.as_str()),
+        (Some(1), "sandvisor: container \"nope\" does not exist\n")
+    );
+    // The default is SIGTERM: the trap ends the container, and run with it.
+    let (status, _, stderr) = kill(&[&id]);
+    assert_eq!((status.code(), stderr.as_str()), (Some(0), ""));
+    assert_eq!(child.wait().expect("wait").code(), Some(9));
+    let (status, _, stderr) = kill(&[&id, "KILL"]);
+    assert_eq!(
+        (status.code(), stderr),
+        (
+            Some(1),
+            format!("sandvisor: container {id:?} does not exist\n")
+        )
+    );
+}
+
+#[test]
 fn run_exits_with_the_container_status() {
     let _host = shared_host();
     let root = tempfile::tempdir().expect("temp dir");

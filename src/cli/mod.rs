@@ -5,6 +5,7 @@ mod call;
 mod features;
 mod inspect;
 mod json;
+mod kill;
 mod run;
 mod spec;
 
@@ -89,6 +90,8 @@ enum Command {
     State(inspect::StateArgs),
     /// List the containers under --root (as runc list).
     List(inspect::ListArgs),
+    /// Send a signal to a container's init, or every process with --all (as runc kill).
+    Kill(kill::KillArgs),
 }
 
 /// Parses the command line, runs the command, and returns its exit status.
@@ -102,6 +105,7 @@ pub fn main() -> ExitCode {
         Command::Features => features::run().map_err(Into::into),
         Command::State(args) => inspect::state(&cli.global, args).map_err(Into::into),
         Command::List(args) => inspect::list(&cli.global, args).map_err(Into::into),
+        Command::Kill(args) => kill::kill(&cli.global, args).map_err(Into::into),
     };
     match result {
         Ok(code) => code,
