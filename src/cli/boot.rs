@@ -145,6 +145,18 @@ fn prewarm_root(
     }))
 }
 
+/// Undoes a prewarm when the boot fails: kills and reaps the resident,
+/// then removes its cgroups.
+fn discard_prewarm(prewarm: Option<(i32, ContainerCgroup)>) {
+    let Some((pid, cgroup)) = prewarm else {
+        return;
+    };
+    let pid = nix::unistd::Pid::from_raw(pid);
+    let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
+    let _ = nix::sys::wait::waitpid(pid, None);
+    let _ = cgroup.remove(std::time::Duration::from_millis(200));
+}
+
 /// Runs the supervisor until SIGTERM or SIGINT.
 pub fn run(global: &GlobalOptions, args: BootArgs) -> Result<ExitCode, BootCommandError> {
     if !valid_id(&args.id) {
@@ -153,12 +165,26 @@ pub fn run(global: &GlobalOptions, args: BootArgs) -> Result<ExitCode, BootComma
     // The spawner must be forked while this process has one thread: before
     // logging (its writer thread) and the actor system start.
     let spawner = fork_spawner().map_err(BootCommandError::Spawner)?;
+    // Bound before anything is prewarmed: a socket in use is the usual way
+    // a boot fails, and then nothing needs undoing.
+    let socket = bind_control_socket(&args.socket)?;
     let cgroup_parent = BootConfig::new(args.id.clone(), args.socket.clone()).cgroup_parent;
     let prewarmed = args
         .prewarm
         .as_deref()
         .map(|cid| prewarm_root(cid, &cgroup_parent));
-    let (logger, log_control, log_guard) = logging::init(&global.log_config())?;
+    let undo_prewarm = match &prewarmed {
+        Some(Ok(Some(p))) => Some((p.resident.handle.pid, p.cgroup.clone())),
+        _ => None,
+    };
+    let (logger, log_control, log_guard) = match logging::init(&global.log_config()) {
+        Ok(logging) => logging,
+        Err(e) => {
+            discard_prewarm(undo_prewarm);
+            let _ = std::fs::remove_file(&args.socket);
+            return Err(e.into());
+        }
+    };
     let prewarmed = match prewarmed {
         Some(Err(e)) => {
             warn!(logger, "cannot prewarm the root container"; "error" => %e);
@@ -174,7 +200,6 @@ pub fn run(global: &GlobalOptions, args: BootArgs) -> Result<ExitCode, BootComma
     if let Err(e) = raise_open_file_limit() {
         warn!(logger, "cannot raise the open file limit"; "error" => %e);
     }
-    let socket = bind_control_socket(&args.socket)?;
     let mut config = BootConfig::new(args.id.clone(), args.socket.clone());
     config.fault_injection = args.enable_fault_injection;
     config.limits.frame.max_body_len = args.max_frame_len;
@@ -193,6 +218,7 @@ pub fn run(global: &GlobalOptions, args: BootArgs) -> Result<ExitCode, BootComma
         )
     });
     if let Err(e) = booted {
+        discard_prewarm(undo_prewarm);
         let _ = std::fs::remove_file(&args.socket);
         return Err(e.into());
     }
