@@ -105,9 +105,17 @@ impl ProcessIdentity {
         Some(ProcessIdentity { pid, start_time })
     }
 
-    /// True when the process still runs (and is the same one).
+    /// True when the process still runs (and is the same one): a zombie
+    /// waiting for its parent to reap it has ended.
     pub fn is_alive(&self) -> bool {
-        ProcessIdentity::of(self.pid).is_some_and(|now| now == *self)
+        let Ok(stat) = fs::read_to_string(format!("/proc/{}/stat", self.pid)) else {
+            return false;
+        };
+        let zombie = stat
+            .rfind(')')
+            .and_then(|end| stat.get(end + 2..end + 3))
+            .is_some_and(|state| state == "Z");
+        !zombie && ProcessIdentity::of(self.pid).is_some_and(|now| now == *self)
     }
 }
 
@@ -448,6 +456,9 @@ mod tests {
         assert!(!reused.is_alive());
         let mut child = std::process::Command::new("true").spawn().unwrap();
         let id = ProcessIdentity::of(child.id() as i32);
+        // Exited but not reaped yet: a zombie is not alive.
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        assert!(id.is_none_or(|id| !id.is_alive()));
         child.wait().unwrap();
         assert!(id.is_none_or(|id| !id.is_alive()));
     }

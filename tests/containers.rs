@@ -1041,6 +1041,116 @@ fn kill_signals_a_running_container_by_its_id() {
 }
 
 #[test]
+fn delete_refuses_a_running_container_and_cleans_up_after_a_killed_supervisor() {
+    let _host = shared_host();
+    let root = tempfile::tempdir().expect("temp dir");
+    let root_arg = root.path().to_str().expect("utf-8");
+    let cli = |args: &[&str]| {
+        let mut all = vec!["--root", root_arg];
+        all.extend_from_slice(args);
+        run_cli(&all, Duration::from_secs(30))
+    };
+    let start = |id: &str| {
+        let bundle = Bundle::new("delete", &["sleep", "30"]);
+        let child = Command::new(SANDVISOR)
+            .args(["--root", root_arg, "run", "--id", id, "--bundle"])
+            .arg(bundle.path())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let state = loop {
+            let (status, stdout, _) = cli(&["state", id]);
+            if status.code() == Some(0) {
+                break stdout;
+            }
+            assert!(Instant::now() < deadline, "no state for {id}");
+            std::thread::sleep(Duration::from_millis(10));
+        };
+        let state: serde_json::Value = serde_json::from_str(&state).expect("JSON");
+        (child, bundle, state["pid"].as_i64().expect("pid") as i32)
+    };
+
+    // A running container is not deleted without --force.
+    let id = unique("del-run");
+    let (mut child, _bundle, init) = start(&id);
+    let (status, _, stderr) = cli(&["delete", &id]);
+    assert_eq!(
+        (status.code(), stderr),
+        (
+            Some(1),
+            format!("sandvisor: cannot delete container {id} that is not stopped: running\n")
+        )
+    );
+    // With --force it is killed, its sandbox stopped, and `run` ends.
+    let (status, _, stderr) = cli(&["delete", "--force", &id]);
+    assert_eq!((status.code(), stderr.as_str()), (Some(0), ""));
+    assert_eq!(
+        child.wait().expect("wait").code(),
+        Some(128 + libc::SIGKILL)
+    );
+    assert!(host_stat(init).is_none_or(|s| s.state == 'Z'));
+    assert_eq!(cli(&["list", "-q"]).1, "");
+    assert_eq!(cgroup_dirs(&id, &id), Vec::<PathBuf>::new());
+    // Deleting what is not there: an error, unless forced.
+    let (status, _, stderr) = cli(&["delete", &id]);
+    assert_eq!(
+        (status.code(), stderr),
+        (
+            Some(1),
+            format!("sandvisor: container {id:?} does not exist\n")
+        )
+    );
+    assert_eq!(cli(&["delete", "--force", &id]).0.code(), Some(0));
+
+    // A supervisor killed outright leaves its entry and cgroups behind:
+    // the container reads as stopped, and delete removes it all.
+    let id = unique("del-stale");
+    let (mut child, _bundle, _init) = start(&id);
+    let entry: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(root.path().join(&id).join("state.json")).expect("entry"),
+    )
+    .expect("JSON");
+    let supervisor = entry["supervisor"]["pid"].as_i64().expect("pid") as i32;
+    for pid in [child.id() as i32, supervisor] {
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(pid),
+            nix::sys::signal::Signal::SIGKILL,
+        )
+        .expect("SIGKILL");
+    }
+    child.wait().expect("wait");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let state = loop {
+        let state: serde_json::Value = serde_json::from_str(&cli(&["state", &id]).1).expect("JSON");
+        if state["status"] == "stopped" || Instant::now() > deadline {
+            break state;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    assert_eq!(
+        (state["status"].as_str(), state["pid"].as_i64()),
+        (Some("stopped"), Some(0))
+    );
+    let (status, _, stderr) = cli(&["kill", &id, "KILL"]);
+    assert_eq!(
+        (status.code(), stderr.as_str()),
+        (Some(1), "sandvisor: container not running\n")
+    );
+    let (status, _, stderr) = cli(&["delete", &id]);
+    assert_eq!((status.code(), stderr.as_str()), (Some(0), ""));
+    assert!(!root.path().join(&id).exists(), "entry left");
+    let left: Vec<PathBuf> = cgroup_hierarchies()
+        .into_iter()
+        .map(|h| h.join("sandvisor").join(&id))
+        .filter(|d| d.exists())
+        .collect();
+    assert_eq!(left, Vec::<PathBuf>::new());
+}
+
+#[test]
 fn run_exits_with_the_container_status() {
     let _host = shared_host();
     let root = tempfile::tempdir().expect("temp dir");

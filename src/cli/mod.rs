@@ -2,6 +2,7 @@
 
 mod boot;
 mod call;
+mod delete;
 mod features;
 mod inspect;
 mod json;
@@ -92,6 +93,8 @@ enum Command {
     List(inspect::ListArgs),
     /// Send a signal to a container's init, or every process with --all (as runc kill).
     Kill(kill::KillArgs),
+    /// Remove a stopped container, and its sandbox with a root container (as runc delete).
+    Delete(delete::DeleteArgs),
 }
 
 /// Parses the command line, runs the command, and returns its exit status.
@@ -106,6 +109,7 @@ pub fn main() -> ExitCode {
         Command::State(args) => inspect::state(&cli.global, args).map_err(Into::into),
         Command::List(args) => inspect::list(&cli.global, args).map_err(Into::into),
         Command::Kill(args) => kill::kill(&cli.global, args).map_err(Into::into),
+        Command::Delete(args) => delete::delete(&cli.global, args).map_err(Into::into),
     };
     match result {
         Ok(code) => code,

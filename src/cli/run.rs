@@ -341,8 +341,10 @@ pub fn run(global: &GlobalOptions, args: RunArgs) -> Result<ExitCode, RunError> 
     drop(_raw);
     if registered {
         let forgotten = StateDir::open(&global.root).and_then(|dir| dir.lock(&id)?.forget());
-        if let Err(e) = forgotten {
-            eprintln!("sandvisor: warning: {e}");
+        match forgotten {
+            // `delete --force` took it meanwhile.
+            Ok(()) | Err(StateError::NotFound(_)) => {}
+            Err(e) => eprintln!("sandvisor: warning: {e}"),
         }
     }
     supervisor.stop();
