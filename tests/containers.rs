@@ -832,6 +832,19 @@ fn run_works_on_a_cgroup_v2_only_host() {
     assert_eq!(cgroup_dirs(&id, &id), Vec::<PathBuf>::new());
 }
 
+/// `sandvisor state ID` once `run` has registered the container.
+fn state_once_registered(root: &str, id: &str) -> serde_json::Value {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (status, stdout, _) = run_cli(&["--root", root, "state", id], Duration::from_secs(10));
+        if status.code() == Some(0) {
+            return serde_json::from_str(&stdout).expect("state JSON");
+        }
+        assert!(Instant::now() < deadline, "no state for {id}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
 #[test]
 fn run_registers_its_container_for_state_and_list() {
     let _host = shared_host();
@@ -855,17 +868,7 @@ fn run_registers_its_container_for_state_and_list() {
         .spawn()
         .expect("spawn");
     // The entry appears once the container runs.
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let state = loop {
-        let (status, stdout, _) =
-            run_cli(&["--root", root_arg, "state", &id], Duration::from_secs(10));
-        if status.code() == Some(0) {
-            break stdout;
-        }
-        assert!(Instant::now() < deadline, "no state for {id}");
-        std::thread::sleep(Duration::from_millis(10));
-    };
-    let state: serde_json::Value = serde_json::from_str(&state).expect("state JSON");
+    let state = state_once_registered(root_arg, &id);
     let pid = state["pid"].as_i64().expect("pid") as i32;
     assert_eq!(
         std::fs::read_to_string(format!("/proc/{pid}/comm"))
@@ -985,15 +988,7 @@ fn kill_signals_a_running_container_by_its_id() {
         "no output"
     );
     assert_eq!(seen, b"ready\n");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while run_cli(&["--root", root_arg, "state", &id], Duration::from_secs(10))
-        .0
-        .code()
-        != Some(0)
-    {
-        assert!(Instant::now() < deadline, "no state for {id}");
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    state_once_registered(root_arg, &id);
     let kill = |args: &[&str]| {
         let mut all = vec!["--root", root_arg, "kill"];
         all.extend_from_slice(args);
@@ -1060,16 +1055,7 @@ fn delete_refuses_a_running_container_and_cleans_up_after_a_killed_supervisor() 
             .stderr(Stdio::piped())
             .spawn()
             .expect("spawn");
-        let deadline = Instant::now() + Duration::from_secs(10);
-        let state = loop {
-            let (status, stdout, _) = cli(&["state", id]);
-            if status.code() == Some(0) {
-                break stdout;
-            }
-            assert!(Instant::now() < deadline, "no state for {id}");
-            std::thread::sleep(Duration::from_millis(10));
-        };
-        let state: serde_json::Value = serde_json::from_str(&state).expect("JSON");
+        let state = state_once_registered(root_arg, id);
         (child, bundle, state["pid"].as_i64().expect("pid") as i32)
     };
 

@@ -38,12 +38,7 @@ pub fn document() -> Value {
                 "actions": support.actions,
                 "operators": support.operators,
                 "archs": support.archs,
-                "knownFlags": [
-                    "SECCOMP_FILTER_FLAG_TSYNC",
-                    "SECCOMP_FILTER_FLAG_LOG",
-                    "SECCOMP_FILTER_FLAG_SPEC_ALLOW",
-                    "SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV",
-                ],
+                "knownFlags": seccomp::FLAG_NAMES,
                 "supportedFlags": support.flags,
             },
             "apparmor": {"enabled": false},

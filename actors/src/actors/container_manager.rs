@@ -227,6 +227,26 @@ struct Container {
     resident: Option<ResidentLink>,
 }
 
+impl Container {
+    /// A container in `phase` with nothing made for it yet.
+    fn new(dir: PathBuf, phase: Phase) -> Container {
+        Container {
+            spec: None,
+            root: false,
+            phase,
+            init: None,
+            cgroup: None,
+            dir,
+            exit: None,
+            waiters: Vec::new(),
+            reserved_tty: None,
+            hooks: RuntimeHooks::default(),
+            hook_state: None,
+            resident: None,
+        }
+    }
+}
+
 /// A container's resident spawner (its process is in `processes`).
 struct ResidentLink {
     pid: i32,
@@ -523,23 +543,11 @@ impl ContainerManager {
             }
             .into());
         }
-        self.containers.insert(
-            cid.clone(),
-            Container {
-                spec: None,
-                root: false,
-                phase: Phase::Created,
-                init: None,
-                cgroup: None,
-                dir: self.config.state_dir.join(&cid),
-                exit: None,
-                waiters: Vec::new(),
-                reserved_tty: fds.pop(),
-                hooks: RuntimeHooks::default(),
-                hook_state: None,
-                resident: None,
-            },
-        );
+        let container = Container {
+            reserved_tty: fds.pop(),
+            ..Container::new(self.config.state_dir.join(&cid), Phase::Created)
+        };
+        self.containers.insert(cid.clone(), container);
         // Subcontainers are coming: the next one's resident joins its
         // cgroups now, not during its start.
         self.ensure_spare();
@@ -689,23 +697,12 @@ impl ContainerManager {
                 got: fds.len(),
             });
         }
-        self.containers.insert(
-            cid.to_owned(),
-            Container {
-                spec: Some(Box::new(source.spec.clone())),
-                root: kind == Kind::Root,
-                phase: Phase::Starting,
-                init: None,
-                cgroup: None,
-                dir: self.config.state_dir.join(cid),
-                exit: None,
-                waiters: Vec::new(),
-                reserved_tty: None,
-                hooks: RuntimeHooks::default(),
-                hook_state: None,
-                resident: None,
-            },
-        );
+        let container = Container {
+            spec: Some(Box::new(source.spec.clone())),
+            root: kind == Kind::Root,
+            ..Container::new(self.config.state_dir.join(cid), Phase::Starting)
+        };
+        self.containers.insert(cid.to_owned(), container);
         let prepared = self.prepare_registered(source, fds, reserved_tty);
         if prepared.is_err() {
             self.discard(cid);
@@ -991,16 +988,15 @@ impl ContainerManager {
     /// sandbox has no cgroups: its processes are then cloned by the main
     /// spawner).
     fn start_resident(&mut self, cid: &str) -> ResponseActFuture<Self, Result<(), ContainerError>> {
-        let Some(c) = self.containers.get(cid) else {
-            return Box::pin(fut::ready(Ok(())));
-        };
-        let procs = match &c.cgroup {
-            // Prewarmed.
-            _ if c.resident.is_some() => return Box::pin(fut::ready(Ok(()))),
-            Some(cgroup) if !cgroup.dirs.is_empty() => cgroup.v1_procs_files(),
-            _ => return Box::pin(fut::ready(Ok(()))),
-        };
-        let Some(spawner) = self.spawner.clone() else {
+        // Not when it has one already (prewarmed, or a spare it took).
+        let procs = self
+            .containers
+            .get(cid)
+            .filter(|c| c.resident.is_none())
+            .and_then(|c| c.cgroup.as_ref())
+            .filter(|cgroup| !cgroup.dirs.is_empty())
+            .map(ContainerCgroup::v1_procs_files);
+        let (Some(procs), Some(spawner)) = (procs, self.spawner.clone()) else {
             return Box::pin(fut::ready(Ok(())));
         };
         let supervisor_pid = self.config.supervisor_pid;

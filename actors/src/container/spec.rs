@@ -448,101 +448,105 @@ fn ns_kind(t: LinuxNamespaceType) -> NsKind {
     }
 }
 
-/// Fields this build refuses rather than ignores.
+/// Fields this build refuses rather than ignores: the first one present,
+/// in the order listed, is the error.
 fn check_unsupported(spec: &Spec) -> Result<(), SpecError> {
-    if let Some(p) = spec.process() {
-        if p.apparmor_profile().as_ref().is_some_and(|s| !s.is_empty()) {
-            return Err(unsupported(
-                "process.apparmorProfile",
-                "apparmor is not supported",
-            ));
-        }
-        if p.selinux_label().as_ref().is_some_and(|s| !s.is_empty()) {
-            return Err(unsupported(
-                "process.selinuxLabel",
-                "selinux is not supported",
-            ));
-        }
-        if p.scheduler().is_some() {
-            return Err(unsupported(
-                "process.scheduler",
-                "scheduler settings are not supported yet",
-            ));
-        }
-        if p.io_priority().is_some() {
-            return Err(unsupported(
-                "process.ioPriority",
-                "io priorities are not supported yet",
-            ));
-        }
-        if p.exec_cpu_affinity().is_some() {
-            return Err(unsupported(
-                "process.execCPUAffinity",
-                "cpu affinity is not supported yet",
-            ));
-        }
-        if p.user().username().as_ref().is_some_and(|s| !s.is_empty()) {
-            return Err(unsupported(
-                "process.user.username",
-                "user names are a windows field",
-            ));
-        }
+    fn set(s: &Option<String>) -> bool {
+        s.as_ref().is_some_and(|s| !s.is_empty())
     }
-    if let Some(l) = spec.linux() {
-        if l.mount_label().as_ref().is_some_and(|s| !s.is_empty()) {
-            return Err(unsupported("linux.mountLabel", "selinux is not supported"));
-        }
-        if l.intel_rdt().is_some() {
-            return Err(unsupported("linux.intelRdt", "intel rdt is not supported"));
-        }
-        if l.personality().is_some() {
-            return Err(unsupported(
-                "linux.personality",
-                "personality is not supported yet",
-            ));
-        }
-        if l.time_offsets().as_ref().is_some_and(|t| !t.is_empty()) {
-            return Err(unsupported(
-                "linux.timeOffsets",
-                "time namespace offsets are not supported yet",
-            ));
-        }
-        if l.net_devices().as_ref().is_some_and(|d| !d.is_empty()) {
-            return Err(unsupported(
-                "linux.netDevices",
-                "moving network devices is not supported yet",
-            ));
-        }
-        if l.memory_policy().is_some() {
-            return Err(unsupported(
-                "linux.memoryPolicy",
-                "memory policies are not supported yet",
-            ));
-        }
-        if let Some(r) = l.resources() {
-            let only_devices = r.memory().is_none()
-                && r.cpu().is_none()
-                && r.pids().is_none()
-                && r.block_io().is_none()
-                && r.hugepage_limits().as_ref().is_none_or(|h| h.is_empty())
-                && r.network().is_none()
-                && r.rdma().as_ref().is_none_or(|h| h.is_empty())
-                && r.unified().as_ref().is_none_or(|h| h.is_empty());
-            if !only_devices {
-                return Err(unsupported(
-                    "linux.resources",
-                    "resource limits (memory, cpu, pids, io, hugetlb, network, rdma, unified) are not supported yet",
-                ));
-            }
-        }
-    }
-    if spec.vm().is_some() {
-        return Err(unsupported(
+    let process = spec.process().as_ref();
+    let process_has = |field: fn(&Process) -> bool| process.is_some_and(field);
+    let linux = spec.linux().as_ref();
+    let linux_has = |field: fn(&oci_spec::runtime::Linux) -> bool| linux.is_some_and(field);
+    let checks: [(bool, &str, &str); 14] = [
+        (
+            process_has(|p| set(p.apparmor_profile())),
+            "process.apparmorProfile",
+            "apparmor is not supported",
+        ),
+        (
+            process_has(|p| set(p.selinux_label())),
+            "process.selinuxLabel",
+            "selinux is not supported",
+        ),
+        (
+            process_has(|p| p.scheduler().is_some()),
+            "process.scheduler",
+            "scheduler settings are not supported yet",
+        ),
+        (
+            process_has(|p| p.io_priority().is_some()),
+            "process.ioPriority",
+            "io priorities are not supported yet",
+        ),
+        (
+            process_has(|p| p.exec_cpu_affinity().is_some()),
+            "process.execCPUAffinity",
+            "cpu affinity is not supported yet",
+        ),
+        (
+            process_has(|p| set(p.user().username())),
+            "process.user.username",
+            "user names are a windows field",
+        ),
+        (
+            linux_has(|l| set(l.mount_label())),
+            "linux.mountLabel",
+            "selinux is not supported",
+        ),
+        (
+            linux_has(|l| l.intel_rdt().is_some()),
+            "linux.intelRdt",
+            "intel rdt is not supported",
+        ),
+        (
+            linux_has(|l| l.personality().is_some()),
+            "linux.personality",
+            "personality is not supported yet",
+        ),
+        (
+            linux_has(|l| l.time_offsets().as_ref().is_some_and(|t| !t.is_empty())),
+            "linux.timeOffsets",
+            "time namespace offsets are not supported yet",
+        ),
+        (
+            linux_has(|l| l.net_devices().as_ref().is_some_and(|d| !d.is_empty())),
+            "linux.netDevices",
+            "moving network devices is not supported yet",
+        ),
+        (
+            linux_has(|l| l.memory_policy().is_some()),
+            "linux.memoryPolicy",
+            "memory policies are not supported yet",
+        ),
+        (
+            linux_has(|l| l.resources().as_ref().is_some_and(|r| !only_device_rules(r))),
+            "linux.resources",
+            "resource limits (memory, cpu, pids, io, hugetlb, network, rdma, unified) are not supported yet",
+        ),
+        (
+            spec.vm().is_some(),
             "vm",
             "virtual-machine containers are not supported",
-        ));
+        ),
+    ];
+    match checks.into_iter().find(|(present, _, _)| *present) {
+        Some((_, field, reason)) => Err(unsupported(field, reason)),
+        None => Ok(()),
     }
-    Ok(())
+}
+
+/// True when `r` sets nothing but device rules (the only resources applied
+/// yet).
+fn only_device_rules(r: &oci_spec::runtime::LinuxResources) -> bool {
+    r.memory().is_none()
+        && r.cpu().is_none()
+        && r.pids().is_none()
+        && r.block_io().is_none()
+        && r.hugepage_limits().as_ref().is_none_or(|h| h.is_empty())
+        && r.network().is_none()
+        && r.rdma().as_ref().is_none_or(|h| h.is_empty())
+        && r.unified().as_ref().is_none_or(|h| h.is_empty())
 }
 
 /// Namespaced sysctls only, each in a namespace the container has, as runc

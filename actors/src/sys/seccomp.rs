@@ -281,6 +281,14 @@ pub struct Support {
     pub flags: Vec<String>,
 }
 
+/// The filter flags the runtime spec names (some may not be supported).
+pub const FLAG_NAMES: &[&str] = &[
+    "SECCOMP_FILTER_FLAG_TSYNC",
+    "SECCOMP_FILTER_FLAG_LOG",
+    "SECCOMP_FILTER_FLAG_SPEC_ALLOW",
+    "SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV",
+];
+
 /// Probes [`Support`] by compiling one small profile per candidate.
 pub fn support() -> Support {
     let compiles = |json: String| {
@@ -360,15 +368,9 @@ pub fn support() -> Support {
                 )
             },
         ),
-        flags: keep(
-            &[
-                "SECCOMP_FILTER_FLAG_TSYNC",
-                "SECCOMP_FILTER_FLAG_LOG",
-                "SECCOMP_FILTER_FLAG_SPEC_ALLOW",
-                "SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV",
-            ],
-            &|flag| format!(r#"{{"defaultAction": "SCMP_ACT_ALLOW", "flags": ["{flag}"]}}"#),
-        ),
+        flags: keep(FLAG_NAMES, &|flag| {
+            format!(r#"{{"defaultAction": "SCMP_ACT_ALLOW", "flags": ["{flag}"]}}"#)
+        }),
     }
 }
 

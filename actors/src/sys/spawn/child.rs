@@ -50,6 +50,17 @@ fn other(step: &'static str, path: impl Into<String>, message: impl Into<String>
     }
 }
 
+impl From<Failure> for ChildFailure {
+    fn from(f: Failure) -> Self {
+        ChildFailure {
+            step: f.step.to_owned(),
+            path: f.path,
+            errno: f.errno,
+            message: f.message,
+        }
+    }
+}
+
 impl From<MountFailure> for Failure {
     fn from(f: MountFailure) -> Self {
         Failure {
@@ -90,15 +101,7 @@ pub fn run(plan: &SpawnPlan, fds: &[OwnedFd]) -> ! {
         Err(_) => other("spawn", "", "the child panicked during setup"),
     };
     if let Some(fd) = status {
-        report(
-            fd,
-            &ChildReport::Failed(ChildFailure {
-                step: failure.step.to_owned(),
-                path: failure.path,
-                errno: failure.errno,
-                message: failure.message,
-            }),
-        );
+        report(fd, &ChildReport::Failed(failure.into()));
     }
     // SAFETY: _exit ends the process without running atexit handlers or
     // destructors that belong to the spawner.
@@ -138,15 +141,7 @@ pub fn become_resident(plan: &ResidentPlan, fds: Vec<OwnedFd>) -> OwnedFd {
         }
         Err(failure) => {
             if let Some(fd) = status {
-                report(
-                    fd,
-                    &ChildReport::Failed(ChildFailure {
-                        step: failure.step.to_owned(),
-                        path: failure.path,
-                        errno: failure.errno,
-                        message: failure.message,
-                    }),
-                );
+                report(fd, &ChildReport::Failed(failure.into()));
             }
             // SAFETY: _exit ends this copy without running the spawner's
             // destructors.
