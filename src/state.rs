@@ -3,7 +3,7 @@
 //! find a container (and its supervisor) from its id alone.
 //!
 //! Each entry is `<root>/<id>/state.json`. It is written whole or not at
-//! all (a temporary file, `fsync`, then `rename`), so a crash never leaves
+//! all (a temporary file, then `rename`), so a crash never leaves
 //! half a file; and commands on one container take an exclusive `flock` on
 //! its directory, so two of them never interleave. Creating an entry is
 //! `mkdir`, which fails when the id is taken: the id check and the claim
@@ -280,14 +280,13 @@ impl Locked {
             .mode(0o600)
             .open(&temporary)
             .map_err(io_error("create", &temporary))?;
+        // No fsync: the rename alone makes a dying command leave the old file
+        // or the new one, and the state of running containers does not
+        // outlive a reboot (it lives in /run), so there is nothing to make
+        // durable on the path of every start.
         file.write_all(&bytes)
-            .and_then(|()| file.sync_all())
             .map_err(io_error("write", &temporary))?;
-        fs::rename(&temporary, &path).map_err(io_error("rename into", &path))?;
-        // The rename itself is durable once the directory is synced.
-        File::open(&self.dir)
-            .and_then(|dir| dir.sync_all())
-            .map_err(io_error("sync", &self.dir))
+        fs::rename(&temporary, &path).map_err(io_error("rename into", &path))
     }
 
     /// Removes the entry's file, leaving its directory (a sandbox's, which
