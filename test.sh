@@ -9,8 +9,10 @@ set -euo pipefail
 cd "$(dirname "$0")"
 
 # Debian packages the build and the tests need: libseccomp to compile
-# seccomp profiles, busybox-static for test root filesystems.
-APT_PACKAGES=(libseccomp-dev pkg-config busybox-static)
+# seccomp profiles, busybox-static for test root filesystems, containerd
+# (whose ctr drives sandvisor in tests/containerd.rs) and procps (ps, which
+# `sandvisor ps` filters as runc's does).
+APT_PACKAGES=(libseccomp-dev pkg-config busybox-static containerd procps)
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do
     dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
@@ -18,7 +20,22 @@ done
 if ((${#missing[@]})); then
     echo "==> installing ${missing[*]}"
     DEBIAN_FRONTEND=noninteractive apt-get update -qq
+    # The tests start a containerd of their own: the package must not
+    # start the host's service (policy-rc.d 101 forbids it, for this
+    # install only).
+    policy=/usr/sbin/policy-rc.d
+    made_policy=""
+    if [[ ! -e "$policy" ]]; then
+        printf '#!/bin/sh\nexit 101\n' > "$policy"
+        chmod +x "$policy"
+        made_policy=1
+        trap 'rm -f "$policy"' EXIT
+    fi
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"
+    if [[ -n "$made_policy" ]]; then
+        rm -f "$policy"
+        trap - EXIT
+    fi
 fi
 
 echo "==> cargo test (workspace)"

@@ -1501,6 +1501,7 @@ fn run_steps_once(ws: &Workspace, id: &str, steps: Option<&mut RunSteps>, hangs:
         spec,
         bundle: Workspace::bundle_arg(&ws.bundle),
         console_socket: None,
+        hold: false,
         fds: stdio,
     });
     let started = start.elapsed();
@@ -1652,6 +1653,7 @@ fn sandvisor_exec_once(conn: &Connection, cid: &str, results: &mut ExecResults, 
         extra_kgids: None,
         capabilities: None,
         no_new_privileges: None,
+        rlimits: None,
         terminal: false,
         console_socket: None,
         fds: stdio,
@@ -1694,6 +1696,7 @@ fn subcontainer_once(
         spec,
         bundle: Workspace::bundle_arg(&ws.bundle),
         console_socket: None,
+        hold: false,
         fds: stdio,
     });
     let started = start.elapsed();
@@ -1735,6 +1738,7 @@ fn exec_cases(config: &Config, ws: &Workspace, runc: Option<&RuncRoot>) -> ExecR
         spec: ws.sleep_spec.clone(),
         bundle: Workspace::bundle_arg(&ws.sleep_bundle),
         console_socket: None,
+        hold: false,
         fds: dev_null_stdio(),
     });
     // The runc container to exec into.

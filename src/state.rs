@@ -123,14 +123,36 @@ impl ProcessIdentity {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Status {
-    /// Its init runs.
+    /// Being set up.
+    Creating,
+    /// Set up, its init waiting for `start`.
+    Created,
+    /// Its init runs (for [`Entry::status`]: it is alive, created or
+    /// running).
     Running,
+    /// Frozen.
+    Paused,
     /// Its init has exited, or its supervisor is gone.
     Stopped,
 }
 
+impl Status {
+    /// Its name in runc's output.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Creating => "creating",
+            Status::Created => "created",
+            Status::Running => "running",
+            Status::Paused => "paused",
+            Status::Stopped => "stopped",
+        }
+    }
+}
+
 impl Entry {
-    /// The status now, and the init's pid (0 once stopped, as runc says).
+    /// Whether the init is alive (`Running`) or not (`Stopped`), and its
+    /// pid (0 once stopped, as runc says), from /proc alone: the
+    /// supervisor knows whether a live init is created or running.
     pub fn status(&self) -> (Status, i32) {
         match self.init {
             Some(init) if self.supervisor.is_alive() && init.is_alive() => {
@@ -301,7 +323,11 @@ impl Locked {
 
     /// Removes the entry (its directory and everything in it).
     pub fn remove(self) -> Result<(), StateError> {
-        fs::remove_dir_all(&self.dir).map_err(io_error("remove", &self.dir))
+        match fs::remove_dir_all(&self.dir) {
+            // Its supervisor, stopping, took it already.
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+            other => other.map_err(io_error("remove", &self.dir)),
+        }
     }
 }
 

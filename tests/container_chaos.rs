@@ -75,6 +75,7 @@ fn exec_and_wait_survive_panics_in_the_manager_and_the_reaper() {
             spec: default_spec(cid, vec!["sleep".into(), "3600".into()], false),
             bundle: None,
             console_socket: None,
+            hold: false,
             fds: Fds(dev_null()),
         })
         .unwrap();
@@ -115,6 +116,7 @@ fn exec_and_wait_survive_panics_in_the_manager_and_the_reaper() {
                 extra_kgids: None,
                 capabilities: None,
                 no_new_privileges: None,
+                rlimits: None,
                 terminal: false,
                 console_socket: None,
                 fds: Fds(dev_null()),

@@ -14,8 +14,8 @@ use std::process::{Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
+use common::bundle::*;
 use common::*;
-use oci_spec::runtime::Spec;
 use sandvisor::actors::sys::process::WaitStatus;
 use sandvisor::api::container::{
     CreateSubcontainer, DestroySubcontainer, ExecCapabilities, ExecuteAsync, Executed, ProcessInfo,
@@ -31,14 +31,6 @@ const CALL_TIMEOUT: Duration = Duration::from_secs(20);
 const OUTPUT_TIMEOUT: Duration = Duration::from_secs(20);
 /// The sandbox id `Supervisor::boot` gives its supervisor.
 const SANDBOX: &str = "test";
-/// The static busybox the bundles are made of.
-const BUSYBOX: &str = "/bin/busybox";
-/// The applets each bundle links to busybox.
-const APPLETS: &[&str] = &[
-    "sh", "true", "false", "echo", "cat", "ls", "sleep", "hostname", "id", "ps", "mount", "grep",
-    "wc", "touch", "mkdir", "seq", "readlink", "test", "head",
-];
-
 // ---------------------------------------------------------------------------
 // Helpers
 // ---------------------------------------------------------------------------
@@ -340,127 +332,6 @@ fn spec_capability_mask(config: &Value, set: &str) -> String {
     capability_mask(names)
 }
 
-/// runc's default capabilities.
-const RUNC_CAPS: [&str; 3] = ["CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"];
-
-/// A config.json modelled on `runc spec` (plus a tmpfs /tmp, since the
-/// root is read-only).
-fn runc_config(hostname: &str, args: &[&str]) -> Value {
-    json!({
-        "ociVersion": "1.0.2-dev",
-        "process": {
-            "terminal": false,
-            "user": {"uid": 0, "gid": 0},
-            "args": args,
-            "env": [
-                "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
-                "TERM=xterm"
-            ],
-            "cwd": "/",
-            "capabilities": {
-                "bounding": RUNC_CAPS,
-                "effective": RUNC_CAPS,
-                "permitted": RUNC_CAPS
-            },
-            "rlimits": [{"type": "RLIMIT_NOFILE", "hard": 1024, "soft": 1024}],
-            "noNewPrivileges": true
-        },
-        "root": {"path": "rootfs", "readonly": true},
-        "hostname": hostname,
-        "mounts": [
-            {"destination": "/proc", "type": "proc", "source": "proc"},
-            {"destination": "/dev", "type": "tmpfs", "source": "tmpfs",
-             "options": ["nosuid", "strictatime", "mode=755", "size=65536k"]},
-            {"destination": "/dev/pts", "type": "devpts", "source": "devpts",
-             "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"]},
-            {"destination": "/dev/shm", "type": "tmpfs", "source": "shm",
-             "options": ["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"]},
-            {"destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue",
-             "options": ["nosuid", "noexec", "nodev"]},
-            {"destination": "/sys", "type": "sysfs", "source": "sysfs",
-             "options": ["nosuid", "noexec", "nodev", "ro"]},
-            {"destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup",
-             "options": ["nosuid", "noexec", "nodev", "relatime", "ro"]},
-            {"destination": "/tmp", "type": "tmpfs", "source": "tmpfs",
-             "options": ["nosuid", "nodev", "mode=1777"]}
-        ],
-        "linux": {
-            "resources": {"devices": [{"allow": false, "access": "rwm"}]},
-            "namespaces": [
-                {"type": "pid"}, {"type": "network"}, {"type": "ipc"},
-                {"type": "uts"}, {"type": "mount"}
-            ],
-            "maskedPaths": [
-                "/proc/acpi", "/proc/asound", "/proc/kcore", "/proc/keys",
-                "/proc/latency_stats", "/proc/timer_list", "/proc/timer_stats",
-                "/proc/sched_debug", "/sys/firmware", "/proc/scsi",
-                "/sys/devices/virtual/powercap"
-            ],
-            "readonlyPaths": [
-                "/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"
-            ]
-        }
-    })
-}
-
-/// An OCI bundle: a busybox rootfs and a config.json.
-struct Bundle {
-    dir: tempfile::TempDir,
-    config: Value,
-}
-
-impl Bundle {
-    fn new(hostname: &str, args: &[&str]) -> Bundle {
-        assert!(
-            Path::new(BUSYBOX).is_file(),
-            "{BUSYBOX} is missing: install busybox-static"
-        );
-        let dir = tempfile::tempdir().expect("temp dir");
-        let rootfs = dir.path().join("rootfs");
-        for sub in ["bin", "proc", "dev", "sys", "tmp", "etc"] {
-            std::fs::create_dir_all(rootfs.join(sub)).expect("rootfs dir");
-        }
-        std::fs::copy(BUSYBOX, rootfs.join("bin/busybox")).expect("copy busybox");
-        for applet in APPLETS {
-            std::os::unix::fs::symlink("busybox", rootfs.join("bin").join(applet))
-                .expect("applet symlink");
-        }
-        let bundle = Bundle {
-            dir,
-            config: runc_config(hostname, args),
-        };
-        bundle.write();
-        bundle
-    }
-
-    fn path(&self) -> &Path {
-        self.dir.path()
-    }
-
-    fn path_string(&self) -> String {
-        self.path().to_str().expect("utf-8 path").to_owned()
-    }
-
-    fn rootfs(&self) -> PathBuf {
-        self.path().join("rootfs")
-    }
-
-    fn write(&self) {
-        let text = serde_json::to_string_pretty(&self.config).expect("json");
-        std::fs::write(self.path().join("config.json"), text).expect("write config.json");
-    }
-
-    /// Changes the config (and rewrites config.json).
-    fn edit(&mut self, f: impl FnOnce(&mut Value)) {
-        f(&mut self.config);
-        self.write();
-    }
-
-    fn spec(&self) -> Spec {
-        serde_json::from_value(self.config.clone()).expect("a valid spec")
-    }
-}
-
 /// The StartRoot request for a bundle, with stdio pipes.
 fn start_root_request(cid: &str, bundle: &Bundle) -> (StartRoot, Output) {
     let (fds, output) = stdio();
@@ -470,6 +341,7 @@ fn start_root_request(cid: &str, bundle: &Bundle) -> (StartRoot, Output) {
             spec: bundle.spec(),
             bundle: Some(bundle.path_string()),
             console_socket: None,
+            hold: false,
             fds: Fds(fds),
         },
         output,
@@ -494,6 +366,7 @@ fn exec_request(cid: &str, argv: &[&str]) -> ExecuteAsync {
         extra_kgids: None,
         capabilities: None,
         no_new_privileges: None,
+        rlimits: None,
         terminal: false,
         console_socket: None,
         fds: Fds::none(),
@@ -2306,6 +2179,7 @@ fn concurrent_waiters_all_get_the_status_and_later_waits_get_it_at_once() {
             spec: bundle.spec(),
             bundle: Some(bundle.path_string()),
             console_socket: None,
+            hold: false,
             fds: Fds(fds),
         },
     )
@@ -2384,6 +2258,7 @@ fn start_sub(
             spec: bundle.spec(),
             bundle: Some(bundle.path_string()),
             console_socket: None,
+            hold: false,
             fds: Fds(fds),
         },
     );
@@ -2857,6 +2732,7 @@ fn start_root_refuses_bad_descriptors_specs_and_duplicates() {
         spec: bundle.spec(),
         bundle: Some(bundle.path_string()),
         console_socket: None,
+        hold: false,
         fds: Fds(vec![null, out_w]),
     };
     assert_rpc_error(
@@ -2904,6 +2780,7 @@ fn start_root_refuses_bad_descriptors_specs_and_duplicates() {
         spec: bundle.spec(),
         bundle: Some(bundle.path_string()),
         console_socket: None,
+        hold: false,
         fds: Fds(vec![null, out_w, err_w]),
     };
     assert_rpc_error(

@@ -118,6 +118,8 @@ impl From<ContainerError> for RpcError {
             | ContainerError::NoTerminal(_)
             | ContainerError::NoRoot
             | ContainerError::AlreadyStarted(_)
+            | ContainerError::NotCreated { .. }
+            | ContainerError::NotPaused(_)
             | ContainerError::DestroyRoot(_) => ErrorCode::FailedPrecondition,
             ContainerError::NoSuchProcess { .. } => ErrorCode::NotFound,
             ContainerError::Kill { source, .. } => match source {

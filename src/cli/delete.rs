@@ -8,10 +8,12 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use clap::Args;
-use sandvisor_actors::api::container::{Signal as SignalCall, SignalMode};
+use sandvisor_actors::api::container::{DestroySubcontainer, Signal as SignalCall, SignalMode};
 use sandvisor_actors::sys::cgroup;
+use sandvisor_actors::wire::ErrorCode;
 use thiserror::Error;
 
+use super::inspect::live_status;
 use super::GlobalOptions;
 use crate::client::{Client, ClientError};
 use crate::state::{Entry, StateDir, StateError, Status};
@@ -36,8 +38,8 @@ pub enum DeleteError {
     #[error(transparent)]
     State(#[from] StateError),
     /// It runs, and --force was not given.
-    #[error("cannot delete container {0} that is not stopped: running")]
-    Running(String),
+    #[error("cannot delete container {0} that is not stopped: {1}")]
+    Running(String, &'static str),
     /// The supervisor refused or could not be reached.
     #[error(transparent)]
     Call(#[from] ClientError),
@@ -54,6 +56,17 @@ pub enum DeleteError {
     },
 }
 
+/// Kills and deletes container `id`, if it exists (`delete --force`).
+pub(super) fn force_delete(global: &GlobalOptions, id: &str) -> Result<ExitCode, DeleteError> {
+    delete(
+        global,
+        DeleteArgs {
+            force: true,
+            id: id.to_owned(),
+        },
+    )
+}
+
 /// Deletes the container.
 pub fn delete(global: &GlobalOptions, args: DeleteArgs) -> Result<ExitCode, DeleteError> {
     let dir = StateDir::open(&global.root)?;
@@ -68,9 +81,12 @@ pub fn delete(global: &GlobalOptions, args: DeleteArgs) -> Result<ExitCode, Dele
         Err(StateError::NotFound(_)) if args.force => return Ok(ExitCode::SUCCESS),
         Err(e) => return Err(e.into()),
     };
-    if entry.status().0 == Status::Running {
-        if !args.force {
-            return Err(DeleteError::Running(args.id));
+    let status = live_status(&entry).0;
+    if status != Status::Stopped {
+        // A created container is deleted as a stopped one is (as runc
+        // does): its held init is killed.
+        if matches!(status, Status::Running | Status::Paused) && !args.force {
+            return Err(DeleteError::Running(args.id, status.as_str()));
         }
         Client::connect(&entry.socket)?.invoke(SignalCall {
             cid: args.id.clone(),
@@ -84,6 +100,18 @@ pub fn delete(global: &GlobalOptions, args: DeleteArgs) -> Result<ExitCode, Dele
     if entry.sandbox == entry.id {
         stop_sandbox(&entry)?;
         remove_sandbox_cgroups(&entry.sandbox)?;
+    } else if entry.supervisor.is_alive() {
+        let destroyed = Client::connect(&entry.socket)?.invoke(DestroySubcontainer {
+            cid: args.id.clone(),
+        });
+        match destroyed {
+            // The supervisor does not know it (it restarted, or the
+            // sandbox went): only the entry is left.
+            Err(e) if e.code() == Some(ErrorCode::NotFound) => {}
+            other => {
+                other?;
+            }
+        }
     }
     locked.remove()?;
     Ok(ExitCode::SUCCESS)

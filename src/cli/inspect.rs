@@ -10,7 +10,10 @@ use std::process::ExitCode;
 use clap::Args;
 use serde::Serialize;
 
+use sandvisor_actors::api::container::{ContainerRuntimeState, RuntimeStatus};
+
 use super::GlobalOptions;
+use crate::client::Client;
 use crate::state::{Entry, StateDir, StateError, Status};
 
 /// Arguments of `sandvisor state`.
@@ -56,9 +59,33 @@ struct OciState<'a> {
     annotations: &'a BTreeMap<String, String>,
 }
 
+/// The status of a container now, and its init's pid (0 once stopped):
+/// /proc says whether the init lives, and its supervisor whether a live
+/// one is created or running.
+pub(super) fn live_status(entry: &Entry) -> (Status, i32) {
+    let (alive, pid) = entry.status();
+    if alive == Status::Stopped {
+        return (alive, pid);
+    }
+    let asked = Client::connect(&entry.socket).and_then(|client| {
+        client.invoke(ContainerRuntimeState {
+            cid: entry.id.clone(),
+        })
+    });
+    match asked.map(|state| state.status) {
+        Ok(RuntimeStatus::Creating) => (Status::Creating, pid),
+        Ok(RuntimeStatus::Created) => (Status::Created, pid),
+        Ok(RuntimeStatus::Running) => (Status::Running, pid),
+        Ok(RuntimeStatus::Paused) => (Status::Paused, pid),
+        Ok(RuntimeStatus::Stopped) => (Status::Stopped, 0),
+        // A supervisor that cannot answer still has a live init.
+        Err(_) => (alive, pid),
+    }
+}
+
 impl<'a> OciState<'a> {
     fn of(entry: &'a Entry, owner: String) -> OciState<'a> {
-        let (status, pid) = entry.status();
+        let (status, pid) = live_status(entry);
         OciState {
             oci_version: &entry.oci_version,
             id: &entry.id,
@@ -130,10 +157,7 @@ pub fn list(global: &GlobalOptions, args: ListArgs) -> Result<ExitCode, StateErr
                         [
                             e.id.clone(),
                             state.pid.to_string(),
-                            match state.status {
-                                Status::Running => "running".into(),
-                                Status::Stopped => "stopped".into(),
-                            },
+                            state.status.as_str().to_owned(),
                             e.bundle.display().to_string(),
                             e.created.clone(),
                             state.owner,

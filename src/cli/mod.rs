@@ -2,11 +2,16 @@
 
 mod boot;
 mod call;
+mod create;
 mod delete;
+mod exec;
 mod features;
 mod inspect;
 mod json;
 mod kill;
+mod pause;
+mod ps;
+mod relay;
 mod run;
 mod spec;
 
@@ -50,6 +55,10 @@ pub struct GlobalOptions {
     /// Log level: trace, debug, info, warning, error or critical.
     #[arg(long, global = true, value_name = "LEVEL", value_parser = parse_level)]
     log_level: Option<LogLevel>,
+    /// Use systemd's cgroup driver (unsupported: cgroups are managed
+    /// through the cgroup file system; `create` and `run` refuse it).
+    #[arg(long, global = true)]
+    systemd_cgroup: bool,
 }
 
 fn parse_format(s: &str) -> Result<LogFormat, String> {
@@ -83,6 +92,21 @@ enum Command {
     Call(call::CallArgs),
     /// Run a container in a new sandbox and exit with its status.
     Run(run::RunArgs),
+    /// Create a container: set up, its program not started yet (as runc create).
+    Create(create::CreateArgs),
+    /// Start a created container's program (as runc start).
+    Start(create::StartArgs),
+    /// Run a process in a running container (as runc exec).
+    Exec(exec::ExecArgs),
+    /// List a container's processes (as runc ps).
+    Ps(ps::PsArgs),
+    /// Freeze every process of a container (as runc pause).
+    Pause(pause::PauseArgs),
+    /// Thaw a paused container (as runc resume).
+    Resume(pause::PauseArgs),
+    /// Stand for a container's process for a subreaper (internal).
+    #[command(hide = true)]
+    RelayExit(relay::RelayArgs),
     /// Write a starting config.json (as runc spec).
     Spec(spec::SpecArgs),
     /// Print what this runtime supports, as JSON (as runc features).
@@ -100,10 +124,23 @@ enum Command {
 /// Parses the command line, runs the command, and returns its exit status.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
+    let makes_cgroups = matches!(cli.command, Command::Create(_) | Command::Run(_));
+    if cli.global.systemd_cgroup && makes_cgroups {
+        let e = "unsupported: --systemd-cgroup: sandvisor manages cgroups through the cgroup file system only";
+        report_error(&cli.global, e);
+        return ExitCode::FAILURE;
+    }
     let result: Result<ExitCode, Box<dyn std::error::Error>> = match cli.command {
         Command::Boot(args) => boot::run(&cli.global, args).map_err(Into::into),
         Command::Call(args) => call::run(args).map_err(Into::into),
         Command::Run(args) => run::run(&cli.global, args).map_err(Into::into),
+        Command::Create(args) => create::create(&cli.global, args).map_err(Into::into),
+        Command::Start(args) => create::start(&cli.global, args).map_err(Into::into),
+        Command::Exec(args) => exec::exec(&cli.global, args).map_err(Into::into),
+        Command::Ps(args) => ps::ps(&cli.global, args).map_err(Into::into),
+        Command::Pause(args) => pause::pause(&cli.global, args).map_err(Into::into),
+        Command::Resume(args) => pause::resume(&cli.global, args).map_err(Into::into),
+        Command::RelayExit(args) => Ok(relay::relay(args)),
         Command::Spec(args) => spec::run(args).map_err(Into::into),
         Command::Features => features::run().map_err(Into::into),
         Command::State(args) => inspect::state(&cli.global, args).map_err(Into::into),
@@ -114,8 +151,36 @@ pub fn main() -> ExitCode {
     match result {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("sandvisor: {e}");
-            ExitCode::FAILURE
+            report_error(&cli.global, &e.to_string());
+            match e.downcast_ref::<run::RunError>() {
+                Some(run::RunError::Exec { code, .. }) => ExitCode::from(*code),
+                _ => ExitCode::FAILURE,
+            }
         }
+    }
+}
+
+/// Prints a command's error to stderr and, with --log, appends it to the
+/// log in its format (as runc does; containerd reads the last error of a
+/// JSON log to say why a call failed).
+fn report_error(global: &GlobalOptions, message: &str) {
+    eprintln!("sandvisor: {message}");
+    let Some(path) = &global.log else { return };
+    let time = time::OffsetDateTime::now_utc()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default();
+    let line = match global.log_format {
+        LogFormat::Json => {
+            serde_json::json!({"level": "error", "msg": message, "time": time}).to_string()
+        }
+        LogFormat::Text => format!("time={time:?} level=error msg={message:?}"),
+    };
+    let appended = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .and_then(|mut f| std::io::Write::write_all(&mut f, format!("{line}\n").as_bytes()));
+    if let Err(e) = appended {
+        eprintln!("sandvisor: write the error to {}: {e}", path.display());
     }
 }

@@ -21,6 +21,8 @@ use sandvisor_actors::wire::ErrorCode;
 use thiserror::Error;
 
 use super::boot::valid_id;
+use super::create::{create_container, start_container, write_pid_file, CreateFlags};
+use super::delete::force_delete;
 use super::GlobalOptions;
 use crate::client::{Client, ClientError};
 use crate::state::{Entry, ProcessIdentity, StateDir, StateError};
@@ -34,17 +36,27 @@ pub struct RunArgs {
     bundle: Option<PathBuf>,
     /// The sandbox and container id (also the default hostname); generated
     /// when absent.
-    #[arg(long)]
-    id: Option<String>,
+    #[arg(long = "id", value_name = "ID")]
+    id_flag: Option<String>,
     /// Give the container a terminal (this one, in raw mode, if stdin is one).
     #[arg(long, short = 't')]
     tty: bool,
+    /// Create and start the container, then exit (as runc run -d) instead
+    /// of waiting for it.
+    #[arg(long, short = 'd')]
+    detach: bool,
+    #[command(flatten)]
+    create: CreateFlags,
+    /// The container id, as runc takes it (the same as --id).
+    #[arg(value_name = "ID")]
+    id: Option<String>,
     /// The command to run (replaces the bundle's process.args; default /bin/sh).
     #[arg(last = true, value_name = "CMD")]
     command: Vec<String>,
 }
 
-/// Why `run` failed before the container's status was known.
+/// Why `run`, `create` or `start` failed (for `run`, before the
+/// container's status was known).
 #[derive(Debug, Error)]
 pub enum RunError {
     /// The id is not acceptable.
@@ -66,6 +78,24 @@ pub enum RunError {
     /// A call to the supervisor failed.
     #[error("{0}")]
     Call(#[from] ClientError),
+    /// The state directory refused.
+    #[error(transparent)]
+    State(#[from] StateError),
+    /// The command does not apply to the container as it is (runc's words).
+    #[error("{0}")]
+    Refused(String),
+    /// A flag or spec feature this runtime does not have.
+    #[error("unsupported: {0}")]
+    Unsupported(String),
+    /// The process could not be started; `code` is the exit status to
+    /// give, as shells give it (127: no such program, 126: not executable).
+    #[error("exec failed: {source}")]
+    Exec {
+        /// The exit status.
+        code: u8,
+        /// Why.
+        source: ClientError,
+    },
     /// Local plumbing failed.
     #[error("{what}: {source}")]
     Io {
@@ -76,12 +106,12 @@ pub enum RunError {
     },
 }
 
-fn io(what: &'static str) -> impl FnOnce(std::io::Error) -> RunError {
+pub(super) fn io(what: &'static str) -> impl FnOnce(std::io::Error) -> RunError {
     move |source| RunError::Io { what, source }
 }
 
 /// The signals forwarded to the container.
-const FORWARDED: [Signal; 6] = [
+pub(super) const FORWARDED: [Signal; 6] = [
     Signal::SIGINT,
     Signal::SIGTERM,
     Signal::SIGHUP,
@@ -121,16 +151,7 @@ fn load_spec(args: &RunArgs, id: &str) -> Result<Spec, RunError> {
         }
         return Ok(spec);
     };
-    let path = bundle.join("config.json");
-    let shown = path.display().to_string();
-    let text = std::fs::read_to_string(&path).map_err(|e| RunError::BadConfig {
-        path: shown.clone(),
-        detail: e.to_string().to_lowercase(),
-    })?;
-    let mut spec: Spec = serde_json::from_str(&text).map_err(|e| RunError::BadConfig {
-        path: shown.clone(),
-        detail: e.to_string(),
-    })?;
+    let mut spec = read_bundle_spec(bundle)?;
     if let Some(process) = spec.process_mut() {
         if !args.command.is_empty() {
             process.set_args(Some(args.command.clone()));
@@ -142,16 +163,40 @@ fn load_spec(args: &RunArgs, id: &str) -> Result<Spec, RunError> {
     Ok(spec)
 }
 
-/// The supervisor process, stopped and reaped when dropped.
-struct Supervisor {
+/// Reads `BUNDLE/config.json`.
+pub(super) fn read_bundle_spec(bundle: &std::path::Path) -> Result<Spec, RunError> {
+    let path = bundle.join("config.json");
+    let shown = path.display().to_string();
+    let text = std::fs::read_to_string(&path).map_err(|e| RunError::BadConfig {
+        path: shown.clone(),
+        detail: e.to_string().to_lowercase(),
+    })?;
+    serde_json::from_str(&text).map_err(|e| RunError::BadConfig {
+        path: shown,
+        detail: e.to_string(),
+    })
+}
+
+/// The supervisor process, stopped and reaped when dropped (unless
+/// detached).
+pub(super) struct Supervisor {
     child: Child,
-    socket: PathBuf,
+    pub(super) socket: PathBuf,
+    detached: bool,
 }
 
 impl Supervisor {
     /// Boots the supervisor; with `prewarm`, it makes the root container's
-    /// cgroups while it starts (its default cgroup path only).
-    fn start(global: &GlobalOptions, id: &str, prewarm: bool) -> Result<Supervisor, RunError> {
+    /// cgroups while it starts (its default cgroup path only). A detached
+    /// one (for `create`) outlives this command: it gets a session of its
+    /// own and none of this command's standard streams, which may be a
+    /// caller's pipes that must see their end when the container's do.
+    pub(super) fn start(
+        global: &GlobalOptions,
+        id: &str,
+        prewarm: bool,
+        detached: bool,
+    ) -> Result<Supervisor, RunError> {
         let socket = global.root.join(id).join("ctl.sock");
         let (ready_read, ready_write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
             .map_err(|e| io("create a pipe")(e.into()))?;
@@ -181,6 +226,9 @@ impl Supervisor {
             command.args(["--prewarm", id]);
         }
         command.stdin(Stdio::null()).stdout(Stdio::null());
+        if detached {
+            command.stderr(Stdio::null());
+        }
         let raw = ready_write.as_raw_fd();
         // SAFETY: dup2 and sigprocmask are async-signal-safe; they run in
         // the child between fork and exec and only touch descriptor 3 and
@@ -196,6 +244,9 @@ impl Supervisor {
                 if libc::sigprocmask(libc::SIG_SETMASK, &empty, std::ptr::null_mut()) < 0 {
                     return Err(std::io::Error::last_os_error());
                 }
+                if detached && libc::setsid() < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
                 Ok(())
             });
         }
@@ -209,10 +260,20 @@ impl Supervisor {
                 "it exited with {status} before serving"
             )));
         }
-        Ok(Supervisor { child, socket })
+        Ok(Supervisor {
+            child,
+            socket,
+            detached,
+        })
     }
 
-    fn stop(&mut self) {
+    /// Its pid.
+    pub(super) fn pid(&self) -> i32 {
+        self.child.id() as i32
+    }
+
+    /// Stops it and waits until it has exited.
+    pub(super) fn stop(&mut self) {
         let pid = nix::unistd::Pid::from_raw(self.child.id() as i32);
         let _ = nix::sys::signal::kill(pid, Signal::SIGTERM);
         // Its pidfd becomes readable when it exits: no polling loop.
@@ -233,24 +294,98 @@ impl Supervisor {
 
 impl Drop for Supervisor {
     fn drop(&mut self) {
+        if self.detached {
+            return;
+        }
         if let Ok(None) = self.child.try_wait() {
             self.stop();
         }
     }
 }
 
-fn dup(fd: std::os::fd::BorrowedFd<'_>) -> Result<OwnedFd, RunError> {
+pub(super) fn dup(fd: std::os::fd::BorrowedFd<'_>) -> Result<OwnedFd, RunError> {
     fd.try_clone_to_owned()
         .map_err(io("duplicate a standard stream"))
 }
 
+/// Duplicates of this command's stdin, stdout and stderr for a process
+/// without a terminal; none for one with a terminal.
+pub(super) fn caller_stdio(terminal: bool) -> Result<Vec<OwnedFd>, RunError> {
+    if terminal {
+        return Ok(Vec::new());
+    }
+    Ok(vec![
+        dup(std::io::stdin().as_fd())?,
+        dup(std::io::stdout().as_fd())?,
+        dup(std::io::stderr().as_fd())?,
+    ])
+}
+
+/// This command's terminal joined to a container process's pty: raw mode
+/// (when stdin is a terminal) and copies both ways.
+pub(super) struct AttachedTerminal {
+    _raw: Option<tty::RawModeGuard>,
+    output: Option<std::thread::JoinHandle<()>>,
+}
+
+impl AttachedTerminal {
+    /// Attaches to `master`, if the process has a pty.
+    pub(super) fn new(master: Option<&OwnedFd>, name: &str) -> Result<AttachedTerminal, RunError> {
+        let raw = match master {
+            Some(_) if nix::unistd::isatty(std::io::stdin()).unwrap_or(false) => Some(
+                tty::make_raw(std::io::stdin().as_fd())
+                    .map_err(|e| io("make the terminal raw")(std::io::Error::other(e)))?,
+            ),
+            _ => None,
+        };
+        let output = master.map(|m| start_terminal_copies(m, name)).transpose()?;
+        Ok(AttachedTerminal { _raw: raw, output })
+    }
+
+    /// Lets the last output reach the terminal, then restores it.
+    pub(super) fn finish(self) {
+        if let Some(output) = self.output {
+            let _ = output.join();
+        }
+    }
+}
+
 /// Runs the container; returns its shell exit status.
 pub fn run(global: &GlobalOptions, args: RunArgs) -> Result<ExitCode, RunError> {
-    let id = args.id.clone().unwrap_or_else(generated_id);
+    let id = match (&args.id, &args.id_flag) {
+        (Some(a), Some(b)) if a != b => {
+            return Err(RunError::Refused(format!(
+                "two ids given: {a:?} and --id {b:?}"
+            )))
+        }
+        (Some(id), _) | (None, Some(id)) => id.clone(),
+        (None, None) => generated_id(),
+    };
     if !valid_id(&id) {
         return Err(RunError::BadId(id));
     }
     let spec = load_spec(&args, &id)?;
+    if args.detach {
+        let bundle = match &args.bundle {
+            Some(b) => std::fs::canonicalize(b).map_err(|e| RunError::BadConfig {
+                path: b.display().to_string(),
+                detail: e.to_string().to_lowercase(),
+            })?,
+            None => std::env::current_dir().map_err(io("read the current directory"))?,
+        };
+        create_container(global, &id, spec, &bundle, &args.create)?;
+        if let Err(e) = start_container(global, &id) {
+            // As runc run -d: a container that cannot start is removed.
+            let _ = force_delete(global, &id);
+            return Err(e);
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    if args.create.no_pivot || args.create.preserve_fds > 0 {
+        return Err(RunError::Unsupported(
+            "--no-pivot and --preserve-fds: the root is always entered with pivot_root, and only stdio is passed".into(),
+        ));
+    }
     let terminal = spec
         .process()
         .as_ref()
@@ -274,17 +409,9 @@ pub fn run(global: &GlobalOptions, args: RunArgs) -> Result<ExitCode, RunError> 
         .as_ref()
         .and_then(|l| l.cgroups_path().as_ref())
         .is_none();
-    let mut supervisor = Supervisor::start(global, &id, default_cgroup)?;
+    let mut supervisor = Supervisor::start(global, &id, default_cgroup, false)?;
     let client = Client::connect(&supervisor.socket)?;
-    let stdio = if terminal {
-        Vec::new()
-    } else {
-        vec![
-            dup(std::io::stdin().as_fd())?,
-            dup(std::io::stdout().as_fd())?,
-            dup(std::io::stderr().as_fd())?,
-        ]
-    };
+    let stdio = caller_stdio(terminal)?;
     let bundle = args
         .bundle
         .as_deref()
@@ -295,7 +422,14 @@ pub fn run(global: &GlobalOptions, args: RunArgs) -> Result<ExitCode, RunError> 
         cid: id.clone(),
         spec,
         bundle,
-        console_socket: None,
+        console_socket: args
+            .create
+            .console_socket
+            .as_ref()
+            .map(|p| std::path::absolute(p).map(|p| p.display().to_string()))
+            .transpose()
+            .map_err(io("resolve the console socket path"))?,
+        hold: false,
         fds: Fds(stdio),
     });
     let started = match started {
@@ -314,31 +448,27 @@ pub fn run(global: &GlobalOptions, args: RunArgs) -> Result<ExitCode, RunError> 
             return Ok(ExitCode::from(code));
         }
     };
-    let registered = register(global, &id, meta, &supervisor, started.pid);
-    let master = started.fds.0.into_iter().next();
-    let _raw = match &master {
-        Some(_) if nix::unistd::isatty(std::io::stdin()).unwrap_or(false) => Some(
-            tty::make_raw(std::io::stdin().as_fd())
-                .map_err(|e| io("make the terminal raw")(std::io::Error::other(e)))?,
-        ),
-        _ => None,
+    if let Some(pid_file) = &args.create.pid_file {
+        write_pid_file(pid_file, started.pid)?;
+    }
+    let registered = match register(global, &id, meta, &supervisor, started.pid) {
+        Ok(()) => true,
+        Err(e) => {
+            eprintln!("sandvisor: warning: the state entry of {id:?} was not written: {e}");
+            false
+        }
     };
-    let output = master
-        .as_ref()
-        .map(|m| start_terminal_copies(m, &id))
-        .transpose()?;
+    let master = started.fds.0.into_iter().next();
+    let attached = AttachedTerminal::new(master.as_ref(), &id)?;
     forward_signals(
         client.clone(),
         id.clone(),
+        0,
         forwarded,
         master.as_ref().map(|m| dup(m.as_fd())).transpose()?,
     );
     let status = client.invoke(Wait { cid: id.clone() });
-    if let Some(output) = output {
-        // Let the last output reach the terminal.
-        let _ = output.join();
-    }
-    drop(_raw);
+    attached.finish();
     if registered {
         let forgotten = StateDir::open(&global.root).and_then(|dir| dir.lock(&id)?.forget());
         match forgotten {
@@ -354,7 +484,7 @@ pub fn run(global: &GlobalOptions, args: RunArgs) -> Result<ExitCode, RunError> 
 
 /// What the state entry keeps of the spec, taken before the spec goes to
 /// the supervisor.
-struct EntryMeta {
+pub(super) struct EntryMeta {
     oci_version: String,
     bundle: PathBuf,
     rootfs: PathBuf,
@@ -362,7 +492,7 @@ struct EntryMeta {
 }
 
 impl EntryMeta {
-    fn of(spec: &Spec, bundle: Option<&str>) -> EntryMeta {
+    pub(super) fn of(spec: &Spec, bundle: Option<&str>) -> EntryMeta {
         // Without a bundle, as runc does, the bundle is the current directory.
         let bundle = bundle
             .map(PathBuf::from)
@@ -386,48 +516,57 @@ impl EntryMeta {
     }
 }
 
+impl EntryMeta {
+    /// The state entry of container `id` of `sandbox`, whose supervisor
+    /// (`supervisor`, serving `socket`) started its init `init`.
+    pub(super) fn entry(
+        self,
+        id: &str,
+        sandbox: &str,
+        socket: PathBuf,
+        supervisor: ProcessIdentity,
+        init: i32,
+    ) -> Entry {
+        Entry {
+            id: id.to_owned(),
+            oci_version: self.oci_version,
+            bundle: self.bundle,
+            rootfs: self.rootfs,
+            annotations: self.annotations,
+            created: time::OffsetDateTime::now_utc()
+                .format(&time::format_description::well_known::Rfc3339)
+                .unwrap_or_default(),
+            sandbox: sandbox.to_owned(),
+            socket,
+            supervisor,
+            init: ProcessIdentity::of(init),
+        }
+    }
+}
+
+/// The identity of a live supervisor.
+pub(super) fn supervisor_identity(supervisor: &Supervisor) -> Result<ProcessIdentity, StateError> {
+    let pid = supervisor.pid();
+    ProcessIdentity::of(pid).ok_or_else(|| StateError::Io {
+        what: "read the supervisor's start time from",
+        path: format!("/proc/{pid}/stat"),
+        source: std::io::ErrorKind::NotFound.into(),
+    })
+}
+
 /// Writes the container's state entry, so that `state` and `list` see it
-/// (the lock is held only while writing); a failure is reported and the
-/// container runs on.
+/// (the lock is held only while writing).
 fn register(
     global: &GlobalOptions,
     id: &str,
     meta: EntryMeta,
     supervisor: &Supervisor,
     init: i32,
-) -> bool {
-    let registered = (|| {
-        let created = time::OffsetDateTime::now_utc()
-            .format(&time::format_description::well_known::Rfc3339)
-            .unwrap_or_default();
-        let pid = supervisor.child.id() as i32;
-        let supervisor = ProcessIdentity::of(pid).ok_or_else(|| StateError::Io {
-            what: "read the supervisor's start time from",
-            path: format!("/proc/{pid}/stat"),
-            source: std::io::ErrorKind::NotFound.into(),
-        })?;
-        // The sandbox directory `boot` made is the root container's entry.
-        let entry = StateDir::open(&global.root)?.lock(id)?;
-        entry.save(&Entry {
-            id: id.to_owned(),
-            oci_version: meta.oci_version,
-            bundle: meta.bundle,
-            rootfs: meta.rootfs,
-            annotations: meta.annotations,
-            created,
-            sandbox: id.to_owned(),
-            socket: global.root.join(id).join("ctl.sock"),
-            supervisor,
-            init: ProcessIdentity::of(init),
-        })
-    })();
-    match registered {
-        Ok(()) => true,
-        Err(e) => {
-            eprintln!("sandvisor: warning: the state entry of {id:?} was not written: {e}");
-            false
-        }
-    }
+) -> Result<(), StateError> {
+    let identity = supervisor_identity(supervisor)?;
+    // The sandbox directory `boot` made is the root container's entry.
+    let locked = StateDir::open(&global.root)?.lock(id)?;
+    locked.save(&meta.entry(id, id, supervisor.socket.clone(), identity, init))
 }
 
 /// Copies stdin to the pty master and the master to stdout.
@@ -468,9 +607,15 @@ fn start_terminal_copies(
         .map_err(io("start a thread"))
 }
 
-/// Forwards blocked signals to the container's init; SIGWINCH resizes the
-/// container's terminal.
-fn forward_signals(client: Client, cid: String, set: SigSet, master: Option<OwnedFd>) {
+/// Forwards blocked signals to process `pid` of the container (0: its
+/// init); SIGWINCH resizes the container's terminal.
+pub(super) fn forward_signals(
+    client: Client,
+    cid: String,
+    pid: i32,
+    set: SigSet,
+    master: Option<OwnedFd>,
+) {
     let spawned = std::thread::Builder::new()
         .name("signals".into())
         .spawn(move || loop {
@@ -486,7 +631,7 @@ fn forward_signals(client: Client, cid: String, set: SigSet, master: Option<Owne
             let call = SignalCall {
                 cid: cid.clone(),
                 signo: signal as i32,
-                pid: 0,
+                pid,
                 mode: SignalMode::Process,
             };
             if let Err(ClientError::Rpc(e)) = client.invoke(call) {

@@ -3,6 +3,8 @@
 
 #![allow(dead_code)]
 
+pub mod bundle;
+
 use std::io::{IoSlice, Read, Write};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::net::UnixStream;

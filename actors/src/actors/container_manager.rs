@@ -27,12 +27,14 @@ use tokio::sync::oneshot;
 
 use super::reaper::{ChildrenExited, ExitJournal};
 use crate::api::container::{
-    CreateSubcontainer, DestroySubcontainer, ExecCapabilities, ExecuteAsync, Executed, ProcessInfo,
-    ProcessList, Processes, Signal, SignalMode, StartRoot, StartSubcontainer, Started, Wait,
-    WaitPid, WaitStatusReply,
+    ContainerRuntimeState, CreateSubcontainer, DestroySubcontainer, ExecCapabilities, ExecRlimit,
+    ExecuteAsync, Executed, Pause, ProcessInfo, ProcessList, Processes, Resume, RuntimeState,
+    RuntimeStatus, Signal, SignalMode, Start, StartRoot, StartSubcontainer, Started, Wait, WaitPid,
+    WaitStatusReply,
 };
 use crate::api::{Empty, Fds};
 use crate::container::plan::{ChildFailure, ChildReport, HookPlan, NsKind, PlanKind};
+use crate::container::resources::{self, CgroupVersion};
 use crate::container::spec::{
     self, Blueprint, ContainerContext, FdSource, RuntimeHooks, SpecError,
 };
@@ -134,6 +136,17 @@ pub enum ContainerError {
     /// The subcontainer was started already.
     #[error("container {0:?} was started already")]
     AlreadyStarted(String),
+    /// Resume needs a paused container.
+    #[error("container {0:?} is not paused")]
+    NotPaused(String),
+    /// Start needs a created container.
+    #[error("cannot start container {cid:?}: it is {status}, not created")]
+    NotCreated {
+        /// The container.
+        cid: String,
+        /// Its status.
+        status: String,
+    },
     /// The root container goes with the sandbox.
     #[error("container {0:?} is the root container: it is destroyed with the sandbox")]
     DestroyRoot(String),
@@ -200,8 +213,12 @@ pub struct ManagerConfig {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Phase {
     /// A subcontainer reserved by CreateSubcontainer, not started.
-    Created,
+    Reserved,
     Starting,
+    /// Set up, its init held at the start gate until `Start`.
+    Created,
+    /// Frozen by `Pause`.
+    Paused,
     Running,
     Stopped,
 }
@@ -225,6 +242,32 @@ struct Container {
     /// Its resident spawner, which clones its init and exec'd processes
     /// inside its cgroups; gone once the init has exited.
     resident: Option<ResidentLink>,
+    /// The held init of a `created` container.
+    held: Option<HeldInit>,
+}
+
+impl Phase {
+    /// The OCI status this phase is.
+    fn runtime_status(self) -> RuntimeStatus {
+        match self {
+            Phase::Reserved | Phase::Starting => RuntimeStatus::Creating,
+            Phase::Created => RuntimeStatus::Created,
+            Phase::Running => RuntimeStatus::Running,
+            Phase::Paused => RuntimeStatus::Paused,
+            Phase::Stopped => RuntimeStatus::Stopped,
+        }
+    }
+
+    /// Its name in messages, as runtime-spec's.
+    fn status(self) -> &'static str {
+        match self.runtime_status() {
+            RuntimeStatus::Creating => "creating",
+            RuntimeStatus::Created => "created",
+            RuntimeStatus::Running => "running",
+            RuntimeStatus::Paused => "paused",
+            RuntimeStatus::Stopped => "stopped",
+        }
+    }
 }
 
 impl Container {
@@ -243,8 +286,17 @@ impl Container {
             hooks: RuntimeHooks::default(),
             hook_state: None,
             resident: None,
+            held: None,
         }
     }
+}
+
+/// An init waiting at its start gate, and what its start still needs.
+struct HeldInit {
+    /// Writing a byte lets it go on; closing it unwritten makes it give up.
+    gate: OwnedFd,
+    /// Its status pipe, read up to its `Ready`.
+    reader: ReportReader,
 }
 
 /// A container's resident spawner (its process is in `processes`).
@@ -266,6 +318,8 @@ struct SpecSource<'a> {
     cid: &'a str,
     spec: &'a oci_spec::runtime::Spec,
     bundle: Option<&'a str>,
+    /// Create only: hold the init at its start gate.
+    hold: bool,
 }
 
 struct ProcessRecord {
@@ -327,6 +381,9 @@ pub struct ContainerManager {
     spare_serial: u64,
 }
 
+/// How long a freeze or thaw may take.
+const FREEZE_PATIENCE: Duration = Duration::from_secs(2);
+
 /// Exits of unknown pids kept for a registration that may follow.
 const EARLY_EXITS_KEPT: usize = 256;
 
@@ -351,6 +408,17 @@ struct SpawnOutcome {
     host_pid: i32,
     container_pid: i32,
     tty_master: Option<OwnedFd>,
+    /// Set when the process waits at its start gate instead of having
+    /// exec'd.
+    held: Option<HeldInit>,
+}
+
+/// What [`ContainerManager::watch`] read of a child's status pipe.
+struct Watched {
+    reports: Vec<ChildReport>,
+    /// The pipe, when the child reported `Ready` at its start gate and the
+    /// watch stopped there.
+    held_at: Option<ReportReader>,
 }
 
 /// Descriptors opened for a spawn, and what the manager keeps.
@@ -363,6 +431,8 @@ struct Opened {
     runtime_gate: Option<OwnedFd>,
     /// Write end of a hook's stdin.
     hook_stdin: Option<OwnedFd>,
+    /// Write end of the start gate of a create-only init.
+    start_gate: Option<OwnedFd>,
 }
 
 impl ContainerManager {
@@ -511,6 +581,7 @@ impl ContainerManager {
             cid: &req.cid,
             spec: &req.spec,
             bundle: req.bundle.as_deref(),
+            hold: req.hold,
         };
         match self.prepare_container(source, fds, Kind::Root) {
             Ok((blueprint, opened)) => {
@@ -518,6 +589,166 @@ impl ContainerManager {
             }
             Err(e) => Reply::Now(Err(e.into())),
         }
+    }
+
+    /// Releases a created container's init: it runs its startContainer
+    /// hooks and execs; the answer comes once it has (or has failed).
+    fn start(&mut self, req: Start, _: &mut Context<Self>) -> Reply<Self, Started> {
+        let cid = req.cid;
+        let Some(c) = self.containers.get_mut(&cid) else {
+            return Reply::Now(Err(ContainerError::NotFound(cid).into()));
+        };
+        let (held, pid) = match (c.phase, c.held.take(), c.init) {
+            (Phase::Created, Some(held), Some(pid)) => (held, pid),
+            (phase, held, _) => {
+                c.held = held;
+                return Reply::Now(Err(ContainerError::NotCreated {
+                    cid,
+                    status: phase.status().to_owned(),
+                }
+                .into()));
+            }
+        };
+        // Running from here: a restart while it execs must not roll it back.
+        c.phase = Phase::Running;
+        let HeldInit { gate, reader } = held;
+        if let Err(e) = nix::unistd::write(&gate, b"1") {
+            warn!(self.logger, "cannot open the start gate"; "cid" => &cid, "error" => %e);
+        }
+        drop(gate);
+        let exit = self.exit_waiter(pid);
+        Reply::Later(Box::pin(
+            self.watch(reader, pid, None, false, Vec::new()).then(
+                move |watched, act, _| -> ResponseActFuture<Self, Result<Started, RpcError>> {
+                    let failure = match watched {
+                        Ok(w) => w.reports.into_iter().find_map(|r| match r {
+                            ChildReport::Failed(f) => Some(ContainerError::from(f)),
+                            _ => None,
+                        }),
+                        Err(e) => Some(ContainerError::host(
+                            "read status pipe of",
+                            format!("pid {pid}"),
+                            e,
+                        )),
+                    };
+                    match failure {
+                        None => {
+                            info!(act.logger, "container started"; "cid" => &cid, "pid" => pid);
+                            act.run_detached_hooks(&cid, HookPoint::Poststart, Some(pid));
+                            Box::pin(fut::ready(Ok(Started {
+                                pid,
+                                fds: Fds::none(),
+                            })))
+                        }
+                        // Answer once the init is gone: the container is stopped.
+                        Some(error) => Box::pin(
+                            async move {
+                                let _ = tokio::time::timeout(Duration::from_secs(5), exit).await;
+                            }
+                            .into_actor(act)
+                            .map(move |(), _, _| Err(error.into())),
+                        ),
+                    }
+                },
+            ),
+        ))
+    }
+
+    /// Freezes one running container, or every one.
+    fn pause(&mut self, req: Pause, _: &mut Context<Self>) -> Result<Empty, RpcError> {
+        self.apply_exits();
+        let ids = self.targets(req.cid, Phase::Running, ContainerError::NotRunning)?;
+        for cid in ids {
+            self.set_frozen(&cid, true)?;
+            if let Some(c) = self.containers.get_mut(&cid) {
+                c.phase = Phase::Paused;
+            }
+            info!(self.logger, "container paused"; "cid" => &cid);
+        }
+        Ok(Empty {})
+    }
+
+    /// Thaws one paused container, or every one.
+    fn resume(&mut self, req: Resume, _: &mut Context<Self>) -> Result<Empty, RpcError> {
+        self.apply_exits();
+        let ids = self.targets(req.cid, Phase::Paused, ContainerError::NotPaused)?;
+        for cid in ids {
+            self.set_frozen(&cid, false)?;
+            if let Some(c) = self.containers.get_mut(&cid) {
+                c.phase = Phase::Running;
+            }
+            info!(self.logger, "container resumed"; "cid" => &cid);
+        }
+        Ok(Empty {})
+    }
+
+    /// The containers a Pause or Resume is for: `cid`, which must be in
+    /// `phase` (else `wrong`), or every container in `phase`.
+    fn targets(
+        &self,
+        cid: Option<String>,
+        phase: Phase,
+        wrong: fn(String) -> ContainerError,
+    ) -> Result<Vec<String>, ContainerError> {
+        match cid {
+            Some(cid) => match self.containers.get(&cid) {
+                None => Err(ContainerError::NotFound(cid)),
+                Some(c) if c.phase != phase => Err(wrong(cid)),
+                Some(_) => Ok(vec![cid]),
+            },
+            None => Ok(self
+                .containers
+                .iter()
+                .filter(|(_, c)| c.phase == phase)
+                .map(|(id, _)| id.clone())
+                .collect()),
+        }
+    }
+
+    /// Freezes or thaws a container's cgroup.
+    fn set_frozen(&self, cid: &str, frozen: bool) -> Result<(), ContainerError> {
+        let dirs = self
+            .containers
+            .get(cid)
+            .and_then(|c| c.cgroup.as_ref())
+            .map(|c| c.dirs.clone())
+            .unwrap_or_default();
+        cgroup::set_frozen(&self.hierarchies, &dirs, frozen, FREEZE_PATIENCE)
+            .map_err(|e| ContainerError::host(if frozen { "freeze" } else { "thaw" }, cid, e))
+    }
+
+    /// A paused container that was just SIGKILLed is thawed: a frozen
+    /// process dies only once it runs again.
+    fn thaw_killed(&mut self, cid: &str) {
+        if self
+            .containers
+            .get(cid)
+            .is_some_and(|c| c.phase == Phase::Paused)
+        {
+            if let Err(e) = self.set_frozen(cid, false) {
+                warn!(self.logger, "cannot thaw a killed container"; "cid" => cid, "error" => %e);
+            }
+            if let Some(c) = self.containers.get_mut(cid) {
+                c.phase = Phase::Running;
+            }
+        }
+    }
+
+    /// Where a container is in the OCI lifecycle.
+    fn runtime_state(
+        &mut self,
+        req: ContainerRuntimeState,
+        _: &mut Context<Self>,
+    ) -> Result<RuntimeState, RpcError> {
+        self.apply_exits();
+        let c = self
+            .containers
+            .get(&req.cid)
+            .ok_or_else(|| ContainerError::NotFound(req.cid.clone()))?;
+        Ok(RuntimeState {
+            status: c.phase.runtime_status(),
+            pid: c.init,
+        })
     }
 
     fn create_subcontainer(
@@ -545,7 +776,7 @@ impl ContainerManager {
         }
         let container = Container {
             reserved_tty: fds.pop(),
-            ..Container::new(self.config.state_dir.join(&cid), Phase::Created)
+            ..Container::new(self.config.state_dir.join(&cid), Phase::Reserved)
         };
         self.containers.insert(cid.clone(), container);
         // Subcontainers are coming: the next one's resident joins its
@@ -564,7 +795,7 @@ impl ContainerManager {
             let root_pid = self.root_init()?;
             match self.containers.get(&req.cid).map(|c| c.phase) {
                 None => return Err(ContainerError::NotFound(req.cid.clone())),
-                Some(Phase::Created) => {}
+                Some(Phase::Reserved) => {}
                 Some(_) => return Err(ContainerError::AlreadyStarted(req.cid.clone())),
             }
             let spec = spec::subcontainer_spec(&req.spec, root_pid);
@@ -572,6 +803,7 @@ impl ContainerManager {
                 cid: &req.cid,
                 spec: &spec,
                 bundle: req.bundle.as_deref(),
+                hold: req.hold,
             };
             self.prepare_container(source, fds, Kind::Sub)
         })();
@@ -626,14 +858,17 @@ impl ContainerManager {
                 unsafe { libc::kill(host, libc::SIGKILL) };
             }
         }
-        pids.into_iter()
+        let exits = pids
+            .into_iter()
             .map(|pid| {
                 if let Some(p) = self.processes.get(&pid) {
                     let _ = pidfd_signal(p.pidfd.as_fd(), libc::SIGKILL);
                 }
                 self.exit_waiter(pid)
             })
-            .collect()
+            .collect();
+        self.thaw_killed(cid);
+        exits
     }
 
     /// The root container's init, if it runs.
@@ -763,6 +998,9 @@ impl ContainerManager {
                 }
             }
         }
+        if let Some(resources) = spec.linux().as_ref().and_then(|l| l.resources().as_ref()) {
+            self.apply_resources(resources, &dirs, unified.as_deref(), &relative)?;
+        }
         let cgroup_dirs =
             if self.hierarchies.len() == 1 && self.hierarchies[0].v1_controllers.is_none() {
                 dirs.iter().map(|d| (None, d.clone())).collect()
@@ -800,7 +1038,7 @@ impl ContainerManager {
             cgroup_v2_dir: unified,
             cgroup_dirs,
             supervisor_pid: self.config.supervisor_pid,
-            gated: false,
+            gated: source.hold,
             loopback_up: true,
             hook_state: hook_state.clone(),
             caller_terminal: caller_tty.is_some(),
@@ -824,6 +1062,64 @@ impl ContainerManager {
         }
         let opened = open_fds(&blueprint, &mut fds, caller_tty)?;
         Ok((blueprint, opened))
+    }
+
+    /// Writes the spec's resource limits into the container's cgroups
+    /// (`dirs`, one per hierarchy), enabling v2 controllers on the way.
+    fn apply_resources(
+        &self,
+        resources: &oci_spec::runtime::LinuxResources,
+        dirs: &[PathBuf],
+        unified: Option<&Path>,
+        relative: &Path,
+    ) -> Result<(), ContainerError> {
+        let v1_dir = |controller: &str| {
+            self.hierarchies
+                .iter()
+                .zip(dirs)
+                .find(|(h, _)| {
+                    h.v1_controllers
+                        .as_ref()
+                        .is_some_and(|c| c.iter().any(|c| c == controller))
+                })
+                .map(|(_, dir)| dir.clone())
+        };
+        let writes = resources::control_writes(resources, |controller| {
+            if v1_dir(controller).is_some() {
+                CgroupVersion::V1
+            } else {
+                CgroupVersion::V2
+            }
+        })?;
+        for write in writes {
+            let dir = match (v1_dir(write.controller), unified) {
+                (Some(dir), _) => dir,
+                (None, Some(unified)) => {
+                    let mount = self
+                        .hierarchies
+                        .iter()
+                        .find(|h| h.v1_controllers.is_none())
+                        .map(|h| h.mount.clone())
+                        .unwrap_or_default();
+                    cgroup::enable_v2_controller(&mount, relative, write.controller)
+                        .map_err(|e| ContainerError::host("enable a controller for", unified, e))?;
+                    unified.to_path_buf()
+                }
+                (None, None) => {
+                    return Err(SpecError::Unsupported {
+                        field: "linux.resources".into(),
+                        detail: format!(
+                            "no cgroup hierarchy has the {} controller",
+                            write.controller
+                        ),
+                    }
+                    .into())
+                }
+            };
+            cgroup::write_control(&dir, write.file, &write.value)
+                .map_err(|e| ContainerError::host("apply resources to", &dir, e))?;
+        }
+        Ok(())
     }
 
     /// Spawns the plan and waits for the exec (or the failure). A failed
@@ -870,6 +1166,7 @@ impl ContainerManager {
             console,
             runtime_gate,
             hook_stdin: _,
+            start_gate,
         } = opened;
         let hook_state = match &blueprint.plan.kind {
             PlanKind::Container(c) => c.hook_state.clone(),
@@ -904,12 +1201,15 @@ impl ContainerManager {
                         return Box::pin(fut::ready(Err(ContainerError::host("watch status pipe of", format!("pid {host_pid}"), e))))
                     }
                 };
-                Box::pin(act.watch(reader, host_pid, runtime, Vec::new()).then(
-                    move |reports, act, _| -> ResponseActFuture<Self, Result<SpawnOutcome, ContainerError>> {
+                let hold = start_gate.is_some();
+                Box::pin(act.watch(reader, host_pid, runtime, hold, Vec::new()).then(
+                    move |watched, act, _| -> ResponseActFuture<Self, Result<SpawnOutcome, ContainerError>> {
                         let mut container_pid = None;
                         let mut failure = None;
-                        match reports {
-                            Ok(reports) => {
+                        let mut held_at = None;
+                        match watched {
+                            Ok(Watched { reports, held_at: at }) => {
+                                held_at = at;
                                 for report in reports {
                                     match report {
                                         ChildReport::Pid(p) => container_pid = Some(p),
@@ -942,11 +1242,23 @@ impl ContainerManager {
                             },
                             _ => None,
                         };
+                        let held = match (held_at, start_gate) {
+                            (Some(reader), Some(gate)) => Some(HeldInit { gate, reader }),
+                            _ => None,
+                        };
+                        if hold && held.is_none() && failure.is_none() {
+                            failure = Some(ContainerError::host(
+                                "hold at the start gate",
+                                format!("pid {host_pid}"),
+                                std::io::Error::other("its status pipe ended before it was ready"),
+                            ));
+                        }
                         match failure {
                             None => Box::pin(fut::ready(Ok(SpawnOutcome {
                                 host_pid,
                                 container_pid,
                                 tty_master,
+                                held,
                             }))),
                             Some(error) => {
                                 debug!(act.logger, "spawn failed"; "cid" => &cid, "error" => %error);
@@ -1059,22 +1371,30 @@ impl ContainerManager {
                 return Err(e.into());
             }
         };
+        let held = outcome.held.is_some();
         if let Some(c) = self.containers.get_mut(&cid) {
             if c.phase == Phase::Starting {
                 // An init that already exited leaves the container stopped.
-                c.phase = if c.exit.is_some() {
-                    Phase::Stopped
-                } else {
-                    Phase::Running
+                c.phase = match (c.exit.is_some(), held) {
+                    (true, _) => Phase::Stopped,
+                    (false, true) => Phase::Created,
+                    (false, false) => Phase::Running,
                 };
             }
+            if c.phase == Phase::Created {
+                c.held = outcome.held;
+            }
         }
-        info!(self.logger, "container started"; "cid" => &cid, "pid" => outcome.host_pid);
         if self.containers.get(&cid).is_some_and(|c| !c.root) {
             // This start may have taken the spare: make the next one.
             self.ensure_spare();
         }
-        self.run_detached_hooks(&cid, HookPoint::Poststart, Some(outcome.host_pid));
+        if held {
+            info!(self.logger, "container created"; "cid" => &cid, "pid" => outcome.host_pid);
+        } else {
+            info!(self.logger, "container started"; "cid" => &cid, "pid" => outcome.host_pid);
+            self.run_detached_hooks(&cid, HookPoint::Poststart, Some(outcome.host_pid));
+        }
         Ok(Started {
             pid: outcome.host_pid,
             fds: self.hand_over_master(outcome.tty_master, console_socket),
@@ -1298,6 +1618,9 @@ impl ContainerManager {
 
     fn signal(&mut self, req: Signal, _: &mut Context<Self>) -> Result<Empty, RpcError> {
         self.send_signal(&req).map_err(RpcError::from)?;
+        if req.signo == libc::SIGKILL {
+            self.thaw_killed(&req.cid);
+        }
         Ok(Empty {})
     }
 
@@ -1309,7 +1632,9 @@ impl ContainerManager {
             .containers
             .get(&req.cid)
             .ok_or_else(|| ContainerError::NotFound(req.cid.clone()))?;
-        if c.phase != Phase::Running {
+        // A created container's init can be signalled (as runc allows): it
+        // dies at its start gate.
+        if !matches!(c.phase, Phase::Running | Phase::Created | Phase::Paused) {
             return Err(ContainerError::NotRunning(req.cid.clone()));
         }
         let kill = |target: i32, what: String| {
@@ -1610,6 +1935,7 @@ impl ContainerManager {
                 }
                 exits.push(self.exit_waiter(pid));
             }
+            self.thaw_killed(cid);
         }
         let all = async move {
             for exit in exits {
@@ -1702,6 +2028,7 @@ fn open_fds(
     let mut console = None;
     let mut runtime_gate = None;
     let mut hook_stdin = None;
+    let mut start_gate = None;
     let mut fds = Vec::with_capacity(blueprint.fds.len());
     for source in &blueprint.fds {
         let fd = match source {
@@ -1740,11 +2067,10 @@ fn open_fds(
                 "open cgroup directory",
             )?,
             FdSource::StartGate => {
-                return Err(ContainerError::host(
-                    "use",
-                    "start gate",
-                    std::io::Error::other("not supported here"),
-                ))
+                let (read, write) = nix::unistd::pipe2(OFlag::O_CLOEXEC)
+                    .map_err(|e| ContainerError::host("create", "start gate", e.into()))?;
+                start_gate = Some(write);
+                read
             }
             FdSource::HookStdin => {
                 let (read, write) = nix::unistd::pipe2(OFlag::O_CLOEXEC)
@@ -1771,6 +2097,7 @@ fn open_fds(
         console,
         runtime_gate,
         hook_stdin,
+        start_gate,
     })
 }
 
@@ -1811,29 +2138,35 @@ fn hook_state_json(
 }
 
 impl ContainerManager {
-    /// Collects a child's reports until its status pipe ends, running the
+    /// Collects a child's reports until its status pipe ends (or, with
+    /// `hold`, until it reports `Ready` at its start gate), running the
     /// runtime's hooks when it reports its namespaces ready.
     fn watch(
         &mut self,
         reader: ReportReader,
         host_pid: i32,
         mut runtime: Option<RuntimeStep>,
+        hold: bool,
         mut collected: Vec<ChildReport>,
-    ) -> ResponseActFuture<Self, std::io::Result<Vec<ChildReport>>> {
+    ) -> ResponseActFuture<Self, std::io::Result<Watched>> {
         Box::pin(reader.next_batch().into_actor(self).then(
-            move |batch, act, _| -> ResponseActFuture<Self, std::io::Result<Vec<ChildReport>>> {
+            move |batch, act, _| -> ResponseActFuture<Self, std::io::Result<Watched>> {
                 let (reader, reports, ended) = match batch {
                     Ok(b) => b,
                     Err(e) => return Box::pin(fut::ready(Err(e))),
                 };
                 let wants_hooks = reports.contains(&ChildReport::RuntimeHooks);
+                let ready = reports.contains(&ChildReport::Ready);
                 collected.extend(reports);
-                if ended {
-                    return Box::pin(fut::ready(Ok(collected)));
+                if ended || (hold && ready) {
+                    return Box::pin(fut::ready(Ok(Watched {
+                        reports: collected,
+                        held_at: (!ended).then_some(reader),
+                    })));
                 }
                 let step = if wants_hooks { runtime.take() } else { None };
                 match step {
-                    None => act.watch(reader, host_pid, runtime, collected),
+                    None => act.watch(reader, host_pid, runtime, hold, collected),
                     Some(step) => {
                         let RuntimeStep { hooks, state, gate } = step;
                         let json = hook_state_json(
@@ -1855,7 +2188,7 @@ impl ContainerManager {
                             }
                             // Closing the gate unopened makes the child give up.
                             drop(gate);
-                            act.watch(reader, host_pid, None, collected)
+                            act.watch(reader, host_pid, None, hold, collected)
                         }))
                     }
                 }
@@ -2093,6 +2426,10 @@ handles!(ContainerManager {
     CreateSubcontainer => create_subcontainer,
     StartSubcontainer => start_subcontainer,
     DestroySubcontainer => destroy_subcontainer,
+    Pause => pause,
+    Resume => resume,
+    Start => start,
+    ContainerRuntimeState => runtime_state,
 });
 
 /// The container's process with an exec's overrides, as runc exec builds it.
@@ -2136,9 +2473,37 @@ fn exec_process(
     if let Some(nnp) = req.no_new_privileges {
         process.set_no_new_privileges(Some(nnp));
     }
+    if let Some(rlimits) = &req.rlimits {
+        process.set_rlimits(Some(
+            rlimits.iter().map(exec_rlimit).collect::<Result<_, _>>()?,
+        ));
+    }
     process.set_terminal(Some(req.terminal));
     process.set_console_size(None);
     Ok(process)
+}
+
+fn exec_rlimit(r: &ExecRlimit) -> Result<oci_spec::runtime::PosixRlimit, ContainerError> {
+    let kind = serde_cbor::value::from_value::<oci_spec::runtime::PosixRlimitType>(
+        serde_cbor::Value::Text(r.kind.clone()),
+    )
+    .map_err(|_| {
+        ContainerError::Spec(SpecError::Invalid {
+            field: "rlimits".into(),
+            detail: format!("unknown resource {:?}", r.kind),
+        })
+    })?;
+    oci_spec::runtime::PosixRlimitBuilder::default()
+        .typ(kind)
+        .hard(r.hard)
+        .soft(r.soft)
+        .build()
+        .map_err(|e| {
+            ContainerError::Spec(SpecError::Invalid {
+                field: "rlimits".into(),
+                detail: e.to_string(),
+            })
+        })
 }
 
 fn exec_capabilities(

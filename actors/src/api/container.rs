@@ -47,6 +47,11 @@ pub struct StartRoot {
     /// A Unix socket to send the pty master to (runc's `--console-socket`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub console_socket: Option<String>,
+    /// Create only (runc's `create`): the init is set up and waits before
+    /// the startContainer hooks and the exec; the reply comes then, the
+    /// container is `created`, and [`Start`] lets it go on.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub hold: bool,
     /// The descriptors (not part of the body).
     #[serde(skip)]
     pub fds: Fds,
@@ -108,6 +113,7 @@ impl<'a> arbitrary::Arbitrary<'a> for StartRoot {
             cid,
             bundle: u.arbitrary()?,
             console_socket: u.arbitrary()?,
+            hold: u.arbitrary()?,
             fds: Fds::none(),
         })
     }
@@ -191,6 +197,9 @@ pub struct ExecuteAsync {
     /// Override no_new_privs.
     #[serde(default)]
     pub no_new_privileges: Option<bool>,
+    /// Resource limits (default: the container's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rlimits: Option<Vec<ExecRlimit>>,
     /// Give the process a terminal.
     #[serde(default)]
     pub terminal: bool,
@@ -200,6 +209,19 @@ pub struct ExecuteAsync {
     /// The descriptors (not part of the body).
     #[serde(skip)]
     pub fds: Fds,
+}
+
+/// A resource limit of an exec'd process.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
+pub struct ExecRlimit {
+    /// The resource, by its `RLIMIT_*` name.
+    pub kind: String,
+    /// The hard limit.
+    pub hard: u64,
+    /// The soft limit.
+    pub soft: u64,
 }
 
 /// Capability sets of an exec'd process.
@@ -357,6 +379,9 @@ pub struct StartSubcontainer {
     /// Where to send an allocated pty master.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub console_socket: Option<String>,
+    /// Create only, as [`StartRoot::hold`].
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub hold: bool,
     /// The descriptors (not part of the body).
     #[serde(skip)]
     pub fds: Fds,
@@ -377,6 +402,7 @@ impl<'a> arbitrary::Arbitrary<'a> for StartSubcontainer {
             cid,
             bundle: u.arbitrary()?,
             console_socket: u.arbitrary()?,
+            hold: u.arbitrary()?,
             fds: Fds::none(),
         })
     }
@@ -400,3 +426,103 @@ impl Method for DestroySubcontainer {
 impl CarriesFds for DestroySubcontainer {}
 
 carries_fds!(CreateSubcontainer, StartSubcontainer);
+
+/// `containerManager.Start`: lets a container created with `hold` go on:
+/// its startContainer hooks run and its process is exec'd. Answers once it
+/// has exec'd (or with the exact error), as StartRoot does.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
+pub struct Start {
+    /// The container id.
+    pub cid: String,
+}
+
+impl Method for Start {
+    const NAME: &'static str = "containerManager.Start";
+    type Reply = Started;
+}
+
+impl CarriesFds for Start {}
+
+/// `containerManager.ContainerRuntimeState`: where a container is in the
+/// OCI lifecycle.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
+pub struct ContainerRuntimeState {
+    /// The container id.
+    pub cid: String,
+}
+
+impl Method for ContainerRuntimeState {
+    const NAME: &'static str = "containerManager.ContainerRuntimeState";
+    type Reply = RuntimeState;
+}
+
+impl CarriesFds for ContainerRuntimeState {}
+
+/// The reply to [`ContainerRuntimeState`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RuntimeState {
+    /// The OCI status.
+    pub status: RuntimeStatus,
+    /// The init's pid in the supervisor's pid namespace, once it exists.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pid: Option<i32>,
+}
+
+impl CarriesFds for RuntimeState {}
+
+/// A container's OCI status, as runtime-spec names them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RuntimeStatus {
+    /// Being set up (or reserved by CreateSubcontainer, not started).
+    Creating,
+    /// Set up, its init waiting for [`Start`].
+    Created,
+    /// Its process was exec'd and runs.
+    Running,
+    /// Frozen by [`Pause`].
+    Paused,
+    /// Its init has exited.
+    Stopped,
+}
+
+/// `containerManager.Pause`: freezes a running container's processes (its
+/// cgroup), or with no `cid` every running container of the sandbox.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
+pub struct Pause {
+    /// The container id; absent: the whole sandbox.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cid: Option<String>,
+}
+
+impl Method for Pause {
+    const NAME: &'static str = "containerManager.Pause";
+    type Reply = super::Empty;
+}
+
+impl CarriesFds for Pause {}
+
+/// `containerManager.Resume`: thaws a paused container, or with no `cid`
+/// every paused container of the sandbox.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
+pub struct Resume {
+    /// The container id; absent: the whole sandbox.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cid: Option<String>,
+}
+
+impl Method for Resume {
+    const NAME: &'static str = "containerManager.Resume";
+    type Reply = super::Empty;
+}
+
+impl CarriesFds for Resume {}

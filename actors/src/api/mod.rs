@@ -91,6 +91,7 @@ impl fmt::Display for Owner {
 /// typed request below answer `unsupported` until their capability lands.
 pub const METHODS: &[(&str, Owner)] = &[
     ("containerManager.StartRoot", Owner::ContainerManager),
+    ("containerManager.Start", Owner::ContainerManager),
     (
         "containerManager.CreateSubcontainer",
         Owner::ContainerManager,
@@ -123,8 +124,8 @@ pub const METHODS: &[(&str, Owner)] = &[
         "containerManager.ContainerRuntimeState",
         Owner::ContainerManager,
     ),
-    ("containerManager.Pause", Owner::Lifecycle),
-    ("containerManager.Resume", Owner::Lifecycle),
+    ("containerManager.Pause", Owner::ContainerManager),
+    ("containerManager.Resume", Owner::ContainerManager),
     ("containerManager.CreateTraceSession", Owner::TraceSessions),
     ("containerManager.DeleteTraceSession", Owner::TraceSessions),
     ("containerManager.ListTraceSessions", Owner::TraceSessions),
@@ -292,6 +293,10 @@ requests! {
     CreateSubcontainer(container::CreateSubcontainer),
     StartSubcontainer(container::StartSubcontainer),
     DestroySubcontainer(container::DestroySubcontainer),
+    Start(container::Start),
+    ContainerRuntimeState(container::ContainerRuntimeState),
+    Pause(container::Pause),
+    Resume(container::Resume),
     Ping(debug::Ping),
     Stacks(debug::Stacks),
     InjectFault(debug::InjectFault),

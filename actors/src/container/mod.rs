@@ -2,4 +2,5 @@
 //! out. No system calls here.
 
 pub mod plan;
+pub mod resources;
 pub mod spec;

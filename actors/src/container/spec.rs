@@ -458,7 +458,7 @@ fn check_unsupported(spec: &Spec) -> Result<(), SpecError> {
     let process_has = |field: fn(&Process) -> bool| process.is_some_and(field);
     let linux = spec.linux().as_ref();
     let linux_has = |field: fn(&oci_spec::runtime::Linux) -> bool| linux.is_some_and(field);
-    let checks: [(bool, &str, &str); 14] = [
+    let checks: [(bool, &str, &str); 13] = [
         (
             process_has(|p| set(p.apparmor_profile())),
             "process.apparmorProfile",
@@ -520,11 +520,6 @@ fn check_unsupported(spec: &Spec) -> Result<(), SpecError> {
             "memory policies are not supported yet",
         ),
         (
-            linux_has(|l| l.resources().as_ref().is_some_and(|r| !only_device_rules(r))),
-            "linux.resources",
-            "resource limits (memory, cpu, pids, io, hugetlb, network, rdma, unified) are not supported yet",
-        ),
-        (
             spec.vm().is_some(),
             "vm",
             "virtual-machine containers are not supported",
@@ -532,21 +527,11 @@ fn check_unsupported(spec: &Spec) -> Result<(), SpecError> {
     ];
     match checks.into_iter().find(|(present, _, _)| *present) {
         Some((_, field, reason)) => Err(unsupported(field, reason)),
-        None => Ok(()),
+        None => match linux.and_then(|l| l.resources().as_ref()) {
+            Some(resources) => super::resources::refuse_unsupported(resources),
+            None => Ok(()),
+        },
     }
-}
-
-/// True when `r` sets nothing but device rules (the only resources applied
-/// yet).
-fn only_device_rules(r: &oci_spec::runtime::LinuxResources) -> bool {
-    r.memory().is_none()
-        && r.cpu().is_none()
-        && r.pids().is_none()
-        && r.block_io().is_none()
-        && r.hugepage_limits().as_ref().is_none_or(|h| h.is_empty())
-        && r.network().is_none()
-        && r.rdma().as_ref().is_none_or(|h| h.is_empty())
-        && r.unified().as_ref().is_none_or(|h| h.is_empty())
 }
 
 /// Namespaced sysctls only, each in a namespace the container has, as runc
@@ -1658,7 +1643,7 @@ mod tests {
             (base(r#","hostname":"h","linux":{"namespaces":[{"type":"mount"}]}"#), "hostname: setting a hostname or domainname needs a uts namespace"),
             (base(r#","linux":{"namespaces":[{"type":"mount"}],"sysctl":{"kernel.panic":"1"}}"#), "linux.sysctl.kernel.panic: not a namespaced sysctl; it would change the host"),
             (base(r#","linux":{"namespaces":[{"type":"mount"}],"sysctl":{"net.ipv4.ip_forward":"1"}}"#), "linux.sysctl.net.ipv4.ip_forward: needs a net namespace"),
-            (base(r#","linux":{"namespaces":[{"type":"mount"}],"resources":{"memory":{"limit":1000}}}"#), "linux.resources: resource limits (memory, cpu, pids, io, hugetlb, network, rdma, unified) are not supported yet"),
+            (base(r#","linux":{"namespaces":[{"type":"mount"}],"resources":{"memory":{"limit":1000}}}"#), "linux.resources.memory: this resource limit is not supported yet (of the limits, only cpu.shares is applied)"),
             (base(r#","linux":{"namespaces":[{"type":"mount"},{"type":"user"}]}"#), "linux.namespaces[1]: new user namespaces (uid/gid mappings) are not supported yet; join one by path"),
             (base(r#","mounts":[{"destination":"/x","type":"tmpfs","options":["tmpcopyup"]}],"linux":{"namespaces":[{"type":"mount"}]}"#), "mounts[0].options: mount option \"tmpcopyup\" is not supported yet"),
         ];

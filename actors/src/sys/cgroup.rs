@@ -293,6 +293,119 @@ pub fn write_device_rules(dir: &Path, rules: &[DeviceRule]) -> io::Result<()> {
     Ok(())
 }
 
+/// Writes `value` to control file `file` of cgroup `dir`; the kernel's
+/// refusal names the file and the value.
+pub fn write_control(dir: &Path, file: &str, value: &str) -> io::Result<()> {
+    let path = dir.join(file);
+    std::fs::write(&path, value).map_err(|e| {
+        io::Error::new(
+            e.kind(),
+            format!("write {value:?} to {}: {e}", path.display()),
+        )
+    })
+}
+
+/// Enables v2 `controller` for `relative` (under the hierarchy mounted at
+/// `mount`): in the `cgroup.subtree_control` of each of its ancestors, top
+/// down, where it is not enabled yet.
+pub fn enable_v2_controller(mount: &Path, relative: &Path, controller: &str) -> io::Result<()> {
+    let mut dir = mount.to_path_buf();
+    let depth = relative.components().count();
+    for component in relative
+        .components()
+        .take(depth.saturating_sub(1))
+        .map(Some)
+        .chain([None])
+    {
+        let available = std::fs::read_to_string(dir.join("cgroup.controllers"))?;
+        if !available.split_whitespace().any(|c| c == controller) {
+            return Err(io::Error::new(
+                io::ErrorKind::Unsupported,
+                format!(
+                    "the {controller} controller is not available in cgroup {}",
+                    dir.display()
+                ),
+            ));
+        }
+        let enabled = std::fs::read_to_string(dir.join("cgroup.subtree_control"))?;
+        if !enabled.split_whitespace().any(|c| c == controller) {
+            write_control(&dir, "cgroup.subtree_control", &format!("+{controller}"))?;
+        }
+        match component {
+            Some(c) => dir.push(c),
+            None => break,
+        }
+    }
+    Ok(())
+}
+
+/// Freezes (`frozen`) or thaws the cgroup whose directories (one per
+/// hierarchy, in `hierarchies`' order) are `dirs`: through the v1 freezer
+/// when the host has it, else v2's `cgroup.freeze`. Returns once the kernel
+/// reports it done, or fails after `patience`.
+pub fn set_frozen(
+    hierarchies: &[Hierarchy],
+    dirs: &[PathBuf],
+    frozen: bool,
+    patience: Duration,
+) -> io::Result<()> {
+    let v1 = hierarchies.iter().zip(dirs).find(|(h, _)| {
+        h.v1_controllers
+            .as_ref()
+            .is_some_and(|c| c.iter().any(|c| c == "freezer"))
+    });
+    let v2 = hierarchies
+        .iter()
+        .zip(dirs)
+        .find(|(h, d)| h.v1_controllers.is_none() && d.join("cgroup.freeze").exists());
+    let deadline = Instant::now() + patience;
+    match (v1, v2) {
+        (Some((_, dir)), _) => {
+            let wanted = if frozen { "FROZEN" } else { "THAWED" };
+            loop {
+                // Writing again moves a FREEZING cgroup on, as runc does.
+                write_control(dir, "freezer.state", wanted)?;
+                let state = std::fs::read_to_string(dir.join("freezer.state"))?;
+                if state.trim() == wanted {
+                    return Ok(());
+                }
+                if Instant::now() > deadline {
+                    return Err(io::Error::new(
+                        io::ErrorKind::TimedOut,
+                        format!(
+                            "{} stayed {} instead of {wanted}",
+                            dir.join("freezer.state").display(),
+                            state.trim()
+                        ),
+                    ));
+                }
+                std::thread::sleep(Duration::from_millis(1));
+            }
+        }
+        (None, Some((_, dir))) => {
+            write_control(dir, "cgroup.freeze", if frozen { "1" } else { "0" })?;
+            let wanted = if frozen { "frozen 1" } else { "frozen 0" };
+            loop {
+                let events = std::fs::read_to_string(dir.join("cgroup.events"))?;
+                if events.lines().any(|l| l.trim() == wanted) {
+                    return Ok(());
+                }
+                if Instant::now() > deadline {
+                    return Err(io::Error::new(
+                        io::ErrorKind::TimedOut,
+                        format!("{} never said {wanted:?}", dir.join("cgroup.events").display()),
+                    ));
+                }
+                std::thread::sleep(Duration::from_millis(1));
+            }
+        }
+        (None, None) => Err(io::Error::new(
+            io::ErrorKind::Unsupported,
+            "no freezer: the host has neither the v1 freezer controller nor cgroup v2's cgroup.freeze",
+        )),
+    }
+}
+
 /// A new v1 cpuset cgroup starts with empty cpus and mems: copy them down
 /// from the nearest ancestor that has them.
 fn inherit_cpuset(mount: &Path, relative: &Path) -> io::Result<()> {
@@ -396,5 +509,96 @@ mod tests {
             tmp.path().join("one/sv/box").exists(),
             "only the container's own directory goes"
         );
+    }
+
+    #[test]
+    fn a_v2_controller_is_enabled_in_every_ancestor_top_down() {
+        let mount = tempfile::tempdir().unwrap();
+        let relative = Path::new("a/b/c");
+        let mut dir = mount.path().to_path_buf();
+        for part in ["", "a", "b", "c"] {
+            dir.push(part);
+            std::fs::create_dir_all(&dir).unwrap();
+            std::fs::write(dir.join("cgroup.controllers"), "cpu memory\n").unwrap();
+            std::fs::write(dir.join("cgroup.subtree_control"), "").unwrap();
+        }
+        // Already enabled at the top: left alone.
+        std::fs::write(mount.path().join("cgroup.subtree_control"), "cpu\n").unwrap();
+        enable_v2_controller(mount.path(), relative, "cpu").unwrap();
+        let control = |p: &str| {
+            std::fs::read_to_string(mount.path().join(p).join("cgroup.subtree_control")).unwrap()
+        };
+        assert_eq!(control(""), "cpu\n");
+        assert_eq!(control("a"), "+cpu");
+        assert_eq!(control("a/b"), "+cpu");
+        // The container's own cgroup gets the files, not the switch.
+        assert_eq!(control("a/b/c"), "");
+        let missing = enable_v2_controller(mount.path(), relative, "io").unwrap_err();
+        assert_eq!(missing.kind(), io::ErrorKind::Unsupported);
+        assert!(
+            missing
+                .to_string()
+                .contains("the io controller is not available"),
+            "{missing}"
+        );
+    }
+
+    #[test]
+    fn freezing_uses_the_v1_freezer_first_and_waits_for_the_state() {
+        let base = tempfile::tempdir().unwrap();
+        let freezer = base.path().join("freezer/c");
+        let unified = base.path().join("unified/c");
+        for d in [&freezer, &unified] {
+            std::fs::create_dir_all(d).unwrap();
+        }
+        std::fs::write(freezer.join("freezer.state"), "THAWED\n").unwrap();
+        std::fs::write(unified.join("cgroup.freeze"), "0\n").unwrap();
+        let hierarchies = [
+            Hierarchy {
+                mount: base.path().join("freezer"),
+                root: "/".into(),
+                v1_controllers: Some(vec!["freezer".into()]),
+            },
+            Hierarchy {
+                mount: base.path().join("unified"),
+                root: "/".into(),
+                v1_controllers: None,
+            },
+        ];
+        let dirs = [freezer.clone(), unified.clone()];
+        // A plain file reads back what was written: the kernel's "done".
+        set_frozen(&hierarchies, &dirs, true, Duration::from_millis(50)).unwrap();
+        assert_eq!(
+            std::fs::read_to_string(freezer.join("freezer.state")).unwrap(),
+            "FROZEN"
+        );
+        assert_eq!(
+            std::fs::read_to_string(unified.join("cgroup.freeze")).unwrap(),
+            "0\n"
+        );
+        // v2 only: cgroup.freeze, then cgroup.events must say so.
+        std::fs::write(unified.join("cgroup.events"), "populated 1\nfrozen 0\n").unwrap();
+        let late = set_frozen(
+            &hierarchies[1..],
+            &dirs[1..],
+            true,
+            Duration::from_millis(20),
+        )
+        .unwrap_err();
+        assert_eq!(late.kind(), io::ErrorKind::TimedOut);
+        assert_eq!(
+            std::fs::read_to_string(unified.join("cgroup.freeze")).unwrap(),
+            "1"
+        );
+        std::fs::write(unified.join("cgroup.events"), "populated 1\nfrozen 1\n").unwrap();
+        set_frozen(
+            &hierarchies[1..],
+            &dirs[1..],
+            true,
+            Duration::from_millis(20),
+        )
+        .unwrap();
+        let none = set_frozen(&[], &[], true, Duration::ZERO).unwrap_err();
+        assert_eq!(none.kind(), io::ErrorKind::Unsupported);
     }
 }

@@ -167,12 +167,15 @@ fn setup_and_exec(plan: &SpawnPlan, fds: &Fds<'_>) -> Step<Never> {
         status.as_raw_fd(),
         &ChildReport::Pid(nix::unistd::getpid().as_raw()),
     );
-    match &plan.kind {
+    let stdio_done = match &plan.kind {
         PlanKind::Container(container) => setup_container(container, plan, fds)?,
-        PlanKind::Exec(exec) => join_container(exec, fds)?,
-        PlanKind::Hook => {}
-    }
-    exec_process(&plan.process, fds)
+        PlanKind::Exec(exec) => {
+            join_container(exec, fds)?;
+            false
+        }
+        PlanKind::Hook => false,
+    };
+    exec_process(&plan.process, fds, stdio_done)
 }
 
 fn die_with_supervisor(supervisor: i32) -> Step {
@@ -217,7 +220,8 @@ fn join_cgroups(procs: &[usize], fds: &Fds<'_>) -> Step {
     Ok(())
 }
 
-fn setup_container(c: &ContainerPlan, plan: &SpawnPlan, fds: &Fds<'_>) -> Step {
+/// Sets the container up; returns whether its stdio is in place already.
+fn setup_container(c: &ContainerPlan, plan: &SpawnPlan, fds: &Fds<'_>) -> Step<bool> {
     join(&c.join, fds)?;
     join_cgroups(&c.cgroup_procs, fds)?;
     if c.unshare_cgroup_ns {
@@ -270,7 +274,12 @@ fn setup_container(c: &ContainerPlan, plan: &SpawnPlan, fds: &Fds<'_>) -> Step {
     for (key, value) in &c.sysctl {
         write_sysctl(key, value)?;
     }
+    let mut stdio_done = false;
     if let Some(gate) = c.start_gate {
+        // The terminal exists at create, as runc's: whoever holds the
+        // console socket gets the master before it calls start.
+        setup_stdio(&plan.process.stdio, fds)?;
+        stdio_done = true;
         let status = fds.get(plan.status, "status pipe")?;
         report(status.as_raw_fd(), &ChildReport::Ready);
         wait_for_start(fds.get(gate, "start gate")?)?;
@@ -282,7 +291,7 @@ fn setup_container(c: &ContainerPlan, plan: &SpawnPlan, fds: &Fds<'_>) -> Step {
         )
         .map_err(|e| other("startContainer hook", "", e.to_string()))?;
     }
-    Ok(())
+    Ok(stdio_done)
 }
 
 fn join_container(e: &ExecPlan, fds: &Fds<'_>) -> Step {
@@ -540,7 +549,7 @@ fn loopback_up() -> Step {
     Ok(())
 }
 
-fn exec_process(p: &ProcessPlan, fds: &Fds<'_>) -> Step<Never> {
+fn exec_process(p: &ProcessPlan, fds: &Fds<'_>, stdio_done: bool) -> Step<Never> {
     for r in &p.rlimits {
         let limit = libc::rlimit {
             rlim_cur: r.soft,
@@ -580,7 +589,9 @@ fn exec_process(p: &ProcessPlan, fds: &Fds<'_>) -> Step<Never> {
         .collect::<Result<_, _>>()
         .map_err(|_| other("exec", &p.args[0], "an environment entry has a nul byte"))?;
     set_identity(p)?;
-    setup_stdio(&p.stdio, fds)?;
+    if !stdio_done {
+        setup_stdio(&p.stdio, fds)?;
+    }
     if let Some(mask) = p.umask {
         // SAFETY: umask cannot fail.
         unsafe { libc::umask(mask as libc::mode_t) };

@@ -1,0 +1,707 @@
+//! The runc-compatible lifecycle, black box: `create`, `start`, `exec`,
+//! `ps`, `state`, `kill` and `delete` from the command line, with hooks,
+//! terminals, sandboxes of several containers and bad input.
+//!
+//! Needs root, cgroups and /bin/busybox (static), as in CI. This test
+//! process is a child subreaper, as containerd's shim is: the processes
+//! that `--pid-file` names are reparented to it and reaped here.
+
+mod common;
+
+use std::fs::File;
+use std::os::fd::AsRawFd;
+use std::os::unix::net::UnixListener;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitStatus};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Once;
+use std::time::{Duration, Instant};
+
+use common::bundle::Bundle;
+use common::SANDVISOR;
+use serde_json::{json, Value};
+
+/// How long any one command may take before the test fails.
+const COMMAND_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// A state directory of its own and where command output goes.
+struct Runtime {
+    root: tempfile::TempDir,
+    out: tempfile::TempDir,
+    serial: AtomicU32,
+}
+
+/// What a command did: its status, stdout and stderr.
+struct Outcome {
+    status: ExitStatus,
+    stdout: String,
+    stderr: String,
+}
+
+impl Outcome {
+    fn code(&self) -> Option<i32> {
+        self.status.code()
+    }
+}
+
+impl Runtime {
+    fn new() -> Runtime {
+        become_subreaper();
+        Runtime {
+            root: tempfile::tempdir().expect("temp dir"),
+            out: tempfile::tempdir().expect("temp dir"),
+            serial: AtomicU32::new(0),
+        }
+    }
+
+    fn root(&self) -> &str {
+        self.root.path().to_str().expect("utf-8")
+    }
+
+    /// Runs `sandvisor --root ROOT ARGS` with stdout and stderr in files
+    /// (a created container keeps them: pipes would not end with the
+    /// command).
+    fn cli(&self, args: &[&str]) -> Outcome {
+        let n = self.serial.fetch_add(1, Ordering::Relaxed);
+        let stdout = self.out.path().join(format!("{n}.out"));
+        let stderr = self.out.path().join(format!("{n}.err"));
+        let mut child = Command::new(SANDVISOR)
+            .arg("--root")
+            .arg(self.root())
+            .args(args)
+            .stdin(std::process::Stdio::null())
+            .stdout(File::create(&stdout).expect("stdout file"))
+            .stderr(File::create(&stderr).expect("stderr file"))
+            .spawn()
+            .expect("spawn sandvisor");
+        let deadline = Instant::now() + COMMAND_TIMEOUT;
+        let status = loop {
+            if let Some(status) = child.try_wait().expect("wait") {
+                break status;
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                panic!("sandvisor {args:?} did not exit within {COMMAND_TIMEOUT:?}");
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        };
+        Outcome {
+            status,
+            stdout: std::fs::read_to_string(&stdout).unwrap_or_default(),
+            stderr: std::fs::read_to_string(&stderr).unwrap_or_default(),
+        }
+    }
+
+    /// Runs a command that must succeed; returns its stdout.
+    fn ok(&self, args: &[&str]) -> String {
+        let outcome = self.cli(args);
+        assert_eq!(
+            outcome.code(),
+            Some(0),
+            "sandvisor {args:?} failed: {}",
+            outcome.stderr
+        );
+        outcome.stdout
+    }
+
+    /// Runs a command that must fail with exit status 1; returns its stderr.
+    fn fails(&self, args: &[&str]) -> String {
+        let outcome = self.cli(args);
+        assert_eq!(
+            outcome.code(),
+            Some(1),
+            "sandvisor {args:?} should have failed (stdout {:?})",
+            outcome.stdout
+        );
+        outcome.stderr
+    }
+
+    fn state(&self, id: &str) -> Value {
+        serde_json::from_str(&self.ok(&["state", id])).expect("state JSON")
+    }
+
+    fn ids(&self) -> Vec<String> {
+        self.ok(&["list", "-q"])
+            .lines()
+            .map(str::to_owned)
+            .collect()
+    }
+
+    fn pid_file(&self, name: &str) -> PathBuf {
+        self.out.path().join(name)
+    }
+}
+
+impl Drop for Runtime {
+    fn drop(&mut self) {
+        // Whatever a failed test left running goes.
+        for id in self.ids() {
+            let _ = self.cli(&["delete", "--force", &id]);
+        }
+    }
+}
+
+fn become_subreaper() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        // SAFETY: prctl with integer arguments.
+        let set = unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) };
+        assert_eq!(set, 0, "PR_SET_CHILD_SUBREAPER");
+    });
+}
+
+fn unique(prefix: &str) -> String {
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    format!(
+        "{prefix}-{}-{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// Waits for child `pid` (a relay, reparented to this subreaper); returns
+/// its raw wait status.
+fn reap(pid: i32, timeout: Duration) -> i32 {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let mut status = 0;
+        // SAFETY: waitpid with a live out-pointer.
+        let got = unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) };
+        assert!(
+            got >= 0,
+            "waitpid {pid}: {}",
+            std::io::Error::last_os_error()
+        );
+        if got == pid {
+            return status;
+        }
+        assert!(Instant::now() < deadline, "pid {pid} did not exit");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+fn read_pid(path: &Path) -> i32 {
+    std::fs::read_to_string(path)
+        .expect("pid file")
+        .trim()
+        .parse()
+        .expect("a pid")
+}
+
+fn parent_of(pid: i32) -> i32 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("stat");
+    let after = &stat[stat.rfind(')').expect("comm end") + 2..];
+    after
+        .split_whitespace()
+        .nth(1)
+        .and_then(|p| p.parse().ok())
+        .expect("ppid")
+}
+
+fn eventually(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !done() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// A bundle whose process writes to the given host directory, bound at
+/// /out in the container.
+fn bundle_writing_to(out: &Path, args: &[&str]) -> Bundle {
+    let mut bundle = Bundle::new("lifecycle", args);
+    let source = out.to_str().expect("utf-8").to_owned();
+    bundle.edit(|c| {
+        c["mounts"].as_array_mut().expect("mounts").push(
+            json!({"destination": "/out", "type": "bind", "source": source,
+                         "options": ["rbind", "rw"]}),
+        );
+    });
+    bundle
+}
+
+// ---------------------------------------------------------------------------
+
+#[test]
+fn create_holds_the_init_until_start_and_the_pid_file_names_its_relay() {
+    let rt = Runtime::new();
+    let out = tempfile::tempdir().expect("temp dir");
+    let bundle = bundle_writing_to(out.path(), &["sh", "-c", "echo started > /out/log; exit 7"]);
+    let id = unique("create");
+    let pid_file = rt.pid_file("create.pid");
+    rt.ok(&[
+        "create",
+        "--bundle",
+        &bundle.path_string(),
+        "--pid-file",
+        pid_file.to_str().expect("utf-8"),
+        &id,
+    ]);
+
+    let state = rt.state(&id);
+    assert_eq!(state["status"], "created");
+    assert_eq!(state["id"], id.as_str());
+    assert_eq!(state["bundle"], bundle.path_string().as_str());
+    let init = state["pid"].as_i64().expect("pid") as i32;
+    assert!(init > 0);
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(
+        !out.path().join("log").exists(),
+        "the program ran before start"
+    );
+    // The relay is this subreaper's child now that create has exited.
+    let relay = read_pid(&pid_file);
+    assert_ne!(relay, init);
+    assert_eq!(parent_of(relay), std::process::id() as i32);
+    let list = rt.ok(&["list"]);
+    assert!(
+        list.lines()
+            .any(|l| l.split_whitespace().take(3).collect::<Vec<_>>()
+                == [id.as_str(), &init.to_string(), "created"]),
+        "{list}"
+    );
+
+    rt.ok(&["start", &id]);
+    let status = reap(relay, Duration::from_secs(10));
+    assert!(libc::WIFEXITED(status));
+    assert_eq!(libc::WEXITSTATUS(status), 7);
+    assert_eq!(
+        std::fs::read_to_string(out.path().join("log")).expect("log"),
+        "started\n"
+    );
+    let state = rt.state(&id);
+    assert_eq!(state["status"], "stopped");
+    assert_eq!(state["pid"], 0);
+
+    let refused = rt.fails(&["start", &id]);
+    assert!(
+        refused.contains("cannot start a container that has stopped"),
+        "{refused}"
+    );
+    rt.ok(&["delete", &id]);
+    let gone = rt.fails(&["state", &id]);
+    assert!(gone.contains("does not exist"), "{gone}");
+    assert!(rt.ids().is_empty());
+}
+
+#[test]
+fn a_killed_created_container_stops_and_its_relay_dies_by_the_same_signal() {
+    let rt = Runtime::new();
+    let bundle = Bundle::new("killed", &["sleep", "100"]);
+    let id = unique("killed");
+    let pid_file = rt.pid_file("killed.pid");
+    rt.ok(&[
+        "create",
+        "-b",
+        &bundle.path_string(),
+        "--pid-file",
+        pid_file.to_str().expect("utf-8"),
+        &id,
+    ]);
+    let relay = read_pid(&pid_file);
+    rt.ok(&["kill", &id, "KILL"]);
+    let status = reap(relay, Duration::from_secs(10));
+    assert!(libc::WIFSIGNALED(status), "status {status:#x}");
+    assert_eq!(libc::WTERMSIG(status), libc::SIGKILL);
+    eventually("stopped", || rt.state(&id)["status"] == "stopped");
+    let refused = rt.fails(&["start", &id]);
+    assert!(refused.contains("has stopped"), "{refused}");
+    rt.ok(&["delete", &id]);
+}
+
+#[test]
+fn start_twice_and_delete_of_a_running_container_are_refused_and_a_created_one_deletes() {
+    let rt = Runtime::new();
+    let bundle = Bundle::new("twice", &["sleep", "100"]);
+    let id = unique("twice");
+    rt.ok(&["create", "-b", &bundle.path_string(), &id]);
+    let init = rt.state(&id)["pid"].as_i64().expect("pid") as i32;
+    rt.ok(&["start", &id]);
+    assert_eq!(rt.state(&id)["status"], "running");
+    let refused = rt.fails(&["start", &id]);
+    assert!(
+        refused.contains("cannot start an already running container"),
+        "{refused}"
+    );
+    let refused = rt.fails(&["delete", &id]);
+    assert!(
+        refused.contains(&format!(
+            "cannot delete container {id} that is not stopped: running"
+        )),
+        "{refused}"
+    );
+    rt.ok(&["delete", "--force", &id]);
+    assert!(!Path::new(&format!("/proc/{init}")).exists() || parent_of(init) == 0);
+
+    // A created container is deleted without --force, its init with it.
+    let id = unique("created");
+    rt.ok(&["create", "-b", &bundle.path_string(), &id]);
+    let init = rt.state(&id)["pid"].as_i64().expect("pid") as i32;
+    rt.ok(&["delete", &id]);
+    assert!(rt.ids().is_empty());
+    eventually("the held init gone", || {
+        !Path::new(&format!("/proc/{init}/stat")).exists()
+    });
+}
+
+#[test]
+fn hooks_run_at_the_spec_s_points_with_the_state_on_stdin() {
+    let rt = Runtime::new();
+    let out = tempfile::tempdir().expect("temp dir");
+    let host_dir = out.path().to_str().expect("utf-8").to_owned();
+    // Host hooks write under the host path; container hooks (after
+    // pivot_root) under /out, the same directory bound in.
+    let hook = |dir: &str, name: &str| json!({"path": "/bin/sh", "args": ["sh", "-c", format!("cat > {dir}/{name}")]});
+    let mut bundle = bundle_writing_to(out.path(), &["sh", "-c", "echo ran > /out/program"]);
+    bundle.edit(|c| {
+        c["hooks"] = json!({
+            "createRuntime": [hook(&host_dir, "createRuntime")],
+            "createContainer": [hook(&host_dir, "createContainer")],
+            "startContainer": [hook("/out", "startContainer")],
+            "poststart": [hook(&host_dir, "poststart")],
+            "poststop": [hook(&host_dir, "poststop")],
+        });
+    });
+    let id = unique("hooks");
+    let seen = |name: &str| -> Option<Value> {
+        let text = std::fs::read_to_string(out.path().join(name)).ok()?;
+        serde_json::from_str(&text).ok()
+    };
+    rt.ok(&["create", "-b", &bundle.path_string(), &id]);
+    let init = rt.state(&id)["pid"].clone();
+    for name in ["createRuntime", "createContainer"] {
+        let state = seen(name).unwrap_or_else(|| panic!("{name} did not run at create"));
+        assert_eq!(state["id"], id.as_str(), "{name}");
+        assert_eq!(state["status"], "creating", "{name}");
+        assert_eq!(state["pid"], init, "{name}");
+        assert_eq!(state["bundle"], bundle.path_string().as_str(), "{name}");
+    }
+    for name in ["startContainer", "poststart", "poststop", "program"] {
+        assert!(
+            seen(name).is_none() && !out.path().join(name).exists(),
+            "{name} ran at create"
+        );
+    }
+
+    rt.ok(&["start", &id]);
+    let state = seen("startContainer").expect("startContainer did not run at start");
+    assert_eq!(state["status"], "created");
+    assert_eq!(state["pid"], init);
+    eventually("poststart", || seen("poststart").is_some());
+    assert_eq!(seen("poststart").expect("poststart")["status"], "running");
+    eventually("the program", || out.path().join("program").exists());
+    assert!(seen("poststop").is_none());
+
+    rt.ok(&["delete", &id]);
+    let state = seen("poststop").expect("poststop did not run at delete");
+    assert_eq!(state["status"], "stopped");
+    assert_eq!(state["id"], id.as_str());
+}
+
+#[test]
+fn exec_runs_from_flags_or_a_process_file_and_ps_lists_it() {
+    let rt = Runtime::new();
+    let bundle = Bundle::new("exec", &["sleep", "100"]);
+    let id = unique("exec");
+    rt.ok(&["create", "-b", &bundle.path_string(), &id]);
+    let refused = rt.fails(&["exec", &id, "true"]);
+    assert!(refused.contains("has not started"), "{refused}");
+    rt.ok(&["start", &id]);
+    let init = rt.state(&id)["pid"].as_i64().expect("pid");
+
+    let outcome = rt.cli(&[
+        "exec",
+        "-e",
+        "GREETING=hi",
+        "--cwd",
+        "/tmp",
+        "-u",
+        "1000:1001",
+        &id,
+        "sh",
+        "-c",
+        "echo $GREETING $(pwd) $(id -u) $(id -g); exit 3",
+    ]);
+    assert_eq!(outcome.code(), Some(3), "{}", outcome.stderr);
+    assert_eq!(outcome.stdout, "hi /tmp 1000 1001\n");
+
+    let process = rt.pid_file("process.json");
+    std::fs::write(
+        &process,
+        json!({"args": ["sh", "-c", "echo $WHO in $(pwd)"], "env": ["WHO=file"],
+               "cwd": "/bin", "user": {"uid": 0, "gid": 0}})
+        .to_string(),
+    )
+    .expect("process.json");
+    let from_file = rt.ok(&["exec", "--process", process.to_str().expect("utf-8"), &id]);
+    assert_eq!(from_file, "file in /bin\n");
+
+    let missing = rt.cli(&["exec", &id, "/no/such/program"]);
+    assert_eq!(missing.code(), Some(127), "{}", missing.stderr);
+    assert!(
+        missing.stderr.contains("/no/such/program"),
+        "{}",
+        missing.stderr
+    );
+
+    std::fs::write(&process, "{\"args\": [").expect("bad json");
+    let bad = rt.fails(&["exec", "-p", process.to_str().expect("utf-8"), &id]);
+    assert!(bad.contains("process.json"), "{bad}");
+
+    // Detached, with a relay that ends as the process does.
+    let pid_file = rt.pid_file("exec.pid");
+    rt.ok(&[
+        "exec",
+        "-d",
+        "--pid-file",
+        pid_file.to_str().expect("utf-8"),
+        &id,
+        "sh",
+        "-c",
+        "sleep 0.3; exit 9",
+    ]);
+    let relay = read_pid(&pid_file);
+    // The init, the exec'd shell and its sleep.
+    let pids: Vec<i64> =
+        serde_json::from_str(&rt.ok(&["ps", "--format", "json", &id])).expect("json");
+    assert_eq!(pids.len(), 3, "{pids:?}");
+    assert!(pids.contains(&init));
+    let table = rt.ok(&["ps", &id]);
+    let mut lines = table.lines();
+    let header = lines.next().expect("header");
+    assert!(header.split_whitespace().any(|c| c == "PID"), "{header}");
+    let listed: Vec<&str> = lines.collect();
+    assert_eq!(listed.len(), 3, "{table}");
+    assert!(listed.iter().any(|l| l.ends_with("sleep 100")), "{table}");
+    let status = reap(relay, Duration::from_secs(10));
+    assert!(libc::WIFEXITED(status));
+    assert_eq!(libc::WEXITSTATUS(status), 9);
+    assert_eq!(
+        serde_json::from_str::<Vec<i64>>(&rt.ok(&["ps", "-f", "json", &id])).expect("json"),
+        vec![init]
+    );
+    rt.ok(&["delete", "-f", &id]);
+}
+
+#[test]
+fn containers_annotated_with_a_sandbox_join_its_supervisor() {
+    let rt = Runtime::new();
+    let pod = unique("pod");
+    let pause = Bundle::new("pod", &["sleep", "100"]);
+    rt.ok(&["run", "-d", "-b", &pause.path_string(), &pod]);
+    let pod_init = rt.state(&pod)["pid"].as_i64().expect("pid") as i32;
+
+    // As CRI marks a pod's containers.
+    let mut member = Bundle::new("member", &["sh", "-c", "sleep 100"]);
+    let pod_id = pod.clone();
+    member.edit(|c| {
+        c["annotations"] = json!({
+            "io.kubernetes.cri.container-type": "container",
+            "io.kubernetes.cri.sandbox-id": pod_id,
+        });
+    });
+    let app = unique("app");
+    rt.ok(&["create", "-b", &member.path_string(), &app]);
+    rt.ok(&["start", &app]);
+    let app_state = rt.state(&app);
+    assert_eq!(app_state["status"], "running");
+    assert_eq!(
+        app_state["annotations"]["io.kubernetes.cri.sandbox-id"],
+        pod.as_str()
+    );
+    let app_init = app_state["pid"].as_i64().expect("pid") as i32;
+    let ns = |pid: i32, kind: &str| {
+        std::fs::read_link(format!("/proc/{pid}/ns/{kind}")).expect("ns link")
+    };
+    // One sandbox: the network, IPC and UTS namespaces are shared; pid and
+    // mount namespaces are the member's own.
+    for kind in ["net", "ipc", "uts"] {
+        assert_eq!(ns(app_init, kind), ns(pod_init, kind), "{kind}");
+    }
+    for kind in ["pid", "mnt"] {
+        assert_ne!(ns(app_init, kind), ns(pod_init, kind), "{kind}");
+    }
+    // A container without the annotations is a sandbox of its own.
+    let other = unique("other");
+    rt.ok(&["run", "-d", "-b", &pause.path_string(), &other]);
+    let other_init = rt.state(&other)["pid"].as_i64().expect("pid") as i32;
+    assert_ne!(ns(other_init, "net"), ns(pod_init, "net"));
+    rt.ok(&["delete", "-f", &other]);
+
+    // Deleting the member leaves the pod running.
+    rt.ok(&["delete", "-f", &app]);
+    assert_eq!(rt.state(&pod)["status"], "running");
+    eventually("the member's init gone", || {
+        !Path::new(&format!("/proc/{app_init}/stat")).exists()
+    });
+    // Deleting the pod's root container destroys the sandbox and what is in it.
+    let app2 = unique("app");
+    rt.ok(&["create", "-b", &member.path_string(), &app2]);
+    rt.ok(&["start", &app2]);
+    let app2_init = rt.state(&app2)["pid"].as_i64().expect("pid") as i32;
+    rt.ok(&["delete", "-f", &pod]);
+    eventually("the sandbox's containers gone", || {
+        !Path::new(&format!("/proc/{app2_init}/stat")).exists()
+    });
+    assert_eq!(rt.state(&app2)["status"], "stopped");
+    rt.ok(&["delete", &app2]);
+
+    // A sandbox that does not exist.
+    let mut orphan = Bundle::new("orphan", &["true"]);
+    orphan.edit(|c| c["annotations"] = json!({"io.sandvisor.sandbox-id": "no-such-pod"}));
+    let refused = rt.fails(&["create", "-b", &orphan.path_string(), "orphan"]);
+    assert!(
+        refused.contains("sandbox no-such-pod does not exist"),
+        "{refused}"
+    );
+    assert!(rt.ids().is_empty());
+}
+
+#[test]
+fn a_terminal_container_hands_its_pty_to_the_console_socket_at_create() {
+    let rt = Runtime::new();
+    let mut bundle = Bundle::new("tty", &["sh", "-c", "tty; echo ready"]);
+    bundle.edit(|c| c["process"]["terminal"] = json!(true));
+    let id = unique("tty");
+    let refused = rt.fails(&["create", "-b", &bundle.path_string(), &id]);
+    assert!(refused.contains("console socket"), "{refused}");
+
+    let socket = rt.pid_file("console.sock");
+    let listener = UnixListener::bind(&socket).expect("bind console socket");
+    let receiver = std::thread::spawn(move || {
+        sandvisor::actors::sys::tty::receive_from_console_socket(&listener)
+            .expect("receive the pty master")
+    });
+    rt.ok(&[
+        "create",
+        "-b",
+        &bundle.path_string(),
+        "--console-socket",
+        socket.to_str().expect("utf-8"),
+        &id,
+    ]);
+    // The master came during create.
+    let master = receiver.join().expect("receiver thread");
+    rt.ok(&["start", &id]);
+    let mut text = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !String::from_utf8_lossy(&text).contains("ready") && Instant::now() < deadline {
+        let mut buf = [0u8; 256];
+        // SAFETY: read into a live buffer from a live descriptor.
+        let n = unsafe { libc::read(master.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
+        if n <= 0 {
+            break;
+        }
+        text.extend_from_slice(&buf[..n as usize]);
+    }
+    assert_eq!(String::from_utf8_lossy(&text), "/dev/pts/0\r\nready\r\n");
+    rt.ok(&["delete", "-f", &id]);
+}
+
+#[test]
+fn bad_input_is_refused_and_leaves_nothing_behind() {
+    let rt = Runtime::new();
+    let bundle = Bundle::new("bad", &["sleep", "100"]);
+    let b = bundle.path_string();
+    let long = "x".repeat(1025);
+    for id in ["../x", "a/b", "", ".", "..", long.as_str()] {
+        let refused = rt.fails(&["create", "-b", &b, id]);
+        assert!(refused.contains("invalid"), "{id:?}: {refused}");
+    }
+    let refused = rt.fails(&["create", "-b", "/no/such/bundle", "nobundle"]);
+    assert!(refused.contains("/no/such/bundle"), "{refused}");
+    for (args, words) in [
+        (vec!["start", "nope"], "container \"nope\" does not exist"),
+        (vec!["kill", "nope"], "does not exist"),
+        (vec!["delete", "nope"], "does not exist"),
+        (vec!["exec", "nope", "true"], "does not exist"),
+        (vec!["ps", "nope"], "does not exist"),
+        (
+            vec!["create", "--no-pivot", "-b", &b, "np"],
+            "unsupported: --no-pivot",
+        ),
+        (
+            vec!["create", "--preserve-fds", "2", "-b", &b, "pf"],
+            "unsupported: --preserve-fds",
+        ),
+        (
+            vec!["--systemd-cgroup", "create", "-b", &b, "sd"],
+            "unsupported: --systemd-cgroup",
+        ),
+    ] {
+        let refused = rt.fails(&args);
+        assert!(refused.contains(words), "{args:?}: {refused}");
+    }
+    assert!(rt.ids().is_empty());
+
+    let id = unique("dup");
+    rt.ok(&["create", "-b", &b, &id]);
+    let refused = rt.fails(&["create", "-b", &b, &id]);
+    assert!(refused.contains("already exists"), "{refused}");
+    assert_eq!(rt.state(&id)["status"], "created");
+    rt.ok(&["delete", &id]);
+
+    // With --log-format json, the error is the log's last line, as
+    // containerd reads it.
+    let log = rt.pid_file("log.json");
+    let log_arg = log.to_str().expect("utf-8");
+    rt.fails(&["--log", log_arg, "--log-format", "json", "start", "nope"]);
+    let text = std::fs::read_to_string(&log).expect("log");
+    let last: Value = serde_json::from_str(text.lines().last().expect("a line")).expect("json");
+    assert_eq!(last["level"], "error");
+    assert_eq!(last["msg"], "container \"nope\" does not exist");
+    assert!(last["time"].as_str().expect("time").ends_with('Z'));
+    assert!(rt.ids().is_empty());
+}
+
+#[test]
+fn a_paused_container_does_not_run_until_resumed() {
+    let rt = Runtime::new();
+    let out = tempfile::tempdir().expect("temp dir");
+    let bundle = bundle_writing_to(
+        out.path(),
+        &[
+            "sh",
+            "-c",
+            "i=0; while true; do i=$((i+1)); echo $i > /out/count.new; mv /out/count.new /out/count; sleep 0.02; done",
+        ],
+    );
+    let count = || -> u64 {
+        std::fs::read_to_string(out.path().join("count"))
+            .ok()
+            .and_then(|t| t.trim().parse().ok())
+            .unwrap_or(0)
+    };
+    let id = unique("pause");
+    rt.ok(&["run", "-d", "-b", &bundle.path_string(), &id]);
+    eventually("the counter", || count() > 2);
+    rt.ok(&["pause", &id]);
+    assert_eq!(rt.state(&id)["status"], "paused");
+    let frozen_at = count();
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(count(), frozen_at, "a paused container ran");
+    let refused = rt.fails(&["exec", &id, "true"]);
+    assert!(
+        refused.contains("cannot exec in a paused container"),
+        "{refused}"
+    );
+    let refused = rt.fails(&["pause", &id]);
+    assert!(refused.contains("is not running"), "{refused}");
+    let refused = rt.fails(&["delete", &id]);
+    assert!(refused.contains("that is not stopped: paused"), "{refused}");
+
+    rt.ok(&["resume", &id]);
+    assert_eq!(rt.state(&id)["status"], "running");
+    eventually("the counter to move on", || count() > frozen_at + 2);
+    let refused = rt.fails(&["resume", &id]);
+    assert!(refused.contains("is not paused"), "{refused}");
+
+    // A paused container is killed for good by delete --force.
+    rt.ok(&["pause", &id]);
+    let init = rt.state(&id)["pid"].as_i64().expect("pid");
+    rt.ok(&["delete", "--force", &id]);
+    assert!(rt.ids().is_empty());
+    eventually("the init gone", || {
+        !Path::new(&format!("/proc/{init}/stat")).exists()
+    });
+}
