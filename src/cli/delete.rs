@@ -5,7 +5,7 @@
 
 use std::path::Path;
 use std::process::ExitCode;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use clap::Args;
 use sandvisor_actors::api::container::{DestroySubcontainer, Signal as SignalCall, SignalMode};
@@ -88,14 +88,26 @@ pub fn delete(global: &GlobalOptions, args: DeleteArgs) -> Result<ExitCode, Dele
         if matches!(status, Status::Running | Status::Paused) && !args.force {
             return Err(DeleteError::Running(args.id, status.as_str()));
         }
-        Client::connect(&entry.socket)?.invoke(SignalCall {
+        let killed = Client::connect(&entry.socket)?.invoke(SignalCall {
             cid: args.id.clone(),
             signo: libc::SIGKILL,
             pid: 0,
             mode: SignalMode::AllProcesses,
-        })?;
-        wait_until(PATIENCE, || entry.status().0 == Status::Stopped)
-            .ok_or_else(|| DeleteError::Stuck(format!("container {} did not stop", args.id)))?;
+        });
+        match killed {
+            // It stopped on its own since its status was read.
+            Err(e) if e.code() == Some(ErrorCode::FailedPrecondition) => {}
+            other => {
+                other?;
+            }
+        }
+        let init_exited = entry.init.is_none_or(|init| init.wait_exit(PATIENCE));
+        if !init_exited {
+            return Err(DeleteError::Stuck(format!(
+                "container {} did not stop",
+                args.id
+            )));
+        }
     }
     if entry.sandbox == entry.id {
         stop_sandbox(&entry)?;
@@ -125,12 +137,13 @@ fn stop_sandbox(entry: &Entry) -> Result<(), DeleteError> {
     }
     let pid = nix::unistd::Pid::from_raw(entry.supervisor.pid);
     let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
-    wait_until(PATIENCE, || !entry.supervisor.is_alive()).ok_or_else(|| {
-        DeleteError::Stuck(format!(
-            "the supervisor of sandbox {} (pid {}) did not exit",
-            entry.sandbox, entry.supervisor.pid
-        ))
-    })
+    if entry.supervisor.wait_exit(PATIENCE) {
+        return Ok(());
+    }
+    Err(DeleteError::Stuck(format!(
+        "the supervisor of sandbox {} (pid {}) did not exit",
+        entry.sandbox, entry.supervisor.pid
+    )))
 }
 
 /// Removes what a supervisor killed outright left of its cgroups (the
@@ -159,19 +172,5 @@ fn remove_tree(dir: &Path) -> Result<(), DeleteError> {
             source: e,
         }),
         _ => Ok(()),
-    }
-}
-
-/// Polls `done` every 5 ms until it holds (`Some`) or `patience` is over.
-fn wait_until(patience: Duration, mut done: impl FnMut() -> bool) -> Option<()> {
-    let deadline = Instant::now() + patience;
-    loop {
-        if done() {
-            return Some(());
-        }
-        if Instant::now() > deadline {
-            return None;
-        }
-        std::thread::sleep(Duration::from_millis(5));
     }
 }
