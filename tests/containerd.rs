@@ -308,6 +308,8 @@ fn ctr_runs_execs_pauses_kills_and_deletes_through_sandvisor() {
         SANDVISOR,
         "--fifo-dir",
         &fifo,
+        "--memory-limit",
+        "67108864",
         IMAGE,
         &id,
         "sh",
@@ -315,6 +317,12 @@ fn ctr_runs_execs_pauses_kills_and_deletes_through_sandvisor() {
         "trap 'exit 5' TERM; while true; do sleep 0.1; done",
     ]);
     assert_eq!(containerd.task_status(&id).as_deref(), Some("RUNNING"));
+    // The shim reads the task's cgroup through the pid it was given.
+    let metrics = containerd.ok(&["task", "metrics", "--format", "json", &id]);
+    assert!(
+        metrics.contains("67108864"),
+        "the memory limit in {metrics}"
+    );
     // The supervisor, and its spawners (forks: the same command line).
     assert!(!supervisors_of(&id).is_empty());
 
@@ -371,15 +379,17 @@ fn ctr_runs_execs_pauses_kills_and_deletes_through_sandvisor() {
         SANDVISOR,
         "--fifo-dir",
         &fifo,
-        "--memory-limit",
-        "10000000",
+        "--rdt-class",
+        "gold",
         IMAGE,
         &bad,
         "true",
     ]);
     assert!(!failed.status.success());
     assert!(
-        failed.stderr.contains("linux.resources.memory"),
+        failed
+            .stderr
+            .contains("linux.intelRdt: intel rdt is not supported"),
         "{}",
         failed.stderr
     );

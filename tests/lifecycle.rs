@@ -261,6 +261,15 @@ fn create_holds_the_init_until_start_and_the_pid_file_names_its_relay() {
         "{list}"
     );
 
+    // In the container's cgroups (containerd's shim reads them through
+    // this pid), but not one of its processes.
+    let cgroups =
+        |pid: i32| std::fs::read_to_string(format!("/proc/{pid}/cgroup")).expect("cgroup");
+    assert_eq!(cgroups(relay), cgroups(init));
+    let pids: Vec<i32> =
+        serde_json::from_str(&rt.ok(&["ps", "--format", "json", &id])).expect("ps json");
+    assert_eq!(pids, vec![init]);
+
     rt.ok(&["start", &id]);
     let status = reap(relay, Duration::from_secs(10));
     assert!(libc::WIFEXITED(status));
@@ -704,4 +713,111 @@ fn a_paused_container_does_not_run_until_resumed() {
     eventually("the init gone", || {
         !Path::new(&format!("/proc/{init}/stat")).exists()
     });
+}
+
+/// The container's cgroup directory for `controller` (v1, else v2), from
+/// where its init is.
+fn cgroup_dir_of(pid: i64, controller: &str) -> PathBuf {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).expect("cgroup");
+    for line in text.lines() {
+        let mut parts = line.splitn(3, ':');
+        let (_, controllers, path) = (parts.next(), parts.next(), parts.next());
+        let (Some(controllers), Some(path)) = (controllers, path) else {
+            continue;
+        };
+        if controllers.split(',').any(|c| c == controller) {
+            return PathBuf::from(format!("/sys/fs/cgroup/{controller}{path}"));
+        }
+    }
+    let unified = text
+        .lines()
+        .find_map(|l| l.strip_prefix("0::"))
+        .expect("a v2 line");
+    let mount = if Path::new("/sys/fs/cgroup/unified").is_dir() {
+        "/sys/fs/cgroup/unified"
+    } else {
+        "/sys/fs/cgroup"
+    };
+    PathBuf::from(format!("{mount}{unified}"))
+}
+
+#[test]
+fn limits_apply_at_create_change_with_update_and_show_in_events() {
+    let rt = Runtime::new();
+    let mut bundle = Bundle::new("limits", &["sleep", "100"]);
+    bundle.edit(|c| {
+        c["linux"]["resources"]["memory"] = json!({"limit": 67_108_864});
+        c["linux"]["resources"]["pids"] = json!({"limit": 20});
+    });
+    let id = unique("limits");
+    rt.ok(&["run", "-d", "-b", &bundle.path_string(), &id]);
+    let init = rt.state(&id)["pid"].as_i64().expect("pid");
+    let pids_dir = cgroup_dir_of(init, "pids");
+    let read = |dir: &Path, file: &str| {
+        std::fs::read_to_string(dir.join(file))
+            .unwrap_or_else(|e| panic!("{}: {e}", dir.join(file).display()))
+            .trim()
+            .to_owned()
+    };
+    assert_eq!(read(&pids_dir, "pids.max"), "20");
+
+    let event: Value = serde_json::from_str(&rt.ok(&["events", "--stats", &id])).expect("json");
+    assert_eq!(event["type"], "stats");
+    assert_eq!(event["id"], id.as_str());
+    assert_eq!(event["data"]["memory"]["usage"]["limit"], 67_108_864);
+    assert_eq!(event["data"]["pids"]["limit"], 20);
+    // The init and the resident spawner.
+    assert_eq!(event["data"]["pids"]["current"], 2);
+    assert!(
+        event["data"]["memory"]["usage"]["usage"]
+            .as_u64()
+            .expect("usage")
+            > 0
+    );
+    assert!(
+        event["data"]["cpu"]["usage"]["total"]
+            .as_u64()
+            .expect("cpu")
+            > 0
+    );
+
+    rt.ok(&["update", "--memory", "128m", "--pids-limit", "50", &id]);
+    assert_eq!(read(&pids_dir, "pids.max"), "50");
+    let event: Value = serde_json::from_str(&rt.ok(&["events", "--stats", &id])).expect("json");
+    assert_eq!(event["data"]["memory"]["usage"]["limit"], 134_217_728);
+    let resources = rt.pid_file("resources.json");
+    std::fs::write(&resources, r#"{"pids": {"limit": 30}}"#).expect("resources");
+    rt.ok(&[
+        "update",
+        "--resources",
+        resources.to_str().expect("utf-8"),
+        &id,
+    ]);
+    assert_eq!(read(&pids_dir, "pids.max"), "30");
+
+    // A value the kernel refuses: nothing of the update stays.
+    let refused = rt.fails(&["update", "--pids-limit", "40", "--cpuset-cpus", "4096", &id]);
+    assert!(
+        refused.contains("cpuset.cpus") && refused.contains("4096"),
+        "{refused}"
+    );
+    assert_eq!(read(&pids_dir, "pids.max"), "30");
+    let refused = rt.fails(&["update", "--memory", "12x", &id]);
+    assert!(refused.contains("invalid --memory \"12x\""), "{refused}");
+
+    // Streaming ends when the container stops.
+    let stream = std::process::Command::new(SANDVISOR)
+        .args(["--root", rt.root(), "events", "--interval", "50ms", &id])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("events");
+    std::thread::sleep(Duration::from_millis(300));
+    rt.ok(&["kill", &id, "KILL"]);
+    let output = stream.wait_with_output().expect("events output");
+    assert!(output.status.success());
+    let lines = String::from_utf8_lossy(&output.stdout).lines().count();
+    assert!(lines >= 2, "{lines} events");
+    let refused = rt.fails(&["events", "--stats", &id]);
+    assert!(refused.contains("is not running"), "{refused}");
+    rt.ok(&["delete", &id]);
 }

@@ -108,6 +108,13 @@ impl From<ContainerError> for RpcError {
                 ErrorCode::InvalidArgument
             }
             ContainerError::Host { .. } | ContainerError::Tty(_) => ErrorCode::Internal,
+            ContainerError::Limits { source, .. } => match source.raw_os_error() {
+                Some(libc::EINVAL | libc::ERANGE | libc::EBUSY | libc::ENOENT) => {
+                    ErrorCode::InvalidArgument
+                }
+                _ if source.kind() == std::io::ErrorKind::Unsupported => ErrorCode::Unsupported,
+                _ => ErrorCode::Internal,
+            },
             ContainerError::Spawn(SpawnError::Unavailable(_)) => ErrorCode::Unavailable,
             ContainerError::Spawn(SpawnError::Plan(_)) => ErrorCode::InvalidArgument,
             ContainerError::Spawn(SpawnError::Failed { .. }) => ErrorCode::Internal,

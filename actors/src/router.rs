@@ -204,6 +204,8 @@ impl Router {
             Request::Start(m) => self.container_manager.call(id, m),
             Request::ContainerRuntimeState(m) => self.container_manager.call(id, m),
             Request::Pause(m) => self.container_manager.call(id, m),
+            Request::Update(m) => self.container_manager.call(id, m),
+            Request::Event(m) => self.container_manager.call(id, m),
             Request::Resume(m) => self.container_manager.call(id, m),
             Request::Ping(m) => self.debug.call(id, m),
             Request::Stacks(m) => self.debug.call(id, m),

@@ -14,6 +14,7 @@ use sandvisor_actors::api::container::{
     CreateSubcontainer, DestroySubcontainer, Start, StartRoot, StartSubcontainer,
 };
 use sandvisor_actors::api::Fds;
+use sandvisor_actors::sys::cgroup;
 
 use super::inspect::live_status;
 use super::run::{
@@ -41,7 +42,8 @@ pub struct CreateFlags {
     /// container's init, exits with its status and forwards the signals it
     /// gets to it. It is a child of this command, so that a subreaper above
     /// (containerd's shim, conmon) reaps it and learns how the container
-    /// ended; `state` gives the init's own pid.
+    /// ended, and it is in the container's cgroups (not in its pid
+    /// namespace); `state` gives the init's own pid.
     #[arg(long, value_name = "PATH")]
     pub pid_file: Option<PathBuf>,
     /// Enter the root without pivot_root (unsupported: sandvisor always
@@ -160,6 +162,13 @@ pub(super) fn create_container(
     };
     if let Some(pid_file) = &flags.pid_file {
         let relay = spawn_exit_relay(&entry.socket, id, None)?;
+        // In the container's cgroups: containerd's shim finds the cgroup to
+        // report on and watch for OOM kills through this pid.
+        if let Some(init) = entry.init {
+            let hierarchies = cgroup::hierarchies().unwrap_or_default();
+            cgroup::join_cgroups_of(&hierarchies, init.pid, relay)
+                .map_err(io("move the exit relay into the container's cgroups"))?;
+        }
         write_pid_file(pid_file, relay)?;
     }
     Ok(())

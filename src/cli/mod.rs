@@ -4,6 +4,7 @@ mod boot;
 mod call;
 mod create;
 mod delete;
+mod events;
 mod exec;
 mod features;
 mod inspect;
@@ -14,6 +15,7 @@ mod ps;
 mod relay;
 mod run;
 mod spec;
+mod update;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -104,6 +106,10 @@ enum Command {
     Pause(pause::PauseArgs),
     /// Thaw a paused container (as runc resume).
     Resume(pause::PauseArgs),
+    /// Print a container's resource use as JSON events (as runc events).
+    Events(events::EventsArgs),
+    /// Change a running container's resource limits (as runc update).
+    Update(update::UpdateArgs),
     /// Stand for a container's process for a subreaper (internal).
     #[command(hide = true)]
     RelayExit(relay::RelayArgs),
@@ -140,6 +146,8 @@ pub fn main() -> ExitCode {
         Command::Ps(args) => ps::ps(&cli.global, args).map_err(Into::into),
         Command::Pause(args) => pause::pause(&cli.global, args).map_err(Into::into),
         Command::Resume(args) => pause::resume(&cli.global, args).map_err(Into::into),
+        Command::Events(args) => events::events(&cli.global, args).map_err(Into::into),
+        Command::Update(args) => update::update(&cli.global, args).map_err(Into::into),
         Command::RelayExit(args) => Ok(relay::relay(args)),
         Command::Spec(args) => spec::run(args).map_err(Into::into),
         Command::Features => features::run().map_err(Into::into),

@@ -27,10 +27,10 @@ use tokio::sync::oneshot;
 
 use super::reaper::{ChildrenExited, ExitJournal};
 use crate::api::container::{
-    ContainerRuntimeState, CreateSubcontainer, DestroySubcontainer, ExecCapabilities, ExecRlimit,
-    ExecuteAsync, Executed, Pause, ProcessInfo, ProcessList, Processes, Resume, RuntimeState,
-    RuntimeStatus, Signal, SignalMode, Start, StartRoot, StartSubcontainer, Started, Wait, WaitPid,
-    WaitStatusReply,
+    ContainerRuntimeState, CreateSubcontainer, DestroySubcontainer, Event, EventReply,
+    ExecCapabilities, ExecRlimit, ExecuteAsync, Executed, Pause, ProcessInfo, ProcessList,
+    Processes, Resume, RuntimeState, RuntimeStatus, Signal, SignalMode, Start, StartRoot,
+    StartSubcontainer, Started, Update, Wait, WaitPid, WaitStatusReply,
 };
 use crate::api::{Empty, Fds};
 use crate::container::plan::{ChildFailure, ChildReport, HookPlan, NsKind, PlanKind};
@@ -42,6 +42,7 @@ use crate::supervision::{
     guarded, handles, supervised_actor, ActorStatus, MailboxTicket, Reply, Subsystem,
 };
 use crate::sys::cgroup::{self, ContainerCgroup, Hierarchy};
+use crate::sys::cgroup_stats;
 use crate::sys::hooks::HookError;
 use crate::sys::process::{pidfd_exited, pidfd_signal, WaitStatus};
 use crate::sys::procfs;
@@ -90,6 +91,14 @@ pub enum ContainerError {
         /// On which path.
         path: String,
         /// The error.
+        source: std::io::Error,
+    },
+    /// The kernel refused a resource limit (what was changed is put back).
+    #[error("apply resources to cgroup {cgroup}: {source}")]
+    Limits {
+        /// The cgroup, relative to the hierarchies' roots.
+        cgroup: String,
+        /// The refusal, naming the file and the value.
         source: std::io::Error,
     },
     /// The spawner could not clone the process.
@@ -551,7 +560,8 @@ impl ContainerManager {
                     connection,
                 })
             }
-            Err((spare, e)) => {
+            Err(refused) => {
+                let (spare, e) = *refused;
                 warn!(self.logger, "cannot adopt the spare resident"; "cid" => cid, "error" => %e);
                 self.spare = Some(spare);
                 None
@@ -732,6 +742,48 @@ impl ContainerManager {
                 c.phase = Phase::Running;
             }
         }
+    }
+
+    /// A live (created, running or paused) container, after the exits
+    /// reaped so far are applied.
+    fn live(&mut self, cid: &str) -> Result<&Container, ContainerError> {
+        self.apply_exits();
+        let c = self
+            .containers
+            .get(cid)
+            .ok_or_else(|| ContainerError::NotFound(cid.to_owned()))?;
+        if !matches!(c.phase, Phase::Created | Phase::Running | Phase::Paused) {
+            return Err(ContainerError::NotRunning(cid.to_owned()));
+        }
+        Ok(c)
+    }
+
+    /// A container's resource use now.
+    fn event(&mut self, req: Event, _: &mut Context<Self>) -> Result<EventReply, RpcError> {
+        let c = self.live(&req.cid)?;
+        let dirs = c
+            .cgroup
+            .as_ref()
+            .map(|g| g.dirs.clone())
+            .unwrap_or_default();
+        let init = c.init;
+        Ok(EventReply {
+            kind: "stats".into(),
+            data: cgroup_stats::read(&self.hierarchies, &dirs, init),
+            id: req.cid,
+        })
+    }
+
+    /// Changes a live container's resource limits.
+    fn update(&mut self, req: Update, _: &mut Context<Self>) -> Result<Empty, RpcError> {
+        let c = self.live(&req.cid)?;
+        let (dirs, relative) = match &c.cgroup {
+            Some(cgroup) => (cgroup.dirs.clone(), cgroup.relative.clone()),
+            None => (Vec::new(), PathBuf::new()),
+        };
+        self.apply_resources(&req.resources, &dirs, &relative)?;
+        info!(self.logger, "container resources updated"; "cid" => &req.cid);
+        Ok(Empty {})
     }
 
     /// Where a container is in the OCI lifecycle.
@@ -999,7 +1051,7 @@ impl ContainerManager {
             }
         }
         if let Some(resources) = spec.linux().as_ref().and_then(|l| l.resources().as_ref()) {
-            self.apply_resources(resources, &dirs, unified.as_deref(), &relative)?;
+            self.apply_resources(resources, &dirs, &relative)?;
         }
         let cgroup_dirs =
             if self.hierarchies.len() == 1 && self.hierarchies[0].v1_controllers.is_none() {
@@ -1064,62 +1116,27 @@ impl ContainerManager {
         Ok((blueprint, opened))
     }
 
-    /// Writes the spec's resource limits into the container's cgroups
-    /// (`dirs`, one per hierarchy), enabling v2 controllers on the way.
+    /// Writes resource limits into a container's cgroups (`dirs`, one per
+    /// hierarchy, at `relative`), enabling v2 controllers on the way.
     fn apply_resources(
         &self,
         resources: &oci_spec::runtime::LinuxResources,
         dirs: &[PathBuf],
-        unified: Option<&Path>,
         relative: &Path,
     ) -> Result<(), ContainerError> {
-        let v1_dir = |controller: &str| {
-            self.hierarchies
-                .iter()
-                .zip(dirs)
-                .find(|(h, _)| {
-                    h.v1_controllers
-                        .as_ref()
-                        .is_some_and(|c| c.iter().any(|c| c == controller))
-                })
-                .map(|(_, dir)| dir.clone())
-        };
         let writes = resources::control_writes(resources, |controller| {
-            if v1_dir(controller).is_some() {
+            if cgroup::is_v1_controller(&self.hierarchies, controller) {
                 CgroupVersion::V1
             } else {
                 CgroupVersion::V2
             }
         })?;
-        for write in writes {
-            let dir = match (v1_dir(write.controller), unified) {
-                (Some(dir), _) => dir,
-                (None, Some(unified)) => {
-                    let mount = self
-                        .hierarchies
-                        .iter()
-                        .find(|h| h.v1_controllers.is_none())
-                        .map(|h| h.mount.clone())
-                        .unwrap_or_default();
-                    cgroup::enable_v2_controller(&mount, relative, write.controller)
-                        .map_err(|e| ContainerError::host("enable a controller for", unified, e))?;
-                    unified.to_path_buf()
-                }
-                (None, None) => {
-                    return Err(SpecError::Unsupported {
-                        field: "linux.resources".into(),
-                        detail: format!(
-                            "no cgroup hierarchy has the {} controller",
-                            write.controller
-                        ),
-                    }
-                    .into())
-                }
-            };
-            cgroup::write_control(&dir, write.file, &write.value)
-                .map_err(|e| ContainerError::host("apply resources to", &dir, e))?;
-        }
-        Ok(())
+        cgroup::apply_writes(&self.hierarchies, dirs, relative, &writes).map_err(|source| {
+            ContainerError::Limits {
+                cgroup: relative.display().to_string(),
+                source,
+            }
+        })
     }
 
     /// Spawns the plan and waits for the exec (or the failure). A failed
@@ -1588,9 +1605,15 @@ impl ContainerManager {
                 .map(|(pid, _)| *pid)
                 .collect(),
         };
+        // A process in its cgroups but outside its pid namespace is not
+        // one of its processes: the exit relay `create --pid-file` leaves.
+        let pid_ns = |pid: i32| std::fs::read_link(format!("/proc/{pid}/ns/pid")).ok();
+        let own_ns = c.init.and_then(pid_ns);
+        let supervisor_ns = pid_ns(self.config.supervisor_pid);
         host_pids
             .into_iter()
             .filter(|host| !self.processes.get(host).is_some_and(|p| p.resident))
+            .filter(|host| own_ns == supervisor_ns || pid_ns(*host) == own_ns)
             .filter_map(|host| procfs::innermost_pid(host).ok().map(|inner| (host, inner)))
             .collect()
     }
@@ -2428,6 +2451,8 @@ handles!(ContainerManager {
     DestroySubcontainer => destroy_subcontainer,
     Pause => pause,
     Resume => resume,
+    Update => update,
+    Event => event,
     Start => start,
     ContainerRuntimeState => runtime_state,
 });

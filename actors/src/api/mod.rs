@@ -92,6 +92,7 @@ impl fmt::Display for Owner {
 pub const METHODS: &[(&str, Owner)] = &[
     ("containerManager.StartRoot", Owner::ContainerManager),
     ("containerManager.Start", Owner::ContainerManager),
+    ("containerManager.Update", Owner::ContainerManager),
     (
         "containerManager.CreateSubcontainer",
         Owner::ContainerManager,
@@ -296,6 +297,8 @@ requests! {
     Start(container::Start),
     ContainerRuntimeState(container::ContainerRuntimeState),
     Pause(container::Pause),
+    Update(container::Update),
+    Event(container::Event),
     Resume(container::Resume),
     Ping(debug::Ping),
     Stacks(debug::Stacks),

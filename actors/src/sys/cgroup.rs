@@ -9,6 +9,8 @@ use std::io;
 use std::path::{Component, Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use crate::container::resources::ControlWrite;
+
 /// One mounted hierarchy.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Hierarchy {
@@ -144,6 +146,8 @@ pub struct ContainerCgroup {
     /// The one of them in the v2 hierarchy, if the host has it: processes
     /// are cloned into it (`CLONE_INTO_CGROUP`) rather than moved.
     pub unified: Option<PathBuf>,
+    /// Its path relative to each hierarchy's root.
+    pub relative: PathBuf,
 }
 
 impl ContainerCgroup {
@@ -154,7 +158,11 @@ impl ContainerCgroup {
         for h in hierarchies {
             let dir = h.mount.join(relative);
             if let Err(e) = std::fs::create_dir_all(&dir) {
-                let created = ContainerCgroup { dirs, unified };
+                let created = ContainerCgroup {
+                    dirs,
+                    unified,
+                    relative: relative.to_path_buf(),
+                };
                 let _ = created.remove(Duration::ZERO);
                 return Err(io::Error::new(
                     e.kind(),
@@ -172,7 +180,11 @@ impl ContainerCgroup {
             }
             dirs.push(dir);
         }
-        Ok(ContainerCgroup { dirs, unified })
+        Ok(ContainerCgroup {
+            dirs,
+            unified,
+            relative: relative.to_path_buf(),
+        })
     }
 
     /// Renames every directory to `name` beside it (v1 hierarchies allow
@@ -194,6 +206,7 @@ impl ContainerCgroup {
         Ok(ContainerCgroup {
             dirs: self.dirs.iter().map(|d| target(d)).collect(),
             unified: self.unified.as_deref().map(target),
+            relative: self.relative.with_file_name(name),
         })
     }
 
@@ -337,6 +350,127 @@ pub fn enable_v2_controller(mount: &Path, relative: &Path, controller: &str) -> 
         }
     }
     Ok(())
+}
+
+/// Moves process `pid` into the cgroups process `of` is in, in every
+/// hierarchy of `hierarchies` (as `/proc/OF/cgroup` names them).
+pub fn join_cgroups_of(hierarchies: &[Hierarchy], of: i32, pid: i32) -> io::Result<()> {
+    let text = std::fs::read_to_string(format!("/proc/{of}/cgroup"))?;
+    for h in hierarchies {
+        let path = text.lines().find_map(|line| {
+            let mut parts = line.splitn(3, ':');
+            let (_, controllers, path) = (parts.next()?, parts.next()?, parts.next()?);
+            let matches = match &h.v1_controllers {
+                None => controllers.is_empty(),
+                Some(names) => {
+                    let listed: Vec<&str> = controllers.split(',').collect();
+                    names.iter().all(|n| listed.contains(&n.as_str()))
+                }
+            };
+            matches.then_some(path)
+        });
+        let Some(path) = path else { continue };
+        let dir = h.mount.join(path.trim_start_matches('/'));
+        write_control(&dir, "cgroup.procs", &pid.to_string())?;
+    }
+    Ok(())
+}
+
+/// Where control files of `controller` go: the directory in the v1
+/// hierarchy that has it, else the v2 one (`None`: the host has neither).
+fn controller_dir<'a>(
+    hierarchies: &[Hierarchy],
+    dirs: &'a [PathBuf],
+    controller: &str,
+) -> Option<(&'a PathBuf, bool)> {
+    let v1 = hierarchies.iter().zip(dirs).find(|(h, _)| {
+        h.v1_controllers
+            .as_ref()
+            .is_some_and(|c| c.iter().any(|c| c == controller))
+    });
+    match v1 {
+        Some((_, dir)) => Some((dir, false)),
+        None => hierarchies
+            .iter()
+            .zip(dirs)
+            .find(|(h, _)| h.v1_controllers.is_none())
+            .map(|(_, dir)| (dir, true)),
+    }
+}
+
+/// Whether `controller` is a v1 controller on this host (else it is
+/// looked for in v2).
+pub fn is_v1_controller(hierarchies: &[Hierarchy], controller: &str) -> bool {
+    hierarchies.iter().any(|h| {
+        h.v1_controllers
+            .as_ref()
+            .is_some_and(|c| c.iter().any(|c| c == controller))
+    })
+}
+
+/// Applies `writes` to the cgroup at `relative` whose directories (one per
+/// hierarchy, in `hierarchies`' order) are `dirs`: each in the v1
+/// hierarchy with its controller, else in v2, whose controller is enabled
+/// in the parents first. On a failure, the values already changed are put
+/// back and the error names the file and the value.
+pub fn apply_writes(
+    hierarchies: &[Hierarchy],
+    dirs: &[PathBuf],
+    relative: &Path,
+    writes: &[ControlWrite],
+) -> io::Result<()> {
+    let mut done: Vec<(PathBuf, String, String)> = Vec::new();
+    let result = (|| {
+        let mut i = 0;
+        while i < writes.len() {
+            let target = |w: &ControlWrite| -> io::Result<PathBuf> {
+                let (dir, v2) =
+                    controller_dir(hierarchies, dirs, &w.controller).ok_or_else(|| {
+                        io::Error::new(
+                            io::ErrorKind::Unsupported,
+                            format!("no cgroup hierarchy has the {} controller", w.controller),
+                        )
+                    })?;
+                if v2 {
+                    let mount = hierarchies
+                        .iter()
+                        .find(|h| h.v1_controllers.is_none())
+                        .map(|h| h.mount.clone())
+                        .unwrap_or_default();
+                    enable_v2_controller(&mount, relative, &w.controller)?;
+                }
+                Ok(dir.clone())
+            };
+            let mut apply = |w: &ControlWrite| -> io::Result<()> {
+                let dir = target(w)?;
+                let before = std::fs::read_to_string(dir.join(&w.file)).unwrap_or_default();
+                write_control(&dir, &w.file, &w.value)?;
+                // Only a one-line value can be written back as it reads.
+                if before.trim().lines().count() == 1 {
+                    done.push((dir, w.file.clone(), before.trim().to_owned()));
+                }
+                Ok(())
+            };
+            let write = &writes[i];
+            match apply(write) {
+                Err(e) if write.swap_with_next && i + 1 < writes.len() => {
+                    // The kernel's order constraint: the other way round.
+                    apply(&writes[i + 1]).map_err(|_| e)?;
+                    apply(write)?;
+                    i += 2;
+                }
+                Err(e) => return Err(e),
+                Ok(()) => i += 1,
+            }
+        }
+        Ok(())
+    })();
+    if result.is_err() {
+        for (dir, file, value) in done.iter().rev() {
+            let _ = std::fs::write(dir.join(file), value);
+        }
+    }
+    result
 }
 
 /// Freezes (`frozen`) or thaws the cgroup whose directories (one per
@@ -543,6 +677,23 @@ mod tests {
         );
     }
 
+    /// A v1 hierarchy of `controller` at `base/controller` and a v2 one at
+    /// `base/unified`.
+    fn v1_and_v2(base: &Path, controller: &str) -> [Hierarchy; 2] {
+        [
+            Hierarchy {
+                mount: base.join(controller),
+                root: "/".into(),
+                v1_controllers: Some(vec![controller.into()]),
+            },
+            Hierarchy {
+                mount: base.join("unified"),
+                root: "/".into(),
+                v1_controllers: None,
+            },
+        ]
+    }
+
     #[test]
     fn freezing_uses_the_v1_freezer_first_and_waits_for_the_state() {
         let base = tempfile::tempdir().unwrap();
@@ -553,18 +704,7 @@ mod tests {
         }
         std::fs::write(freezer.join("freezer.state"), "THAWED\n").unwrap();
         std::fs::write(unified.join("cgroup.freeze"), "0\n").unwrap();
-        let hierarchies = [
-            Hierarchy {
-                mount: base.path().join("freezer"),
-                root: "/".into(),
-                v1_controllers: Some(vec!["freezer".into()]),
-            },
-            Hierarchy {
-                mount: base.path().join("unified"),
-                root: "/".into(),
-                v1_controllers: None,
-            },
-        ];
+        let hierarchies = v1_and_v2(base.path(), "freezer");
         let dirs = [freezer.clone(), unified.clone()];
         // A plain file reads back what was written: the kernel's "done".
         set_frozen(&hierarchies, &dirs, true, Duration::from_millis(50)).unwrap();
@@ -600,5 +740,82 @@ mod tests {
         .unwrap();
         let none = set_frozen(&[], &[], true, Duration::ZERO).unwrap_err();
         assert_eq!(none.kind(), io::ErrorKind::Unsupported);
+    }
+
+    #[test]
+    fn writes_go_to_their_controller_and_a_failure_puts_back_what_was_changed() {
+        let base = tempfile::tempdir().unwrap();
+        let pids = base.path().join("pids/c");
+        let unified = base.path().join("unified/c");
+        std::fs::create_dir_all(&pids).unwrap();
+        std::fs::create_dir_all(&unified).unwrap();
+        std::fs::write(pids.join("pids.max"), "max\n").unwrap();
+        for dir in [base.path().join("unified"), unified.clone()] {
+            std::fs::write(dir.join("cgroup.controllers"), "memory\n").unwrap();
+            std::fs::write(dir.join("cgroup.subtree_control"), "").unwrap();
+        }
+        std::fs::write(unified.join("memory.max"), "max\n").unwrap();
+        let hierarchies = v1_and_v2(base.path(), "pids");
+        let dirs = [pids.clone(), unified.clone()];
+        let w = |controller: &str, file: &str, value: &str| ControlWrite {
+            controller: controller.into(),
+            file: file.into(),
+            value: value.into(),
+            swap_with_next: false,
+        };
+        apply_writes(
+            &hierarchies,
+            &dirs,
+            Path::new("c"),
+            &[
+                w("pids", "pids.max", "64"),
+                w("memory", "memory.max", "1000"),
+            ],
+        )
+        .unwrap();
+        assert_eq!(
+            std::fs::read_to_string(pids.join("pids.max")).unwrap(),
+            "64"
+        );
+        assert_eq!(
+            std::fs::read_to_string(unified.join("memory.max")).unwrap(),
+            "1000"
+        );
+        // v2's memory controller was switched on for the child.
+        assert_eq!(
+            std::fs::read_to_string(base.path().join("unified/cgroup.subtree_control")).unwrap(),
+            "+memory"
+        );
+        // The third write fails (no such directory): the first two go back.
+        let failed = apply_writes(
+            &hierarchies,
+            &dirs,
+            Path::new("c"),
+            &[
+                w("pids", "pids.max", "8"),
+                w("memory", "memory.max", "2000"),
+                w("memory", "nested/memory.high", "1"),
+            ],
+        )
+        .unwrap_err();
+        assert!(
+            failed.to_string().contains("nested/memory.high"),
+            "{failed}"
+        );
+        assert_eq!(
+            std::fs::read_to_string(pids.join("pids.max")).unwrap(),
+            "64"
+        );
+        assert_eq!(
+            std::fs::read_to_string(unified.join("memory.max")).unwrap(),
+            "1000"
+        );
+        let none = apply_writes(
+            &hierarchies[..1],
+            &dirs[..1],
+            Path::new("c"),
+            &[w("cpu", "cpu.weight", "1")],
+        );
+        assert_eq!(none.unwrap_err().kind(), io::ErrorKind::Unsupported);
     }
 }

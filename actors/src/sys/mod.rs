@@ -3,6 +3,7 @@
 //! actors and in `container`.
 
 pub mod cgroup;
+pub mod cgroup_stats;
 pub mod hooks;
 pub mod mount;
 pub mod process;

@@ -94,19 +94,19 @@ impl Spare {
 
     /// Renames its cgroups to `name` and hands over its resident (it must
     /// be ready). On failure the spare is given back unchanged.
-    pub fn adopt(self, name: &str) -> Result<(ContainerCgroup, Resident), (Spare, io::Error)> {
+    pub fn adopt(self, name: &str) -> Result<(ContainerCgroup, Resident), Box<(Spare, io::Error)>> {
         let Some(resident) = self.ready else {
-            return Err((self, io::Error::other("the spare is not ready")));
+            return Err(Box::new((self, io::Error::other("the spare is not ready"))));
         };
         match self.cgroup.rename(name) {
             Ok(cgroup) => Ok((cgroup, resident)),
-            Err(e) => Err((
+            Err(e) => Err(Box::new((
                 Spare {
                     ready: Some(resident),
                     ..self
                 },
                 e,
-            )),
+            ))),
         }
     }
 

@@ -1,0 +1,355 @@
+//! A container's resource use, read from its cgroup control files (v1 or
+//! v2, whichever has each controller) and its network namespace's
+//! `/proc/PID/net/dev`, into runc's stats shape. A file that is missing
+//! (a controller the host lacks) leaves its figures at zero.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use super::cgroup::Hierarchy;
+use crate::api::container::{
+    BlkioEntry, BlkioStats, CpuStats, CpuUsage, MemoryEntry, MemoryStats, NetworkInterface,
+    PidsStats, Stats, Throttling,
+};
+
+/// Reads the stats of the cgroup whose directories (one per hierarchy, in
+/// `hierarchies`' order) are `dirs`; `init` is a process in its network
+/// namespace.
+pub fn read(hierarchies: &[Hierarchy], dirs: &[PathBuf], init: Option<i32>) -> Stats {
+    let v1 = |controller: &str| {
+        hierarchies
+            .iter()
+            .zip(dirs)
+            .find(|(h, _)| {
+                h.v1_controllers
+                    .as_ref()
+                    .is_some_and(|c| c.iter().any(|c| c == controller))
+            })
+            .map(|(_, d)| d.as_path())
+    };
+    let v2 = hierarchies
+        .iter()
+        .zip(dirs)
+        .find(|(h, _)| h.v1_controllers.is_none())
+        .map(|(_, d)| d.as_path());
+    Stats {
+        cpu: match (v1("cpuacct"), v2) {
+            (Some(acct), _) => cpu_v1(acct, v1("cpu").unwrap_or(acct)),
+            (None, Some(dir)) => cpu_v2(dir),
+            (None, None) => CpuStats::default(),
+        },
+        memory: match (v1("memory"), v2) {
+            (Some(dir), _) => memory_v1(dir),
+            (None, Some(dir)) => memory_v2(dir),
+            (None, None) => MemoryStats::default(),
+        },
+        pids: v1("pids").or(v2).map(pids).unwrap_or_default(),
+        blkio: match (v1("blkio"), v2) {
+            (Some(dir), _) => BlkioStats {
+                io_service_bytes_recursive: parse_blkio_v1(&read_text(
+                    dir,
+                    "blkio.throttle.io_service_bytes_recursive",
+                )),
+            },
+            (None, Some(dir)) => BlkioStats {
+                io_service_bytes_recursive: parse_io_stat(&read_text(dir, "io.stat")),
+            },
+            (None, None) => BlkioStats::default(),
+        },
+        network_interfaces: init
+            .and_then(|pid| std::fs::read_to_string(format!("/proc/{pid}/net/dev")).ok())
+            .map(|text| parse_net_dev(&text))
+            .unwrap_or_default(),
+    }
+}
+
+fn read_text(dir: &Path, file: &str) -> String {
+    std::fs::read_to_string(dir.join(file)).unwrap_or_default()
+}
+
+/// A one-number file; "max" (no limit) reads as `max`.
+fn read_number(dir: &Path, file: &str, max: u64) -> u64 {
+    let text = read_text(dir, file);
+    match text.trim() {
+        "max" => max,
+        t => t.parse().unwrap_or(0),
+    }
+}
+
+/// "key value" lines, as cpu.stat, memory.stat and cpuacct.stat are.
+pub fn parse_flat_keyed(text: &str) -> BTreeMap<String, u64> {
+    text.lines()
+        .filter_map(|line| {
+            let mut parts = line.split_whitespace();
+            let key = parts.next()?;
+            let value = parts.next()?.parse().ok()?;
+            Some((key.to_owned(), value))
+        })
+        .collect()
+}
+
+fn cpu_v1(acct: &Path, cpu: &Path) -> CpuStats {
+    // cpuacct.stat counts USER_HZ ticks.
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
+    let tick_ns = 1_000_000_000 / hz;
+    let ticks = parse_flat_keyed(&read_text(acct, "cpuacct.stat"));
+    let throttle = parse_flat_keyed(&read_text(cpu, "cpu.stat"));
+    CpuStats {
+        usage: CpuUsage {
+            total: read_number(acct, "cpuacct.usage", 0),
+            percpu: read_text(acct, "cpuacct.usage_percpu")
+                .split_whitespace()
+                .filter_map(|n| n.parse().ok())
+                .collect(),
+            kernel: ticks.get("system").copied().unwrap_or(0) * tick_ns,
+            user: ticks.get("user").copied().unwrap_or(0) * tick_ns,
+        },
+        throttling: Throttling {
+            periods: throttle.get("nr_periods").copied().unwrap_or(0),
+            throttled_periods: throttle.get("nr_throttled").copied().unwrap_or(0),
+            throttled_time: throttle.get("throttled_time").copied().unwrap_or(0),
+        },
+    }
+}
+
+fn cpu_v2(dir: &Path) -> CpuStats {
+    let stat = parse_flat_keyed(&read_text(dir, "cpu.stat"));
+    let micros = |key: &str| stat.get(key).copied().unwrap_or(0) * 1000;
+    CpuStats {
+        usage: CpuUsage {
+            total: micros("usage_usec"),
+            percpu: Vec::new(),
+            kernel: micros("system_usec"),
+            user: micros("user_usec"),
+        },
+        throttling: Throttling {
+            periods: stat.get("nr_periods").copied().unwrap_or(0),
+            throttled_periods: stat.get("nr_throttled").copied().unwrap_or(0),
+            throttled_time: micros("throttled_usec"),
+        },
+    }
+}
+
+fn memory_v1(dir: &Path) -> MemoryStats {
+    let raw = parse_flat_keyed(&read_text(dir, "memory.stat"));
+    let entry = |prefix: &str| MemoryEntry {
+        limit: read_number(dir, &format!("{prefix}.limit_in_bytes"), u64::MAX),
+        usage: read_number(dir, &format!("{prefix}.usage_in_bytes"), 0),
+        max: read_number(dir, &format!("{prefix}.max_usage_in_bytes"), 0),
+        failcnt: read_number(dir, &format!("{prefix}.failcnt"), 0),
+    };
+    MemoryStats {
+        cache: raw.get("cache").copied().unwrap_or(0),
+        usage: entry("memory"),
+        swap: entry("memory.memsw"),
+        raw,
+    }
+}
+
+fn memory_v2(dir: &Path) -> MemoryStats {
+    let raw = parse_flat_keyed(&read_text(dir, "memory.stat"));
+    let events = parse_flat_keyed(&read_text(dir, "memory.events"));
+    MemoryStats {
+        cache: raw.get("file").copied().unwrap_or(0),
+        usage: MemoryEntry {
+            limit: read_number(dir, "memory.max", u64::MAX),
+            usage: read_number(dir, "memory.current", 0),
+            max: read_number(dir, "memory.peak", 0),
+            failcnt: events.get("max").copied().unwrap_or(0),
+        },
+        swap: MemoryEntry {
+            limit: read_number(dir, "memory.swap.max", u64::MAX),
+            usage: read_number(dir, "memory.swap.current", 0),
+            max: read_number(dir, "memory.swap.peak", 0),
+            failcnt: parse_flat_keyed(&read_text(dir, "memory.swap.events"))
+                .get("max")
+                .copied()
+                .unwrap_or(0),
+        },
+        raw,
+    }
+}
+
+fn pids(dir: &Path) -> PidsStats {
+    PidsStats {
+        current: read_number(dir, "pids.current", 0),
+        limit: read_number(dir, "pids.max", 0),
+    }
+}
+
+fn device(text: &str) -> Option<(u64, u64)> {
+    let (major, minor) = text.split_once(':')?;
+    Some((major.parse().ok()?, minor.parse().ok()?))
+}
+
+/// v1 `blkio.throttle.io_service_bytes_recursive`: "MAJ:MIN Op bytes"
+/// lines (Read and Write kept), and a "Total" line.
+pub fn parse_blkio_v1(text: &str) -> Vec<BlkioEntry> {
+    text.lines()
+        .filter_map(|line| {
+            let mut parts = line.split_whitespace();
+            let (major, minor) = device(parts.next()?)?;
+            let op = parts.next()?;
+            let value = parts.next()?.parse().ok()?;
+            matches!(op, "Read" | "Write").then(|| BlkioEntry {
+                major,
+                minor,
+                op: op.to_owned(),
+                value,
+            })
+        })
+        .collect()
+}
+
+/// v2 `io.stat`: "MAJ:MIN rbytes=N wbytes=N ..." lines.
+pub fn parse_io_stat(text: &str) -> Vec<BlkioEntry> {
+    let mut out = Vec::new();
+    for line in text.lines() {
+        let mut parts = line.split_whitespace();
+        let Some((major, minor)) = parts.next().and_then(device) else {
+            continue;
+        };
+        for field in parts {
+            let Some((key, value)) = field.split_once('=') else {
+                continue;
+            };
+            let op = match key {
+                "rbytes" => "Read",
+                "wbytes" => "Write",
+                _ => continue,
+            };
+            if let Ok(value) = value.parse() {
+                out.push(BlkioEntry {
+                    major,
+                    minor,
+                    op: op.to_owned(),
+                    value,
+                });
+            }
+        }
+    }
+    out
+}
+
+/// `/proc/PID/net/dev`, loopback left out.
+pub fn parse_net_dev(text: &str) -> Vec<NetworkInterface> {
+    text.lines()
+        .skip(2)
+        .filter_map(|line| {
+            let (name, counters) = line.split_once(':')?;
+            let name = name.trim();
+            if name == "lo" {
+                return None;
+            }
+            let n: Vec<u64> = counters
+                .split_whitespace()
+                .filter_map(|c| c.parse().ok())
+                .collect();
+            (n.len() >= 12).then(|| NetworkInterface {
+                name: name.to_owned(),
+                rx_bytes: n[0],
+                rx_packets: n[1],
+                rx_errors: n[2],
+                rx_dropped: n[3],
+                tx_bytes: n[8],
+                tx_packets: n[9],
+                tx_errors: n[10],
+                tx_dropped: n[11],
+            })
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keyed_files_parse_into_figures() {
+        let stat = parse_flat_keyed("usage_usec 1500\nuser_usec 1000\nsystem_usec 500\nbad\n");
+        assert_eq!(stat.get("usage_usec"), Some(&1500));
+        assert_eq!(stat.len(), 3);
+    }
+
+    #[test]
+    fn block_io_parses_in_both_versions() {
+        let v1 = "8:0 Read 4096\n8:0 Write 8192\n8:0 Sync 1\n8:0 Total 12288\nTotal 12288\n";
+        let want = vec![
+            BlkioEntry {
+                major: 8,
+                minor: 0,
+                op: "Read".into(),
+                value: 4096,
+            },
+            BlkioEntry {
+                major: 8,
+                minor: 0,
+                op: "Write".into(),
+                value: 8192,
+            },
+        ];
+        assert_eq!(parse_blkio_v1(v1), want);
+        assert_eq!(
+            parse_io_stat("8:0 rbytes=4096 wbytes=8192 rios=1 wios=2 dbytes=0 dios=0\n"),
+            want
+        );
+    }
+
+    #[test]
+    fn interfaces_but_loopback_are_listed() {
+        let text = "Inter-|   Receive                                                |  Transmit\n \
+ face |bytes    packets errs drop fifo frame compressed multicast|bytes    packets errs drop fifo colls carrier compressed\n    \
+lo:     100       1    0    0    0     0          0         0      100       1    0    0    0     0       0          0\n  \
+eth0:    2000      20    1    2    0     0          0         0     3000      30    3    4    0     0       0          0\n";
+        assert_eq!(
+            parse_net_dev(text),
+            vec![NetworkInterface {
+                name: "eth0".into(),
+                rx_bytes: 2000,
+                rx_packets: 20,
+                rx_errors: 1,
+                rx_dropped: 2,
+                tx_bytes: 3000,
+                tx_packets: 30,
+                tx_errors: 3,
+                tx_dropped: 4,
+            }]
+        );
+    }
+
+    #[test]
+    fn a_v2_cgroup_reads_from_its_files_and_max_means_no_limit() {
+        let dir = tempfile::tempdir().unwrap();
+        let files = [
+            ("cpu.stat", "usage_usec 2000\nuser_usec 1500\nsystem_usec 500\nnr_periods 4\nnr_throttled 1\nthrottled_usec 30\n"),
+            ("memory.current", "4096\n"),
+            ("memory.max", "max\n"),
+            ("memory.events", "low 0\nhigh 0\nmax 3\noom 0\noom_kill 0\n"),
+            ("memory.stat", "anon 1024\nfile 2048\n"),
+            ("pids.current", "2\n"),
+            ("pids.max", "max\n"),
+        ];
+        for (name, text) in files {
+            std::fs::write(dir.path().join(name), text).unwrap();
+        }
+        let hierarchies = [Hierarchy {
+            mount: dir.path().to_path_buf(),
+            root: "/".into(),
+            v1_controllers: None,
+        }];
+        let stats = read(&hierarchies, &[dir.path().to_path_buf()], None);
+        assert_eq!(stats.cpu.usage.total, 2_000_000);
+        assert_eq!(
+            (stats.cpu.usage.user, stats.cpu.usage.kernel),
+            (1_500_000, 500_000)
+        );
+        assert_eq!(stats.cpu.throttling.throttled_time, 30_000);
+        assert_eq!(stats.memory.usage.usage, 4096);
+        assert_eq!(stats.memory.usage.limit, u64::MAX);
+        assert_eq!(stats.memory.usage.failcnt, 3);
+        assert_eq!(stats.memory.cache, 2048);
+        assert_eq!(stats.memory.raw.get("anon"), Some(&1024));
+        assert_eq!((stats.pids.current, stats.pids.limit), (2, 0));
+    }
+}
