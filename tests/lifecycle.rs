@@ -396,8 +396,10 @@ fn hooks_run_at_the_spec_s_points_with_the_state_on_stdin() {
     let state = seen("startContainer").expect("startContainer did not run at start");
     assert_eq!(state["status"], "created");
     assert_eq!(state["pid"], init);
-    eventually("poststart", || seen("poststart").is_some());
-    assert_eq!(seen("poststart").expect("poststart")["status"], "running");
+    // Poststart hooks have run when start returns.
+    let state = seen("poststart").expect("poststart did not run before start returned");
+    assert_eq!(state["status"], "running");
+    assert_eq!(state["pid"], init);
     eventually("the program", || out.path().join("program").exists());
     assert!(seen("poststop").is_none());
 
@@ -713,6 +715,17 @@ fn a_paused_container_does_not_run_until_resumed() {
     eventually("the init gone", || {
         !Path::new(&format!("/proc/{init}/stat")).exists()
     });
+
+    // A stopped container can be neither paused nor resumed.
+    let stopped = unique("stopped");
+    rt.ok(&["run", "-d", "-b", &bundle.path_string(), &stopped]);
+    rt.ok(&["kill", &stopped, "KILL"]);
+    eventually("stopped", || rt.state(&stopped)["status"] == "stopped");
+    for command in ["pause", "resume"] {
+        let refused = rt.fails(&[command, &stopped]);
+        assert!(refused.contains("is not running"), "{command}: {refused}");
+    }
+    rt.ok(&["delete", &stopped]);
 }
 
 /// The container's cgroup directory for `controller` (v1, else v2), from

@@ -644,11 +644,28 @@ impl ContainerManager {
                     match failure {
                         None => {
                             info!(act.logger, "container started"; "cid" => &cid, "pid" => pid);
-                            act.run_detached_hooks(&cid, HookPoint::Poststart, Some(pid));
-                            Box::pin(fut::ready(Ok(Started {
-                                pid,
-                                fds: Fds::none(),
-                            })))
+                            // runtime-spec: poststart hooks run before start
+                            // returns; a failed one is a warning.
+                            let (hooks, state) = match act.containers.get(&cid) {
+                                Some(c) => (
+                                    c.hooks.poststart.clone(),
+                                    hook_state_json(
+                                        c.hook_state.clone(),
+                                        oci_spec::runtime::ContainerState::Running,
+                                        Some(pid),
+                                    ),
+                                ),
+                                None => (Vec::new(), Vec::new()),
+                            };
+                            Box::pin(act.run_hooks(hooks, state).map(move |ran, act, _| {
+                                if let Err(e) = ran {
+                                    warn!(act.logger, "poststart hook failed"; "cid" => &cid, "error" => %e);
+                                }
+                                Ok(Started {
+                                    pid,
+                                    fds: Fds::none(),
+                                })
+                            }))
                         }
                         // Answer once the init is gone: the container is stopped.
                         Some(error) => Box::pin(
