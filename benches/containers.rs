@@ -1501,6 +1501,7 @@ fn run_steps_once(ws: &Workspace, id: &str, steps: Option<&mut RunSteps>, hangs:
         spec,
         bundle: Workspace::bundle_arg(&ws.bundle),
         console_socket: None,
+        preserve_fds: 0,
         hold: false,
         fds: stdio,
     });
@@ -1656,6 +1657,7 @@ fn sandvisor_exec_once(conn: &Connection, cid: &str, results: &mut ExecResults, 
         rlimits: None,
         terminal: false,
         console_socket: None,
+        preserve_fds: 0,
         fds: stdio,
     });
     let started = start.elapsed();
@@ -1696,6 +1698,7 @@ fn subcontainer_once(
         spec,
         bundle: Workspace::bundle_arg(&ws.bundle),
         console_socket: None,
+        preserve_fds: 0,
         hold: false,
         fds: stdio,
     });
@@ -1738,6 +1741,7 @@ fn exec_cases(config: &Config, ws: &Workspace, runc: Option<&RuncRoot>) -> ExecR
         spec: ws.sleep_spec.clone(),
         bundle: Workspace::bundle_arg(&ws.sleep_bundle),
         console_socket: None,
+        preserve_fds: 0,
         hold: false,
         fds: dev_null_stdio(),
     });

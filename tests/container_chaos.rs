@@ -75,6 +75,7 @@ fn exec_and_wait_survive_panics_in_the_manager_and_the_reaper() {
             spec: default_spec(cid, vec!["sleep".into(), "3600".into()], false),
             bundle: None,
             console_socket: None,
+            preserve_fds: 0,
             hold: false,
             fds: Fds(dev_null()),
         })
@@ -119,6 +120,7 @@ fn exec_and_wait_survive_panics_in_the_manager_and_the_reaper() {
                 rlimits: None,
                 terminal: false,
                 console_socket: None,
+                preserve_fds: 0,
                 fds: Fds(dev_null()),
             })
         });

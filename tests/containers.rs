@@ -341,6 +341,7 @@ fn start_root_request(cid: &str, bundle: &Bundle) -> (StartRoot, Output) {
             spec: bundle.spec(),
             bundle: Some(bundle.path_string()),
             console_socket: None,
+            preserve_fds: 0,
             hold: false,
             fds: Fds(fds),
         },
@@ -369,6 +370,7 @@ fn exec_request(cid: &str, argv: &[&str]) -> ExecuteAsync {
         rlimits: None,
         terminal: false,
         console_socket: None,
+        preserve_fds: 0,
         fds: Fds::none(),
     }
 }
@@ -2179,6 +2181,7 @@ fn concurrent_waiters_all_get_the_status_and_later_waits_get_it_at_once() {
             spec: bundle.spec(),
             bundle: Some(bundle.path_string()),
             console_socket: None,
+            preserve_fds: 0,
             hold: false,
             fds: Fds(fds),
         },
@@ -2258,6 +2261,7 @@ fn start_sub(
             spec: bundle.spec(),
             bundle: Some(bundle.path_string()),
             console_socket: None,
+            preserve_fds: 0,
             hold: false,
             fds: Fds(fds),
         },
@@ -2732,6 +2736,7 @@ fn start_root_refuses_bad_descriptors_specs_and_duplicates() {
         spec: bundle.spec(),
         bundle: Some(bundle.path_string()),
         console_socket: None,
+        preserve_fds: 0,
         hold: false,
         fds: Fds(vec![null, out_w]),
     };
@@ -2780,6 +2785,7 @@ fn start_root_refuses_bad_descriptors_specs_and_duplicates() {
         spec: bundle.spec(),
         bundle: Some(bundle.path_string()),
         console_socket: None,
+        preserve_fds: 0,
         hold: false,
         fds: Fds(vec![null, out_w, err_w]),
     };

@@ -632,8 +632,8 @@ fn bad_input_is_refused_and_leaves_nothing_behind() {
             "unsupported: --no-pivot",
         ),
         (
-            vec!["create", "--preserve-fds", "2", "-b", &b, "pf"],
-            "unsupported: --preserve-fds",
+            vec!["create", "--preserve-fds", "40", "-b", &b, "pf"],
+            "--preserve-fds 40: descriptor 3 is not open",
         ),
         (
             vec!["--systemd-cgroup", "create", "-b", &b, "sd"],
@@ -833,4 +833,89 @@ fn limits_apply_at_create_change_with_update_and_show_in_events() {
     let refused = rt.fails(&["events", "--stats", &id]);
     assert!(refused.contains("is not running"), "{refused}");
     rt.ok(&["delete", &id]);
+}
+
+#[test]
+fn preserved_descriptors_become_the_process_s_3_and_up() {
+    use std::os::unix::process::CommandExt;
+    let rt = Runtime::new();
+    let bundle = Bundle::new(
+        "preserve",
+        &[
+            "sh",
+            "-c",
+            "echo via3 >&3; exec 3>&-; head -n1 <&4; sleep 100",
+        ],
+    );
+    let id = unique("preserve");
+    let (read3, write3) = common::pipe();
+    let input = rt.pid_file("input");
+    std::fs::write(&input, "from4\n").expect("input");
+    let input = File::open(&input).expect("input");
+    let output = rt.pid_file("preserve.out");
+    let (w3, r4) = (write3.as_raw_fd(), input.as_raw_fd());
+    let mut create = Command::new(SANDVISOR);
+    create
+        .args(["--root", rt.root(), "create", "--preserve-fds", "2", "-b"])
+        .arg(bundle.path())
+        .arg(&id)
+        .stdout(File::create(&output).expect("output"));
+    // SAFETY: dup2 between fork and exec, onto 3 and 4 of the child only.
+    unsafe {
+        create.pre_exec(move || {
+            if libc::dup2(w3, 3) < 0 || libc::dup2(r4, 4) < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    assert!(create.status().expect("create").success());
+    drop(write3);
+    rt.ok(&["start", &id]);
+    // The pipe ends once the container has closed its 3: no one else (the
+    // command, the supervisor, its spawners) kept a copy.
+    let (done, got) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut text = String::new();
+        let _ = std::io::Read::read_to_string(&mut File::from(read3), &mut text);
+        let _ = done.send(text);
+    });
+    let via3 = got
+        .recv_timeout(Duration::from_secs(10))
+        .expect("descriptor 3's pipe never ended");
+    assert_eq!(via3, "via3\n");
+    eventually("the line from 4", || {
+        std::fs::read_to_string(&output).is_ok_and(|t| t == "from4\n")
+    });
+
+    // exec passes them too.
+    let (read5, write5) = common::pipe();
+    let w = write5.as_raw_fd();
+    let mut exec = Command::new(SANDVISOR);
+    exec.args([
+        "--root",
+        rt.root(),
+        "exec",
+        "--preserve-fds",
+        "1",
+        &id,
+        "sh",
+        "-c",
+        "echo exec3 >&3",
+    ]);
+    // SAFETY: as above.
+    unsafe {
+        exec.pre_exec(move || {
+            if libc::dup2(w, 3) < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    assert!(exec.status().expect("exec").success());
+    drop(write5);
+    let mut text = String::new();
+    std::io::Read::read_to_string(&mut File::from(read5), &mut text).expect("read");
+    assert_eq!(text, "exec3\n");
+    rt.ok(&["delete", "--force", &id]);
 }

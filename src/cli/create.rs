@@ -18,7 +18,8 @@ use sandvisor_actors::sys::cgroup;
 
 use super::inspect::live_status;
 use super::run::{
-    caller_stdio, io, read_bundle_spec, supervisor_identity, EntryMeta, RunError, Supervisor,
+    caller_stdio, close_from_on_exec, io, read_bundle_spec, supervisor_identity, EntryMeta,
+    RunError, Supervisor,
 };
 use super::GlobalOptions;
 use crate::client::Client;
@@ -54,8 +55,8 @@ pub struct CreateFlags {
     /// does: the flag is accepted, and changes nothing).
     #[arg(long)]
     pub no_new_keyring: bool,
-    /// Pass N descriptors after stdio to the container (only 0 is
-    /// supported).
+    /// Pass this command's descriptors 3 to 3+N-1 to the container's
+    /// process, as its 3, 4, ...
     #[arg(long, value_name = "N", default_value_t = 0)]
     pub preserve_fds: u32,
 }
@@ -111,12 +112,6 @@ pub(super) fn create_container(
             "--no-pivot: the root is always entered with pivot_root".into(),
         ));
     }
-    if flags.preserve_fds > 0 {
-        return Err(RunError::Unsupported(format!(
-            "--preserve-fds {}: only stdin, stdout and stderr are passed to a container",
-            flags.preserve_fds
-        )));
-    }
     let terminal = spec
         .process()
         .as_ref()
@@ -137,7 +132,7 @@ pub(super) fn create_container(
         (Some(path), true) => Some(absolute(path)?.display().to_string()),
         (None, false) => None,
     };
-    let stdio = caller_stdio(terminal)?;
+    let stdio = caller_stdio(terminal, flags.preserve_fds)?;
     let dir = StateDir::open(&global.root)?;
     let locked = dir.create(id)?;
     let bundle_text = bundle.display().to_string();
@@ -147,6 +142,7 @@ pub(super) fn create_container(
         spec,
         bundle: bundle_text,
         console_socket,
+        preserve_fds: flags.preserve_fds,
         fds: Fds(stdio),
     };
     let created = match sandbox_of(&request.spec) {
@@ -181,6 +177,7 @@ struct Request<'a> {
     spec: Spec,
     bundle: String,
     console_socket: Option<String>,
+    preserve_fds: u32,
     fds: Fds,
 }
 
@@ -217,6 +214,7 @@ fn create_root(
             bundle: Some(request.bundle),
             console_socket: request.console_socket,
             hold: true,
+            preserve_fds: request.preserve_fds,
             fds: request.fds,
         })?;
         let identity = supervisor_identity(&supervisor)?;
@@ -266,6 +264,7 @@ fn create_member(
             bundle: Some(request.bundle),
             console_socket: request.console_socket,
             hold: true,
+            preserve_fds: request.preserve_fds,
             fds: request.fds,
         })?;
         let entry = request.meta.entry(
@@ -324,14 +323,15 @@ pub(super) fn spawn_exit_relay(
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null());
-    // SAFETY: setsid is async-signal-safe and only changes the child's
-    // session: the caller's terminal signals are not the container's.
+    // SAFETY: setsid and close_range are async-signal-safe and only change
+    // the child: a session of its own (the caller's terminal signals are
+    // not the container's), and none of the caller's descriptors.
     unsafe {
         command.pre_exec(|| {
             if libc::setsid() < 0 {
                 return Err(std::io::Error::last_os_error());
             }
-            Ok(())
+            close_from_on_exec(3)
         });
     }
     let child = command.spawn().map_err(io("spawn the exit relay"))?;

@@ -59,7 +59,8 @@ pub struct ExecArgs {
     /// Set no_new_privs.
     #[arg(long)]
     no_new_privs: bool,
-    /// Pass N descriptors after stdio (only 0 is supported).
+    /// Pass this command's descriptors 3 to 3+N-1 to the process, as its
+    /// 3, 4, ...
     #[arg(long, value_name = "N", default_value_t = 0)]
     preserve_fds: u32,
     /// The container id.
@@ -75,12 +76,6 @@ pub struct ExecArgs {
 
 /// Runs the process; in the foreground, returns its shell exit status.
 pub fn exec(global: &GlobalOptions, args: ExecArgs) -> Result<ExitCode, RunError> {
-    if args.preserve_fds > 0 {
-        return Err(RunError::Unsupported(format!(
-            "--preserve-fds {}: only stdin, stdout and stderr are passed to a process",
-            args.preserve_fds
-        )));
-    }
     let dir = StateDir::open(&global.root)?;
     let entry = dir.load(&args.id)?;
     match live_status(&entry).0 {
@@ -121,7 +116,8 @@ pub fn exec(global: &GlobalOptions, args: ExecArgs) -> Result<ExitCode, RunError
         .map(|p| std::path::absolute(p).map(|p| p.display().to_string()))
         .transpose()
         .map_err(io("resolve the console socket path"))?;
-    request.fds = Fds(caller_stdio(request.terminal)?);
+    request.preserve_fds = args.preserve_fds;
+    request.fds = Fds(caller_stdio(request.terminal, args.preserve_fds)?);
     // Forwarded signals are taken by one thread: block them before any
     // thread exists.
     let mut forwarded = SigSet::empty();
@@ -246,6 +242,7 @@ fn from_process_file(cid: &str, path: &std::path::Path) -> Result<ExecuteAsync, 
         }),
         terminal: process.terminal().unwrap_or(false),
         console_socket: None,
+        preserve_fds: 0,
         fds: Fds::none(),
     })
 }
@@ -288,6 +285,7 @@ fn from_flags(args: &ExecArgs, bundle: &std::path::Path) -> Result<ExecuteAsync,
         rlimits: None,
         terminal: args.tty,
         console_socket: None,
+        preserve_fds: 0,
         fds: Fds::none(),
     })
 }

@@ -163,6 +163,24 @@ fn load_spec(args: &RunArgs, id: &str) -> Result<Spec, RunError> {
     Ok(spec)
 }
 
+/// Marks every descriptor from `first` up close-on-exec (between fork and
+/// exec: async-signal-safe).
+pub(super) fn close_from_on_exec(first: u32) -> std::io::Result<()> {
+    // SAFETY: close_range with flags only changes descriptor flags.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_close_range,
+            first,
+            u32::MAX,
+            libc::CLOSE_RANGE_CLOEXEC,
+        )
+    };
+    if rc < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
+}
+
 /// Reads `BUNDLE/config.json`.
 pub(super) fn read_bundle_spec(bundle: &std::path::Path) -> Result<Spec, RunError> {
     let path = bundle.join("config.json");
@@ -239,6 +257,10 @@ impl Supervisor {
                 if libc::dup2(raw, 3) < 0 {
                     return Err(std::io::Error::last_os_error());
                 }
+                // Whatever else this command inherited (a caller's
+                // descriptors, those passed to the container) is not the
+                // supervisor's to hold open.
+                close_from_on_exec(4)?;
                 let mut empty: libc::sigset_t = std::mem::zeroed();
                 libc::sigemptyset(&mut empty);
                 if libc::sigprocmask(libc::SIG_SETMASK, &empty, std::ptr::null_mut()) < 0 {
@@ -309,16 +331,39 @@ pub(super) fn dup(fd: std::os::fd::BorrowedFd<'_>) -> Result<OwnedFd, RunError> 
 }
 
 /// Duplicates of this command's stdin, stdout and stderr for a process
-/// without a terminal; none for one with a terminal.
-pub(super) fn caller_stdio(terminal: bool) -> Result<Vec<OwnedFd>, RunError> {
-    if terminal {
-        return Ok(Vec::new());
+/// without a terminal (none for one with a terminal), then of its
+/// descriptors 3 to 3+`preserve`-1, which the process gets as its own 3,
+/// 4, ... (runc's `--preserve-fds`).
+pub(super) fn caller_stdio(terminal: bool, preserve: u32) -> Result<Vec<OwnedFd>, RunError> {
+    // The copies land above the range passed through, so that none of them
+    // is taken for one of its descriptors.
+    let floor = 3 + preserve as i32;
+    let copy = |raw: i32| -> Result<OwnedFd, std::io::Error> {
+        // SAFETY: F_DUPFD_CLOEXEC on a descriptor number; it fails with
+        // EBADF if nothing is open there.
+        let copy = unsafe { libc::fcntl(raw, libc::F_DUPFD_CLOEXEC, floor) };
+        if copy < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        // SAFETY: a new descriptor nothing else owns.
+        Ok(unsafe { std::os::fd::FromRawFd::from_raw_fd(copy) })
+    };
+    let mut preserved = Vec::new();
+    for raw in 3..floor {
+        preserved.push(copy(raw).map_err(|e| {
+            RunError::Refused(format!(
+                "--preserve-fds {preserve}: descriptor {raw} is not open: {e}"
+            ))
+        })?);
     }
-    Ok(vec![
-        dup(std::io::stdin().as_fd())?,
-        dup(std::io::stdout().as_fd())?,
-        dup(std::io::stderr().as_fd())?,
-    ])
+    let mut fds = Vec::new();
+    if !terminal {
+        for raw in 0..3 {
+            fds.push(copy(raw).map_err(io("duplicate a standard stream"))?);
+        }
+    }
+    fds.extend(preserved);
+    Ok(fds)
 }
 
 /// This command's terminal joined to a container process's pty: raw mode
@@ -381,9 +426,9 @@ pub fn run(global: &GlobalOptions, args: RunArgs) -> Result<ExitCode, RunError> 
         }
         return Ok(ExitCode::SUCCESS);
     }
-    if args.create.no_pivot || args.create.preserve_fds > 0 {
+    if args.create.no_pivot {
         return Err(RunError::Unsupported(
-            "--no-pivot and --preserve-fds: the root is always entered with pivot_root, and only stdio is passed".into(),
+            "--no-pivot: the root is always entered with pivot_root".into(),
         ));
     }
     let terminal = spec
@@ -409,9 +454,10 @@ pub fn run(global: &GlobalOptions, args: RunArgs) -> Result<ExitCode, RunError> 
         .as_ref()
         .and_then(|l| l.cgroups_path().as_ref())
         .is_none();
+    // Before anything else here opens a descriptor at 3 or above.
+    let stdio = caller_stdio(terminal, args.create.preserve_fds)?;
     let mut supervisor = Supervisor::start(global, &id, default_cgroup, false)?;
     let client = Client::connect(&supervisor.socket)?;
-    let stdio = caller_stdio(terminal)?;
     let bundle = args
         .bundle
         .as_deref()
@@ -430,6 +476,7 @@ pub fn run(global: &GlobalOptions, args: RunArgs) -> Result<ExitCode, RunError> 
             .transpose()
             .map_err(io("resolve the console socket path"))?,
         hold: false,
+        preserve_fds: args.create.preserve_fds,
         fds: Fds(stdio),
     });
     let started = match started {

@@ -329,6 +329,8 @@ struct SpecSource<'a> {
     bundle: Option<&'a str>,
     /// Create only: hold the init at its start gate.
     hold: bool,
+    /// Descriptors passed through after stdio.
+    preserve_fds: u32,
 }
 
 struct ProcessRecord {
@@ -592,6 +594,7 @@ impl ContainerManager {
             spec: &req.spec,
             bundle: req.bundle.as_deref(),
             hold: req.hold,
+            preserve_fds: req.preserve_fds,
         };
         match self.prepare_container(source, fds, Kind::Root) {
             Ok((blueprint, opened)) => {
@@ -873,6 +876,7 @@ impl ContainerManager {
                 spec: &spec,
                 bundle: req.bundle.as_deref(),
                 hold: req.hold,
+                preserve_fds: req.preserve_fds,
             };
             self.prepare_container(source, fds, Kind::Sub)
         })();
@@ -955,7 +959,7 @@ impl ContainerManager {
     fn prepare_container(
         &mut self,
         source: SpecSource<'_>,
-        fds: Vec<OwnedFd>,
+        mut fds: Vec<OwnedFd>,
         kind: Kind,
     ) -> Result<(Blueprint, Opened), ContainerError> {
         let cid = source.cid;
@@ -985,20 +989,22 @@ impl ContainerManager {
             .as_ref()
             .and_then(|p| p.terminal())
             .unwrap_or(false);
+        let method = match kind {
+            Kind::Root => <StartRoot as crate::api::Method>::NAME,
+            Kind::Sub => <StartSubcontainer as crate::api::Method>::NAME,
+        };
+        let preserved = take_preserved(&mut fds, source.preserve_fds, method)?;
         let (expected, what) = if terminal {
-            (0, "none with a terminal")
+            (0, "none with a terminal, then the preserved ones")
         } else {
-            (3, "stdin, stdout, stderr")
+            (3, "stdin, stdout, stderr, then the preserved ones")
         };
         if fds.len() != expected {
             return Err(ContainerError::FdCount {
-                method: match kind {
-                    Kind::Root => <StartRoot as crate::api::Method>::NAME,
-                    Kind::Sub => <StartSubcontainer as crate::api::Method>::NAME,
-                },
-                expected,
+                method,
+                expected: expected + preserved.len(),
                 what,
-                got: fds.len(),
+                got: fds.len() + preserved.len(),
             });
         }
         let container = Container {
@@ -1007,7 +1013,7 @@ impl ContainerManager {
             ..Container::new(self.config.state_dir.join(cid), Phase::Starting)
         };
         self.containers.insert(cid.to_owned(), container);
-        let prepared = self.prepare_registered(source, fds, reserved_tty);
+        let prepared = self.prepare_registered(source, fds, reserved_tty, preserved);
         if prepared.is_err() {
             self.discard(cid);
         }
@@ -1019,6 +1025,7 @@ impl ContainerManager {
         source: SpecSource<'_>,
         mut fds: Vec<OwnedFd>,
         caller_tty: Option<OwnedFd>,
+        preserved: Vec<OwnedFd>,
     ) -> Result<(Blueprint, Opened), ContainerError> {
         let (cid, spec) = (source.cid, source.spec);
         let dir = self.config.state_dir.join(cid);
@@ -1111,6 +1118,7 @@ impl ContainerManager {
             loopback_up: true,
             hook_state: hook_state.clone(),
             caller_terminal: caller_tty.is_some(),
+            preserve_fds: source.preserve_fds,
         };
         let blueprint = spec::build_container(spec, &ctx)?;
         if let crate::container::plan::PlanKind::Container(plan) = &blueprint.plan.kind {
@@ -1129,7 +1137,7 @@ impl ContainerManager {
         for warning in &blueprint.warnings {
             warn!(self.logger, "spec warning"; "cid" => cid, "warning" => warning);
         }
-        let opened = open_fds(&blueprint, &mut fds, caller_tty)?;
+        let opened = open_fds(&blueprint, &mut fds, caller_tty, preserved)?;
         Ok((blueprint, opened))
     }
 
@@ -1789,6 +1797,11 @@ impl ContainerManager {
             .spec
             .as_deref()
             .ok_or_else(|| ContainerError::NotRunning(req.cid.clone()))?;
+        let preserved = take_preserved(
+            &mut fds,
+            req.preserve_fds,
+            <ExecuteAsync as crate::api::Method>::NAME,
+        )?;
         let expected = match (req.terminal, fds.len()) {
             (true, 0 | 1) => fds.len(),
             (true, _) => 1,
@@ -1797,13 +1810,13 @@ impl ContainerManager {
         if fds.len() != expected {
             return Err(ContainerError::FdCount {
                 method: <ExecuteAsync as crate::api::Method>::NAME,
-                expected,
+                expected: expected + preserved.len(),
                 what: if req.terminal {
-                    "a terminal, or none to allocate one"
+                    "a terminal, or none to allocate one, then the preserved ones"
                 } else {
-                    "stdin, stdout, stderr"
+                    "stdin, stdout, stderr, then the preserved ones"
                 },
-                got: fds.len(),
+                got: fds.len() + preserved.len(),
             });
         }
         let caller_tty = if req.terminal { fds.pop() } else { None };
@@ -1846,9 +1859,10 @@ impl ContainerManager {
             supervisor_pid: self.config.supervisor_pid,
             seccomp: spec.linux().as_ref().and_then(|l| l.seccomp().clone()),
             caller_terminal: caller_tty.is_some(),
+            preserve_fds: req.preserve_fds,
         };
         let blueprint = spec::build_exec(&process, &ctx)?;
-        let opened = open_fds(&blueprint, &mut fds, caller_tty)?;
+        let opened = open_fds(&blueprint, &mut fds, caller_tty, preserved)?;
         Ok((blueprint, opened))
     }
 
@@ -2053,13 +2067,34 @@ fn receive_master(console: OwnedFd) -> std::io::Result<OwnedFd> {
         .ok_or_else(|| std::io::Error::other("the child sent no terminal"))
 }
 
+/// The last `count` of a call's descriptors: those it passes through to
+/// the process after its stdio (or terminal).
+fn take_preserved(
+    fds: &mut Vec<OwnedFd>,
+    count: u32,
+    method: &'static str,
+) -> Result<Vec<OwnedFd>, ContainerError> {
+    let count = count as usize;
+    if count > fds.len() {
+        return Err(ContainerError::FdCount {
+            method,
+            expected: count,
+            what: "at least the preserved ones",
+            got: fds.len(),
+        });
+    }
+    Ok(fds.split_off(fds.len() - count))
+}
+
 /// Opens what the blueprint's descriptor list names, taking the caller's
 /// descriptors (stdio) from `given`.
 fn open_fds(
     blueprint: &Blueprint,
     given: &mut Vec<OwnedFd>,
     mut caller_tty: Option<OwnedFd>,
+    preserved: Vec<OwnedFd>,
 ) -> Result<Opened, ContainerError> {
+    let mut preserved: Vec<Option<OwnedFd>> = preserved.into_iter().map(Some).collect();
     let mut given = std::mem::take(given).into_iter();
     let mut stdio: Vec<Option<OwnedFd>> = (0..3).map(|_| given.next()).collect();
     let (status_read, status_write) = nix::unistd::pipe2(OFlag::O_CLOEXEC)
@@ -2082,6 +2117,16 @@ fn open_fds(
                     ContainerError::host(
                         "use",
                         format!("stdio {n}"),
+                        std::io::Error::other("missing"),
+                    )
+                })?,
+            FdSource::Preserved(n) => preserved
+                .get_mut(*n as usize)
+                .and_then(Option::take)
+                .ok_or_else(|| {
+                    ContainerError::host(
+                        "use",
+                        format!("preserved descriptor {n}"),
                         std::io::Error::other("missing"),
                     )
                 })?,
@@ -2265,7 +2310,7 @@ impl ContainerManager {
         }
         let hook = hooks.remove(0);
         let blueprint = spec::build_hook(&hook, self.config.supervisor_pid);
-        let mut opened = match open_fds(&blueprint, &mut Vec::new(), None) {
+        let mut opened = match open_fds(&blueprint, &mut Vec::new(), None, Vec::new()) {
             Ok(o) => o,
             Err(e) => {
                 return Box::pin(fut::ready(Err(HookError::Spawn {

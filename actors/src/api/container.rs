@@ -10,6 +10,10 @@ use serde::{Deserialize, Serialize};
 
 use super::{CarriesFds, Fds, Method};
 
+fn is_zero(n: &u32) -> bool {
+    *n == 0
+}
+
 macro_rules! carries_fds {
     ($($ty:ty),+) => {
         $(
@@ -52,6 +56,10 @@ pub struct StartRoot {
     /// container is `created`, and [`Start`] lets it go on.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub hold: bool,
+    /// Descriptors passed through (runc's `--preserve-fds`): the last this
+    /// many of the call's descriptors become the process's 3, 4, ...
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub preserve_fds: u32,
     /// The descriptors (not part of the body).
     #[serde(skip)]
     pub fds: Fds,
@@ -114,6 +122,7 @@ impl<'a> arbitrary::Arbitrary<'a> for StartRoot {
             bundle: u.arbitrary()?,
             console_socket: u.arbitrary()?,
             hold: u.arbitrary()?,
+            preserve_fds: 0,
             fds: Fds::none(),
         })
     }
@@ -206,6 +215,9 @@ pub struct ExecuteAsync {
     /// Where to send an allocated pty master (runc's `--console-socket`).
     #[serde(default)]
     pub console_socket: Option<String>,
+    /// Descriptors passed through, as [`StartRoot::preserve_fds`].
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub preserve_fds: u32,
     /// The descriptors (not part of the body).
     #[serde(skip)]
     pub fds: Fds,
@@ -382,6 +394,10 @@ pub struct StartSubcontainer {
     /// Create only, as [`StartRoot::hold`].
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub hold: bool,
+    /// Descriptors passed through (runc's `--preserve-fds`): the last this
+    /// many of the call's descriptors become the process's 3, 4, ...
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub preserve_fds: u32,
     /// The descriptors (not part of the body).
     #[serde(skip)]
     pub fds: Fds,
@@ -403,6 +419,7 @@ impl<'a> arbitrary::Arbitrary<'a> for StartSubcontainer {
             bundle: u.arbitrary()?,
             console_socket: u.arbitrary()?,
             hold: u.arbitrary()?,
+            preserve_fds: 0,
             fds: Fds::none(),
         })
     }

@@ -311,6 +311,9 @@ pub struct ProcessPlan {
     pub oom_score_adj: Option<i32>,
     /// Where stdin, stdout and stderr come from.
     pub stdio: StdioPlan,
+    /// Descriptors passed through (runc's `--preserve-fds`): the Nth
+    /// becomes the process's descriptor 3+N.
+    pub preserved_fds: Vec<FdIndex>,
     /// A compiled seccomp filter, installed last.
     pub seccomp: Option<SeccompProgram>,
 }

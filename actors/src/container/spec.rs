@@ -68,6 +68,8 @@ pub enum FdSource {
     RuntimeHooksGate,
     /// The caller's stdin, stdout or stderr (0, 1, 2).
     Stdio(u8),
+    /// The Nth descriptor the caller passes through after stdio.
+    Preserved(u32),
     /// A terminal the caller gave.
     TerminalSlave,
     /// The child's end of the socket a new pty's master comes back on.
@@ -136,6 +138,8 @@ pub struct ContainerContext<'a> {
     pub hook_state: Option<oci_spec::runtime::State>,
     /// The caller gives the terminal (else the child allocates one).
     pub caller_terminal: bool,
+    /// Descriptors the caller passes through after stdio.
+    pub preserve_fds: u32,
 }
 
 /// Collects descriptors in index order.
@@ -236,8 +240,11 @@ pub fn build_container(spec: &Spec, ctx: &ContainerContext<'_>) -> Result<Bluepr
 
     let terminal = process.terminal().unwrap_or(false);
     let stdio = stdio(process, terminal, ctx.caller_terminal, &mut fds);
-    let (process_plan, warnings) =
+    let (mut process_plan, warnings) =
         process_plan(process, linux.and_then(|l| l.seccomp().as_ref()), stdio)?;
+    process_plan.preserved_fds = (0..ctx.preserve_fds)
+        .map(|n| fds.add(FdSource::Preserved(n)))
+        .collect();
     let start_gate = ctx.gated.then(|| fds.add(FdSource::StartGate));
     let hooks = spec.hooks().as_ref();
     let hook_list = |list: Option<&Vec<Hook>>, field: &str| -> Result<Vec<HookPlan>, SpecError> {
@@ -316,6 +323,8 @@ pub struct ExecContext {
     pub seccomp: Option<oci_spec::runtime::LinuxSeccomp>,
     /// The caller gives the terminal (else the child allocates one).
     pub caller_terminal: bool,
+    /// Descriptors the caller passes through after stdio.
+    pub preserve_fds: u32,
 }
 
 /// The plan for a process joining a running container.
@@ -345,7 +354,10 @@ pub fn build_exec(process: &Process, ctx: &ExecContext) -> Result<Blueprint, Spe
         .map(|d| fds.add(FdSource::CgroupDir(d.clone())));
     let terminal = process.terminal().unwrap_or(false);
     let stdio = stdio(process, terminal, ctx.caller_terminal, &mut fds);
-    let (process_plan, warnings) = process_plan(process, ctx.seccomp.as_ref(), stdio)?;
+    let (mut process_plan, warnings) = process_plan(process, ctx.seccomp.as_ref(), stdio)?;
+    process_plan.preserved_fds = (0..ctx.preserve_fds)
+        .map(|n| fds.add(FdSource::Preserved(n)))
+        .collect();
     Ok(Blueprint {
         plan: SpawnPlan {
             kind: PlanKind::Exec(ExecPlan {
@@ -396,6 +408,7 @@ pub fn build_hook(hook: &HookPlan, supervisor_pid: i32) -> Blueprint {
                 no_new_privileges: false,
                 oom_score_adj: None,
                 stdio,
+                preserved_fds: Vec::new(),
                 seccomp: None,
             },
             status,
@@ -1279,6 +1292,7 @@ fn process_plan(
             no_new_privileges: p.no_new_privileges().unwrap_or(false),
             oom_score_adj: p.oom_score_adj(),
             stdio,
+            preserved_fds: Vec::new(),
             seccomp,
         },
         warnings,
@@ -1532,6 +1546,7 @@ mod tests {
             loopback_up: true,
             hook_state: None,
             caller_terminal: false,
+            preserve_fds: 0,
         }
     }
 

@@ -592,6 +592,7 @@ fn exec_process(p: &ProcessPlan, fds: &Fds<'_>, stdio_done: bool) -> Step<Never>
     if !stdio_done {
         setup_stdio(&p.stdio, fds)?;
     }
+    place_preserved(&p.preserved_fds, fds)?;
     if let Some(mask) = p.umask {
         // SAFETY: umask cannot fail.
         unsafe { libc::umask(mask as libc::mode_t) };
@@ -790,6 +791,22 @@ fn last_capability() -> u32 {
         .ok()
         .and_then(|s| s.trim().parse().ok())
         .unwrap_or(40)
+}
+
+/// Puts the passed-through descriptors at 3, 4, ... without close-on-exec.
+/// The spawner numbered every descriptor of the plan above them, so none
+/// that is still needed is overwritten.
+fn place_preserved(preserved: &[usize], fds: &Fds<'_>) -> Step {
+    for (n, &index) in preserved.iter().enumerate() {
+        let fd = fds.get(index, "preserved descriptor")?;
+        let target = 3 + n as i32;
+        // SAFETY: dup2 of a live descriptor onto `target`; the new one has
+        // no close-on-exec.
+        if unsafe { libc::dup2(fd.as_raw_fd(), target) } < 0 {
+            return Err(last_errno("pass descriptor", target.to_string()));
+        }
+    }
+    Ok(())
 }
 
 fn setup_stdio(stdio: &StdioPlan, fds: &Fds<'_>) -> Step {

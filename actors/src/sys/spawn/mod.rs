@@ -271,6 +271,25 @@ fn spawn(order: &Order, fds: Vec<OwnedFd>, role: Role) -> Result<(i32, OwnedFd),
         }
         Order::Resident(resident) => return spawn_resident(resident, fds),
     };
+    // The child puts passed-through descriptors at 3, 4, ...: none of the
+    // plan's may sit there.
+    let floor = 3 + plan.process.preserved_fds.len() as i32;
+    let fds = fds
+        .into_iter()
+        .map(|fd| {
+            if fd.as_raw_fd() >= floor {
+                return Ok(fd);
+            }
+            // SAFETY: F_DUPFD_CLOEXEC on a live descriptor returns a new
+            // one nothing else owns.
+            let moved = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_DUPFD_CLOEXEC, floor) };
+            if moved < 0 {
+                return Err(failure("renumber descriptors", Errno::last()));
+            }
+            // SAFETY: see above.
+            Ok(unsafe { OwnedFd::from_raw_fd(moved) })
+        })
+        .collect::<Result<Vec<OwnedFd>, SpawnFailure>>()?;
     let mut flags = (libc::CLONE_PIDFD | libc::CLONE_PARENT) as u64;
     let mut restore_pid_ns = None;
     match &plan.kind {
