@@ -919,3 +919,70 @@ fn preserved_descriptors_become_the_process_s_3_and_up() {
     assert_eq!(text, "exec3\n");
     rt.ok(&["delete", "--force", &id]);
 }
+
+#[test]
+fn an_oom_kill_is_reported_by_wait_run_and_events() {
+    let rt = Runtime::new();
+    // dd's 64 MiB buffer does not fit under a 16 MiB limit.
+    let hog = "dd if=/dev/zero of=/dev/null bs=64M count=1";
+    let mut bundle = Bundle::new("oom", &["sh", "-c", hog]);
+    bundle.edit(|c| c["linux"]["resources"]["memory"] = json!({"limit": 16_777_216}));
+
+    // `run` of a container whose init is OOM-killed: 137, and it says why.
+    let outcome = rt.cli(&["run", "-b", &bundle.path_string(), &unique("oom-run")]);
+    assert_eq!(outcome.code(), Some(137), "{}", outcome.stderr);
+    assert!(
+        outcome.stderr.contains("was killed by the OOM killer"),
+        "{}",
+        outcome.stderr
+    );
+
+    // A child OOM-killed in a container that lives on: an `oom` event.
+    bundle.edit(|c| {
+        c["process"]["args"] = json!(["sh", "-c", format!("sleep 0.5; {hog}; sleep 100")])
+    });
+    let id = unique("oom-events");
+    rt.ok(&["run", "-d", "-b", &bundle.path_string(), &id]);
+    let stream = std::process::Command::new(SANDVISOR)
+        .args(["--root", rt.root(), "events", "--interval", "100ms", &id])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("events");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut kills = 0;
+    while kills == 0 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+        let event: Value =
+            serde_json::from_str(&rt.ok(&["events", "--stats", &id])).expect("stats");
+        kills = event["data"]["memory"]["oom_kills"]
+            .as_u64()
+            .expect("oom_kills");
+    }
+    assert_eq!(kills, 1);
+    // An exec'd process OOM-killed: 137 and the reason (WaitPID's flag).
+    let exec = rt.cli(&["exec", &id, "sh", "-c", hog]);
+    assert_eq!(exec.code(), Some(137), "{}", exec.stderr);
+    assert!(
+        exec.stderr.contains("was killed by the OOM killer"),
+        "{}",
+        exec.stderr
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    rt.ok(&["delete", "--force", &id]);
+    let output = stream.wait_with_output().expect("events output");
+    let text = String::from_utf8_lossy(&output.stdout);
+    let ooms: Vec<Value> = text
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|e| e["type"] == "oom")
+        .collect();
+    // The child's kill and the exec'd one's, each once.
+    assert_eq!(
+        ooms,
+        vec![
+            json!({"type": "oom", "id": id}),
+            json!({"type": "oom", "id": id})
+        ],
+        "{text}"
+    );
+}

@@ -1,5 +1,6 @@
 //! `sandvisor events`: a container's resource use as runc's event JSON
-//! lines: once with `--stats`, else every `--interval` until it stops.
+//! lines: once with `--stats`, else every `--interval` until it stops, with
+//! an `oom` event whenever the OOM killer has killed in it since the last.
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -38,6 +39,7 @@ pub fn events(global: &GlobalOptions, args: EventsArgs) -> Result<ExitCode, RunE
     }
     let client = Client::connect(&entry.socket)?;
     let mut stdout = std::io::stdout();
+    let mut oom_kills = None;
     loop {
         let event = match client.invoke(Event {
             cid: args.id.clone(),
@@ -49,7 +51,18 @@ pub fn events(global: &GlobalOptions, args: EventsArgs) -> Result<ExitCode, RunE
             }
             Err(e) => return Err(e.into()),
         };
-        let mut line = serde_json::to_vec(&event).map_err(|e| io("encode the event")(e.into()))?;
+        let mut line = Vec::new();
+        // Each OOM kill since the last look is an event of its own, as
+        // runc's.
+        let kills = event.data.memory.oom_kills;
+        let new_kills = oom_kills.map_or(0, |before| kills.saturating_sub(before));
+        for _ in 0..new_kills {
+            let oom = serde_json::json!({"type": "oom", "id": args.id});
+            line.extend_from_slice(oom.to_string().as_bytes());
+            line.push(b'\n');
+        }
+        oom_kills = Some(kills);
+        serde_json::to_writer(&mut line, &event).map_err(|e| io("encode the event")(e.into()))?;
         line.push(b'\n');
         stdout
             .write_all(&line)

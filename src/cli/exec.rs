@@ -161,6 +161,12 @@ pub fn exec(global: &GlobalOptions, args: ExecArgs) -> Result<ExitCode, RunError
         pid: executed.pid,
     })?;
     attached.finish();
+    if status.oom_killed {
+        eprintln!(
+            "sandvisor: process {} was killed by the OOM killer",
+            executed.pid
+        );
+    }
     let status = WaitStatus(status.status);
     Ok(ExitCode::from(status.shell_code().clamp(0, 255) as u8))
 }

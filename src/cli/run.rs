@@ -525,7 +525,11 @@ pub fn run(global: &GlobalOptions, args: RunArgs) -> Result<ExitCode, RunError> 
         }
     }
     supervisor.stop();
-    let status = WaitStatus(status?.status);
+    let status = status?;
+    if status.oom_killed {
+        eprintln!("sandvisor: container {id} was killed by the OOM killer");
+    }
+    let status = WaitStatus(status.status);
     Ok(ExitCode::from(status.shell_code().clamp(0, 255) as u8))
 }
 

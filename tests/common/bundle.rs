@@ -11,7 +11,7 @@ pub const BUSYBOX: &str = "/bin/busybox";
 /// The applets each bundle links to busybox.
 pub const APPLETS: &[&str] = &[
     "sh", "true", "false", "echo", "cat", "ls", "sleep", "hostname", "id", "ps", "mount", "grep",
-    "wc", "touch", "mkdir", "seq", "readlink", "test", "head",
+    "wc", "touch", "mkdir", "seq", "readlink", "test", "head", "dd",
 ];
 
 /// runc's default capabilities.

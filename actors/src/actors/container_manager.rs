@@ -253,6 +253,10 @@ struct Container {
     resident: Option<ResidentLink>,
     /// The held init of a `created` container.
     held: Option<HeldInit>,
+    /// Its memory cgroup's OOM kill count when last looked at.
+    oom_kills_seen: u64,
+    /// Its init was killed by the OOM killer.
+    init_oom_killed: bool,
 }
 
 impl Phase {
@@ -296,6 +300,8 @@ impl Container {
             hook_state: None,
             resident: None,
             held: None,
+            oom_kills_seen: 0,
+            init_oom_killed: false,
         }
     }
 }
@@ -347,6 +353,8 @@ struct ProcessRecord {
     /// callers (Processes, Signal, WaitPID), but killed and waited for
     /// with them.
     resident: bool,
+    /// The OOM killer killed it.
+    oom_killed: bool,
 }
 
 /// The root container's cgroups and resident spawner, made while the
@@ -1414,7 +1422,15 @@ impl ContainerManager {
             }
         };
         let held = outcome.held.is_some();
+        // OOM kills count from here: a reused cgroup may have some already.
+        let kills = self
+            .containers
+            .get(&cid)
+            .and_then(|c| c.cgroup.as_ref())
+            .map(|g| cgroup_stats::oom_kills(&self.hierarchies, &g.dirs))
+            .unwrap_or(0);
         if let Some(c) = self.containers.get_mut(&cid) {
+            c.oom_kills_seen = c.oom_kills_seen.max(kills);
             if c.phase == Phase::Starting {
                 // An init that already exited leaves the container stopped.
                 c.phase = match (c.exit.is_some(), held) {
@@ -1475,6 +1491,7 @@ impl ContainerManager {
                 exit: None,
                 waiters: Vec::new(),
                 resident,
+                oom_killed: false,
             },
         );
         if let Some(status) = exit {
@@ -1557,7 +1574,30 @@ impl ContainerManager {
         });
     }
 
+    /// Whether a process of `cid` that died by SIGKILL was the OOM
+    /// killer's: its memory cgroup counts a kill it had not counted before.
+    fn oom_killed(&mut self, cid: &str, status: WaitStatus) -> bool {
+        if status.signal() != Some(libc::SIGKILL) {
+            return false;
+        }
+        let Some(c) = self.containers.get_mut(cid) else {
+            return false;
+        };
+        let dirs = c.cgroup.as_ref().map(|g| g.dirs.as_slice()).unwrap_or(&[]);
+        let kills = cgroup_stats::oom_kills(&self.hierarchies, dirs);
+        let new = kills > c.oom_kills_seen;
+        c.oom_kills_seen = kills;
+        new
+    }
+
     fn record_exit(&mut self, pid: i32, status: WaitStatus) {
+        let oom_killed = match self.processes.get(&pid) {
+            Some(p) if !p.resident => {
+                let cid = p.container.clone();
+                self.oom_killed(&cid, status)
+            }
+            _ => false,
+        };
         let Some(p) = self.processes.get_mut(&pid) else {
             if self.early_exits.len() >= EARLY_EXITS_KEPT {
                 self.early_exits.pop_front();
@@ -1566,6 +1606,7 @@ impl ContainerManager {
             return;
         };
         p.exit = Some(status);
+        p.oom_killed = oom_killed;
         for waiter in p.waiters.drain(..) {
             let _ = waiter.send(status);
         }
@@ -1578,6 +1619,7 @@ impl ContainerManager {
         if let Some(c) = self.containers.get_mut(&cid) {
             if c.init == Some(pid) {
                 c.exit = Some(status);
+                c.init_oom_killed = oom_killed;
                 if c.phase != Phase::Starting {
                     c.phase = Phase::Stopped;
                 }
@@ -1603,14 +1645,21 @@ impl ContainerManager {
             return Reply::Now(Err(ContainerError::NotFound(req.cid).into()));
         };
         if let Some(status) = c.exit {
-            return Reply::Now(Ok(WaitStatusReply { status: status.0 }));
+            return Reply::Now(Ok(WaitStatusReply {
+                status: status.0,
+                oom_killed: c.init_oom_killed,
+            }));
         }
         let (tx, rx) = oneshot::channel();
         c.waiters.push(tx);
         let cid = req.cid;
-        Reply::Later(Box::pin(rx.into_actor(self).map(move |status, _, _| {
+        Reply::Later(Box::pin(rx.into_actor(self).map(move |status, act, _| {
+            let oom_killed = act.containers.get(&cid).is_some_and(|c| c.init_oom_killed);
             status
-                .map(|s| WaitStatusReply { status: s.0 })
+                .map(|s| WaitStatusReply {
+                    status: s.0,
+                    oom_killed,
+                })
                 .map_err(|_| ContainerError::NotFound(cid).into())
         })))
     }
@@ -1894,12 +1943,16 @@ impl ContainerManager {
             .into()));
         };
         if let Some(status) = p.exit {
+            let oom_killed = p.oom_killed;
             // Collected: an exec'd process's status is released (the init's
             // stays with its container).
             if !is_init {
                 self.processes.remove(&host);
             }
-            return Reply::Now(Ok(WaitStatusReply { status: status.0 }));
+            return Reply::Now(Ok(WaitStatusReply {
+                status: status.0,
+                oom_killed,
+            }));
         }
         let (tx, rx) = oneshot::channel();
         p.waiters.push(tx);
@@ -1911,10 +1964,14 @@ impl ContainerManager {
                     pid,
                 })
             })?;
+            let oom_killed = act.processes.get(&host).is_some_and(|p| p.oom_killed);
             if !is_init {
                 act.processes.remove(&host);
             }
-            Ok(WaitStatusReply { status: status.0 })
+            Ok(WaitStatusReply {
+                status: status.0,
+                oom_killed,
+            })
         })))
     }
 

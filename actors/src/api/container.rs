@@ -107,6 +107,10 @@ pub struct WaitStatusReply {
     /// The Linux wait status (`code << 8` for an exit; the signal, `| 0x80`
     /// for a core dump, for a kill), as gVisor returns it.
     pub status: u32,
+    /// The kernel's OOM killer killed it (its SIGKILL came with a new OOM
+    /// kill in the container's memory cgroup).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub oom_killed: bool,
 }
 
 impl CarriesFds for WaitStatusReply {}
@@ -664,6 +668,10 @@ pub struct MemoryStats {
     pub usage: MemoryEntry,
     /// Swap (v1: memory plus swap).
     pub swap: MemoryEntry,
+    /// Processes the OOM killer has killed in it (v1 `memory.oom_control`,
+    /// v2 `memory.events`).
+    #[serde(default)]
+    pub oom_kills: u64,
     /// The controller's `memory.stat`, as it names its figures.
     #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub raw: std::collections::BTreeMap<String, u64>,

@@ -63,6 +63,43 @@ pub fn read(hierarchies: &[Hierarchy], dirs: &[PathBuf], init: Option<i32>) -> S
     }
 }
 
+/// How many processes the OOM killer has killed in the cgroup (0 without
+/// a memory controller).
+pub fn oom_kills(hierarchies: &[Hierarchy], dirs: &[PathBuf]) -> u64 {
+    memory_dir(hierarchies, dirs)
+        .map(|(dir, v1)| oom_kills_in(dir, v1))
+        .unwrap_or(0)
+}
+
+/// The memory controller's directory, and whether it is v1.
+fn memory_dir<'a>(hierarchies: &[Hierarchy], dirs: &'a [PathBuf]) -> Option<(&'a Path, bool)> {
+    let v1 = hierarchies.iter().zip(dirs).find(|(h, _)| {
+        h.v1_controllers
+            .as_ref()
+            .is_some_and(|c| c.iter().any(|c| c == "memory"))
+    });
+    match v1 {
+        Some((_, dir)) => Some((dir.as_path(), true)),
+        None => hierarchies
+            .iter()
+            .zip(dirs)
+            .find(|(h, _)| h.v1_controllers.is_none())
+            .map(|(_, dir)| (dir.as_path(), false)),
+    }
+}
+
+fn oom_kills_in(dir: &Path, v1: bool) -> u64 {
+    let file = if v1 {
+        "memory.oom_control"
+    } else {
+        "memory.events"
+    };
+    parse_flat_keyed(&read_text(dir, file))
+        .get("oom_kill")
+        .copied()
+        .unwrap_or(0)
+}
+
 fn read_text(dir: &Path, file: &str) -> String {
     std::fs::read_to_string(dir.join(file)).unwrap_or_default()
 }
@@ -143,6 +180,7 @@ fn memory_v1(dir: &Path) -> MemoryStats {
         cache: raw.get("cache").copied().unwrap_or(0),
         usage: entry("memory"),
         swap: entry("memory.memsw"),
+        oom_kills: oom_kills_in(dir, true),
         raw,
     }
 }
@@ -167,6 +205,7 @@ fn memory_v2(dir: &Path) -> MemoryStats {
                 .copied()
                 .unwrap_or(0),
         },
+        oom_kills: events.get("oom_kill").copied().unwrap_or(0),
         raw,
     }
 }
@@ -325,7 +364,7 @@ eth0:    2000      20    1    2    0     0          0         0     3000      30
             ("cpu.stat", "usage_usec 2000\nuser_usec 1500\nsystem_usec 500\nnr_periods 4\nnr_throttled 1\nthrottled_usec 30\n"),
             ("memory.current", "4096\n"),
             ("memory.max", "max\n"),
-            ("memory.events", "low 0\nhigh 0\nmax 3\noom 0\noom_kill 0\n"),
+            ("memory.events", "low 0\nhigh 0\nmax 3\noom 1\noom_kill 1\n"),
             ("memory.stat", "anon 1024\nfile 2048\n"),
             ("pids.current", "2\n"),
             ("pids.max", "max\n"),
@@ -348,6 +387,8 @@ eth0:    2000      20    1    2    0     0          0         0     3000      30
         assert_eq!(stats.memory.usage.usage, 4096);
         assert_eq!(stats.memory.usage.limit, u64::MAX);
         assert_eq!(stats.memory.usage.failcnt, 3);
+        assert_eq!(stats.memory.oom_kills, 1);
+        assert_eq!(oom_kills(&hierarchies, &[dir.path().to_path_buf()]), 1);
         assert_eq!(stats.memory.cache, 2048);
         assert_eq!(stats.memory.raw.get("anon"), Some(&1024));
         assert_eq!((stats.pids.current, stats.pids.limit), (2, 0));
