@@ -986,3 +986,64 @@ fn an_oom_kill_is_reported_by_wait_run_and_events() {
         "{text}"
     );
 }
+
+#[test]
+fn control_files_of_the_sandbox_are_read_and_written_but_never_outside_it() {
+    let rt = Runtime::new();
+    let bundle = Bundle::new("files", &["sleep", "100"]);
+    let id = unique("files");
+    rt.ok(&["run", "-d", "-b", &bundle.path_string(), &id]);
+    let socket = rt.root.path().join(&id).join("ctl.sock");
+    let socket = socket.to_str().expect("utf-8");
+    let call = |method: &str, files: Value| -> Vec<Value> {
+        let out = rt.ok(&[
+            "call",
+            "--socket",
+            socket,
+            method,
+            &json!({"files": files}).to_string(),
+        ]);
+        let reply: Value = serde_json::from_str(&out).expect("reply");
+        reply["ok"]["results"].as_array().expect("results").clone()
+    };
+    let pids = |name: &str, path: &str| json!({"controller": "pids", "path": path, "name": name});
+    let results = call(
+        "Cgroups.WriteControlFiles",
+        json!([
+            {"controller": "pids", "path": id, "name": "pids.max", "value": "12"},
+            {"controller": "pids", "path": id, "name": "pids.max", "value": "twelve"},
+        ]),
+    );
+    assert_eq!(results[0], json!({}));
+    assert_eq!(results[1]["error"]["code"], "invalid_argument");
+    assert!(results[1]["error"]["message"]
+        .as_str()
+        .expect("message")
+        .contains("\"twelve\""));
+    let results = call(
+        "Cgroups.ReadControlFiles",
+        json!([
+            pids("pids.max", &id),
+            pids("pids.max", "../.."),
+            pids("pids.max", "/"),
+            pids("../pids.max", &id),
+            pids("pids.max", "no-such-container"),
+            {"controller": "no-such-controller", "path": id, "name": "x"},
+        ]),
+    );
+    assert_eq!(results[0], json!({"value": "12\n"}));
+    for (i, code) in [
+        (1, "permission_denied"),
+        (2, "permission_denied"),
+        (3, "invalid_argument"),
+        (4, "not_found"),
+        (5, "not_found"),
+    ] {
+        assert_eq!(
+            results[i]["error"]["code"], code,
+            "item {i}: {}",
+            results[i]
+        );
+    }
+    rt.ok(&["delete", "--force", &id]);
+}

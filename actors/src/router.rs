@@ -206,6 +206,8 @@ impl Router {
             Request::Pause(m) => self.container_manager.call(id, m),
             Request::Update(m) => self.container_manager.call(id, m),
             Request::Event(m) => self.container_manager.call(id, m),
+            Request::ReadControlFiles(m) => self.cgroups.call(id, m),
+            Request::WriteControlFiles(m) => self.cgroups.call(id, m),
             Request::Resume(m) => self.container_manager.call(id, m),
             Request::Ping(m) => self.debug.call(id, m),
             Request::Stacks(m) => self.debug.call(id, m),

@@ -305,7 +305,14 @@ pub fn boot(
         })
     };
     let lifecycle = dedicated!("sv-lifecycle", s.lifecycle, Lifecycle);
-    let cgroups = dedicated!("sv-cgroups", s.cgroups, Cgroups);
+    let cgroups = {
+        let (status, logger) = (s.cgroups.clone(), log("Cgroups"));
+        let parent = config.cgroup_parent.clone();
+        start_dedicated("sv-cgroups", &s.cgroups, &mut arbiters, move || {
+            let hierarchies = crate::sys::cgroup::hierarchies().unwrap_or_default();
+            Cgroups::new(status, logger, hierarchies, parent)
+        })
+    };
     let network = dedicated!("sv-network", s.network, Network);
     let trace_sessions = dedicated!("sv-trace", s.trace_sessions, TraceSessions);
     let profiler = dedicated!("sv-profiler", s.profiler, Profiler);

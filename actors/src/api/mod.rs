@@ -5,6 +5,7 @@
 //! its owning actor handles: it is defined once, here.
 
 pub mod bytes;
+pub mod cgroups;
 pub mod container;
 pub mod debug;
 pub mod fds;
@@ -299,6 +300,8 @@ requests! {
     Pause(container::Pause),
     Update(container::Update),
     Event(container::Event),
+    ReadControlFiles(cgroups::ReadControlFiles),
+    WriteControlFiles(cgroups::WriteControlFiles),
     Resume(container::Resume),
     Ping(debug::Ping),
     Stacks(debug::Stacks),

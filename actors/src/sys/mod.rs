@@ -4,6 +4,7 @@
 
 pub mod cgroup;
 pub mod cgroup_stats;
+pub mod control_files;
 pub mod hooks;
 pub mod mount;
 pub mod process;

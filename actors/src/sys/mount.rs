@@ -43,17 +43,32 @@ pub fn open_in_root(root: BorrowedFd<'_>, path: &str, flags: i32) -> Result<Owne
     let rel = path.trim_start_matches('/');
     let rel = if rel.is_empty() { "." } else { rel };
     let c = CString::new(rel).map_err(|_| Errno::EINVAL)?;
+    openat2(
+        root,
+        &c,
+        flags,
+        libc::RESOLVE_IN_ROOT | libc::RESOLVE_NO_MAGICLINKS,
+    )
+}
+
+/// `openat2(dir, path, flags | O_CLOEXEC, resolve)`.
+pub fn openat2(
+    dir: BorrowedFd<'_>,
+    path: &std::ffi::CStr,
+    flags: i32,
+    resolve: u64,
+) -> Result<OwnedFd, Errno> {
     // SAFETY: open_how is plain data for which zeroes are valid.
     let mut how: libc::open_how = unsafe { std::mem::zeroed() };
     how.flags = (flags | libc::O_CLOEXEC) as u64;
-    how.resolve = libc::RESOLVE_IN_ROOT | libc::RESOLVE_NO_MAGICLINKS;
-    // SAFETY: `c` and `how` outlive the call; openat2 returns a new
+    how.resolve = resolve;
+    // SAFETY: `path` and `how` outlive the call; openat2 returns a new
     // descriptor that nothing else owns, or -1.
     let fd = unsafe {
         libc::syscall(
             libc::SYS_openat2,
-            root.as_raw_fd(),
-            c.as_ptr(),
+            dir.as_raw_fd(),
+            path.as_ptr(),
             &how as *const libc::open_how,
             std::mem::size_of::<libc::open_how>(),
         )
