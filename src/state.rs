@@ -16,6 +16,7 @@ use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 use nix::fcntl::{Flock, FlockArg};
+use sandvisor_actors::sys::process;
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
@@ -123,26 +124,13 @@ impl ProcessIdentity {
     /// Waits until the process has exited (its pidfd says so: no polling
     /// loop); false if it still runs after `patience`.
     pub fn wait_exit(&self, patience: std::time::Duration) -> bool {
-        let Ok(pidfd) = sandvisor_actors::sys::process::pidfd_open(self.pid) else {
+        let Ok(pidfd) = process::pidfd_open(self.pid) else {
             return true;
         };
         // Opened after the pid was reused: the process we mean is gone.
-        if !self.is_alive() {
-            return true;
-        }
-        let mut fds = [nix::poll::PollFd::new(
-            std::os::fd::AsFd::as_fd(&pidfd),
-            nix::poll::PollFlags::POLLIN,
-        )];
-        let timeout =
-            nix::poll::PollTimeout::try_from(patience).unwrap_or(nix::poll::PollTimeout::MAX);
-        loop {
-            match nix::poll::poll(&mut fds, timeout) {
-                Err(nix::errno::Errno::EINTR) => continue,
-                Ok(0) => return !self.is_alive(),
-                _ => return true,
-            }
-        }
+        !self.is_alive()
+            || process::pidfd_wait_exited(std::os::fd::AsFd::as_fd(&pidfd), patience)
+            || !self.is_alive()
     }
 }
 

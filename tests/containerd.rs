@@ -135,6 +135,17 @@ impl Containerd {
         outcome.stdout
     }
 
+    /// `ctr run OPTIONS --runc-binary SANDVISOR --fifo-dir F IMAGE ID
+    /// COMMAND`: container `id` of the test image, run by sandvisor.
+    fn run(&self, options: &[&str], id: &str, command: &[&str]) -> Outcome {
+        let fifo = self.fifo_dir();
+        let mut args = vec!["run"];
+        args.extend_from_slice(options);
+        args.extend_from_slice(&["--runc-binary", SANDVISOR, "--fifo-dir", &fifo, IMAGE, id]);
+        args.extend_from_slice(command);
+        self.ctr(&args)
+    }
+
     /// The status `ctr task ls` gives `id`.
     fn task_status(&self, id: &str) -> Option<String> {
         self.ok(&["task", "ls"]).lines().find_map(|line| {
@@ -282,40 +293,27 @@ fn ctr_runs_execs_pauses_kills_and_deletes_through_sandvisor() {
 
     // In the foreground: output, then the exit status.
     let once = format!("once-{suffix}");
-    let ran = containerd.ctr(&[
-        "run",
-        "--rm",
-        "--runc-binary",
-        SANDVISOR,
-        "--fifo-dir",
-        &fifo,
-        IMAGE,
+    let ran = containerd.run(
+        &["--rm"],
         &once,
-        "sh",
-        "-c",
-        "echo hello from $$; exit 3",
-    ]);
+        &["sh", "-c", "echo hello from $$; exit 3"],
+    );
     assert_eq!(ran.stdout, "hello from 1\n", "{}", ran.stderr);
     assert_eq!(ran.status.code(), Some(3), "{}", ran.stderr);
     assert!(supervisors_of(&once).is_empty());
 
     // Detached: exec, ps, pause and resume, kill, delete.
     let id = format!("long-{suffix}");
-    containerd.ok(&[
-        "run",
-        "-d",
-        "--runc-binary",
-        SANDVISOR,
-        "--fifo-dir",
-        &fifo,
-        "--memory-limit",
-        "67108864",
-        IMAGE,
+    let started = containerd.run(
+        &["-d", "--memory-limit", "67108864"],
         &id,
-        "sh",
-        "-c",
-        "trap 'exit 5' TERM; while true; do sleep 0.1; done",
-    ]);
+        &[
+            "sh",
+            "-c",
+            "trap 'exit 5' TERM; while true; do sleep 0.1; done",
+        ],
+    );
+    assert!(started.status.success(), "{}", started.stderr);
     assert_eq!(containerd.task_status(&id).as_deref(), Some("RUNNING"));
     // The shim reads the task's cgroup through the pid it was given.
     let metrics = containerd.ok(&["task", "metrics", "--format", "json", &id]);
@@ -372,19 +370,7 @@ fn ctr_runs_execs_pauses_kills_and_deletes_through_sandvisor() {
     }
     // A failed create says why, from the runtime's JSON log.
     let bad = format!("bad-{suffix}");
-    let failed = containerd.ctr(&[
-        "run",
-        "--rm",
-        "--runc-binary",
-        SANDVISOR,
-        "--fifo-dir",
-        &fifo,
-        "--rdt-class",
-        "gold",
-        IMAGE,
-        &bad,
-        "true",
-    ]);
+    let failed = containerd.run(&["--rm", "--rdt-class", "gold"], &bad, &["true"]);
     assert!(!failed.status.success());
     assert!(
         failed

@@ -583,6 +583,19 @@ fn kill_tree(child: &mut std::process::Child) {
     let _ = child.wait();
 }
 
+/// Starts `sandvisor --root ROOT run --id ID --bundle B` in the background,
+/// stdout as given, stderr piped.
+fn spawn_run(root: &str, id: &str, bundle: &Bundle, stdout: Stdio) -> std::process::Child {
+    Command::new(SANDVISOR)
+        .args(["--root", root, "run", "--id", id, "--bundle"])
+        .arg(bundle.path())
+        .stdin(Stdio::null())
+        .stdout(stdout)
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn sandvisor run")
+}
+
 /// Runs the sandvisor binary; returns its status, stdout and stderr.
 fn run_cli(args: &[&str], timeout: Duration) -> (ExitStatus, String, String) {
     run_program(SANDVISOR, args, timeout)
@@ -734,14 +747,7 @@ fn run_registers_its_container_for_state_and_list() {
             "trap 'exit 7' TERM; while true; do sleep 0.1; done",
         ],
     );
-    let mut child = Command::new(SANDVISOR)
-        .args(["--root", root_arg, "run", "--id", &id, "--bundle"])
-        .arg(bundle.path())
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn");
+    let mut child = spawn_run(root_arg, &id, &bundle, Stdio::piped());
     // The entry appears once the container runs.
     let state = state_once_registered(root_arg, &id);
     let pid = state["pid"].as_i64().expect("pid") as i32;
@@ -848,14 +854,7 @@ fn kill_signals_a_running_container_by_its_id() {
             "trap 'echo usr1' USR1; trap 'exit 9' TERM; echo ready; while true; do sleep 0.1; done",
         ],
     );
-    let mut child = Command::new(SANDVISOR)
-        .args(["--root", root_arg, "run", "--id", &id, "--bundle"])
-        .arg(bundle.path())
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn");
+    let mut child = spawn_run(root_arg, &id, &bundle, Stdio::piped());
     let stdout: OwnedFd = child.stdout.take().expect("stdout").into();
     let mut seen = Vec::new();
     assert!(
@@ -922,14 +921,7 @@ fn delete_refuses_a_running_container_and_cleans_up_after_a_killed_supervisor() 
     };
     let start = |id: &str| {
         let bundle = Bundle::new("delete", &["sleep", "30"]);
-        let child = Command::new(SANDVISOR)
-            .args(["--root", root_arg, "run", "--id", id, "--bundle"])
-            .arg(bundle.path())
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn");
+        let child = spawn_run(root_arg, id, &bundle, Stdio::null());
         let state = state_once_registered(root_arg, id);
         (child, bundle, state["pid"].as_i64().expect("pid") as i32)
     };

@@ -96,8 +96,9 @@ fn install_panic_hook(logger: Logger) {
 fn signal_ready(fd: i32) {
     use std::io::Write;
     use std::os::fd::FromRawFd;
-    // The descriptor was handed over by the parent for this one purpose; a
-    // bad number fails the write and changes nothing else.
+    // SAFETY: the descriptor was handed over by the parent for this one
+    // purpose; F_GETFD on a number that is not open fails with EBADF and
+    // touches nothing.
     if nix::fcntl::fcntl(
         unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) },
         nix::fcntl::FcntlArg::F_GETFD,

@@ -107,16 +107,8 @@ pub(super) fn create_container(
     flags: &CreateFlags,
 ) -> Result<(), RunError> {
     check_id(id).map_err(|_| RunError::BadId(id.to_owned()))?;
-    if flags.no_pivot {
-        return Err(RunError::Unsupported(
-            "--no-pivot: the root is always entered with pivot_root".into(),
-        ));
-    }
-    let terminal = spec
-        .process()
-        .as_ref()
-        .and_then(|p| p.terminal())
-        .unwrap_or(false);
+    flags.check_supported()?;
+    let terminal = has_terminal(&spec);
     let console_socket = match (&flags.console_socket, terminal) {
         (None, true) => {
             return Err(RunError::Refused(
@@ -129,7 +121,7 @@ pub(super) fn create_container(
                 "cannot use console socket if sandvisor will not allocate a tty".into(),
             ))
         }
-        (Some(path), true) => Some(absolute(path)?.display().to_string()),
+        (Some(path), true) => Some(absolute_text(path)?),
         (None, false) => None,
     };
     let stdio = caller_stdio(terminal, flags.preserve_fds)?;
@@ -341,7 +333,7 @@ pub(super) fn spawn_exit_relay(
 /// Writes `pid` to `path` atomically (a temporary file, then rename), as
 /// runc does: a reader never sees it half-written.
 pub(super) fn write_pid_file(path: &Path, pid: i32) -> Result<(), RunError> {
-    let path = absolute(path)?;
+    let path = std::path::absolute(path).map_err(io("resolve the pid file path"))?;
     let name = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
@@ -351,12 +343,30 @@ pub(super) fn write_pid_file(path: &Path, pid: i32) -> Result<(), RunError> {
     std::fs::rename(&temporary, &path).map_err(io("rename the pid file"))
 }
 
-/// `path` made absolute against the current directory.
-fn absolute(path: &Path) -> Result<PathBuf, RunError> {
-    if path.is_absolute() {
-        return Ok(path.to_path_buf());
+/// `path` as the supervisor must get it: absolute (its working directory
+/// is not this command's).
+pub(super) fn absolute_text(path: &Path) -> Result<String, RunError> {
+    std::path::absolute(path)
+        .map(|p| p.display().to_string())
+        .map_err(io("resolve a path"))
+}
+
+/// Whether the spec's process has a terminal.
+pub(super) fn has_terminal(spec: &Spec) -> bool {
+    spec.process()
+        .as_ref()
+        .and_then(|p| p.terminal())
+        .unwrap_or(false)
+}
+
+impl CreateFlags {
+    /// Refuses the flags sandvisor does not honour.
+    pub(super) fn check_supported(&self) -> Result<(), RunError> {
+        if self.no_pivot {
+            return Err(RunError::Unsupported(
+                "--no-pivot: the root is always entered with pivot_root".into(),
+            ));
+        }
+        Ok(())
     }
-    Ok(std::env::current_dir()
-        .map_err(io("read the current directory"))?
-        .join(path))
 }

@@ -14,7 +14,7 @@ use sandvisor_actors::api::Fds;
 use sandvisor_actors::sys::process::WaitStatus;
 use sandvisor_actors::wire::ErrorCode;
 
-use super::create::{spawn_exit_relay, write_pid_file};
+use super::create::{absolute_text, spawn_exit_relay, write_pid_file};
 use super::inspect::live_status;
 use super::run::{caller_stdio, dup, forward_signals, io, AttachedTerminal, RunError, FORWARDED};
 use super::GlobalOptions;
@@ -112,10 +112,9 @@ pub fn exec(global: &GlobalOptions, args: ExecArgs) -> Result<ExitCode, RunError
     }
     request.console_socket = args
         .console_socket
-        .as_ref()
-        .map(|p| std::path::absolute(p).map(|p| p.display().to_string()))
-        .transpose()
-        .map_err(io("resolve the console socket path"))?;
+        .as_deref()
+        .map(absolute_text)
+        .transpose()?;
     request.preserve_fds = args.preserve_fds;
     request.fds = Fds(caller_stdio(request.terminal, args.preserve_fds)?);
     // Forwarded signals are taken by one thread: block them before any
@@ -174,13 +173,21 @@ pub fn exec(global: &GlobalOptions, args: ExecArgs) -> Result<ExitCode, RunError
 /// A failed exec: as shells do, 127 when the program is missing and 126
 /// when it cannot be executed; 1 for anything else.
 pub(super) fn exec_failed(source: ClientError) -> RunError {
-    let exec_step = matches!(&source, ClientError::Rpc(r) if r.message.starts_with("exec "));
-    let code = match source.code() {
+    RunError::Exec {
+        code: exec_failure_code(&source),
+        source,
+    }
+}
+
+/// The exit status for a start that failed: as shells give it, 127 when
+/// the program is missing and 126 when it cannot be executed; 1 else.
+pub(super) fn exec_failure_code(e: &ClientError) -> u8 {
+    let exec_step = matches!(e, ClientError::Rpc(r) if r.message.starts_with("exec "));
+    match e.code() {
         Some(ErrorCode::NotFound) if exec_step => 127,
         Some(ErrorCode::PermissionDenied) if exec_step => 126,
         _ => 1,
-    };
-    RunError::Exec { code, source }
+    }
 }
 
 /// The request `--process FILE` describes.
@@ -211,18 +218,7 @@ fn from_process_file(cid: &str, path: &std::path::Path) -> Result<ExecuteAsync, 
         });
     }
     let user = process.user();
-    let capabilities = process.capabilities().as_ref().map(|caps| {
-        let names = |set: &Option<oci_spec::runtime::Capabilities>| -> Vec<String> {
-            set.iter().flatten().map(|c| format!("CAP_{c}")).collect()
-        };
-        ExecCapabilities {
-            bounding: names(caps.bounding()),
-            effective: names(caps.effective()),
-            inheritable: names(caps.inheritable()),
-            permitted: names(caps.permitted()),
-            ambient: names(caps.ambient()),
-        }
-    });
+    let capabilities = process.capabilities().as_ref().map(capability_names);
     Ok(ExecuteAsync {
         cid: cid.to_owned(),
         argv: args,
@@ -251,6 +247,20 @@ fn from_process_file(cid: &str, path: &std::path::Path) -> Result<ExecuteAsync, 
         preserve_fds: 0,
         fds: Fds::none(),
     })
+}
+
+/// An OCI process's capability sets, by `CAP_*` name.
+fn capability_names(caps: &oci_spec::runtime::LinuxCapabilities) -> ExecCapabilities {
+    let names = |set: &Option<oci_spec::runtime::Capabilities>| -> Vec<String> {
+        set.iter().flatten().map(|c| format!("CAP_{c}")).collect()
+    };
+    ExecCapabilities {
+        bounding: names(caps.bounding()),
+        effective: names(caps.effective()),
+        inheritable: names(caps.inheritable()),
+        permitted: names(caps.permitted()),
+        ambient: names(caps.ambient()),
+    }
 }
 
 /// The request the command-line flags describe.
@@ -304,23 +314,12 @@ fn with_added_capabilities(
     added: &[String],
 ) -> Result<ExecCapabilities, RunError> {
     let spec: Spec = super::run::read_bundle_spec(bundle)?;
-    let caps = spec
+    let mut sets = spec
         .process()
         .as_ref()
-        .and_then(|p| p.capabilities().clone());
-    let names = |set: Option<&oci_spec::runtime::Capabilities>| -> Vec<String> {
-        set.into_iter()
-            .flatten()
-            .map(|c| format!("CAP_{c}"))
-            .collect()
-    };
-    let mut sets = ExecCapabilities {
-        bounding: names(caps.as_ref().and_then(|c| c.bounding().as_ref())),
-        effective: names(caps.as_ref().and_then(|c| c.effective().as_ref())),
-        inheritable: names(caps.as_ref().and_then(|c| c.inheritable().as_ref())),
-        permitted: names(caps.as_ref().and_then(|c| c.permitted().as_ref())),
-        ambient: names(caps.as_ref().and_then(|c| c.ambient().as_ref())),
-    };
+        .and_then(|p| p.capabilities().as_ref())
+        .map(capability_names)
+        .unwrap_or_default();
     let with_ambient = !sets.inheritable.is_empty();
     for cap in added {
         let cap = cap.to_uppercase();

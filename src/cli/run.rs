@@ -15,14 +15,17 @@ use sandvisor_actors::api::container::{Signal as SignalCall, SignalMode, StartRo
 use sandvisor_actors::api::Fds;
 use sandvisor_actors::container::spec::{default_spec, without_device_rules};
 use sandvisor_actors::sys::cgroup;
-use sandvisor_actors::sys::process::WaitStatus;
+use sandvisor_actors::sys::process::{self, WaitStatus};
 use sandvisor_actors::sys::tty;
 use sandvisor_actors::wire::ErrorCode;
 use thiserror::Error;
 
 use super::boot::valid_id;
-use super::create::{create_container, start_container, write_pid_file, CreateFlags};
+use super::create::{
+    absolute_text, create_container, has_terminal, start_container, write_pid_file, CreateFlags,
+};
 use super::delete::force_delete;
+use super::exec::exec_failure_code;
 use super::GlobalOptions;
 use crate::client::{Client, ClientError};
 use crate::state::{Entry, ProcessIdentity, StateDir, StateError};
@@ -129,13 +132,7 @@ fn generated_id() -> String {
 
 /// True when a cgroup v1 devices controller is mounted.
 fn host_has_device_cgroup() -> bool {
-    cgroup::hierarchies().is_ok_and(|hs| {
-        hs.iter().any(|h| {
-            h.v1_controllers
-                .as_ref()
-                .is_some_and(|c| c.iter().any(|c| c == "devices"))
-        })
-    })
+    cgroup::hierarchies().is_ok_and(|hs| cgroup::is_v1_controller(&hs, "devices"))
 }
 
 fn load_spec(args: &RunArgs, id: &str) -> Result<Spec, RunError> {
@@ -298,13 +295,8 @@ impl Supervisor {
     pub(super) fn stop(&mut self) {
         let pid = nix::unistd::Pid::from_raw(self.child.id() as i32);
         let _ = nix::sys::signal::kill(pid, Signal::SIGTERM);
-        // Its pidfd becomes readable when it exits: no polling loop.
-        if let Ok(pidfd) = sandvisor_actors::sys::process::pidfd_open(pid.as_raw()) {
-            let mut fds = [nix::poll::PollFd::new(
-                pidfd.as_fd(),
-                nix::poll::PollFlags::POLLIN,
-            )];
-            let _ = nix::poll::poll(&mut fds, nix::poll::PollTimeout::from(10_000u16));
+        if let Ok(pidfd) = process::pidfd_open(pid.as_raw()) {
+            process::pidfd_wait_exited(pidfd.as_fd(), std::time::Duration::from_secs(10));
         }
         if let Ok(Some(_)) = self.child.try_wait() {
             return;
@@ -426,16 +418,8 @@ pub fn run(global: &GlobalOptions, args: RunArgs) -> Result<ExitCode, RunError> 
         }
         return Ok(ExitCode::SUCCESS);
     }
-    if args.create.no_pivot {
-        return Err(RunError::Unsupported(
-            "--no-pivot: the root is always entered with pivot_root".into(),
-        ));
-    }
-    let terminal = spec
-        .process()
-        .as_ref()
-        .and_then(|p| p.terminal())
-        .unwrap_or(false);
+    args.create.check_supported()?;
+    let terminal = has_terminal(&spec);
     // Forwarded signals are taken synchronously by one thread; block them
     // before any thread exists (children of Command get a clean mask).
     let mut forwarded = SigSet::empty();
@@ -471,10 +455,9 @@ pub fn run(global: &GlobalOptions, args: RunArgs) -> Result<ExitCode, RunError> 
         console_socket: args
             .create
             .console_socket
-            .as_ref()
-            .map(|p| std::path::absolute(p).map(|p| p.display().to_string()))
-            .transpose()
-            .map_err(io("resolve the console socket path"))?,
+            .as_deref()
+            .map(absolute_text)
+            .transpose()?,
         hold: false,
         preserve_fds: args.create.preserve_fds,
         fds: Fds(stdio),
@@ -484,15 +467,7 @@ pub fn run(global: &GlobalOptions, args: RunArgs) -> Result<ExitCode, RunError> 
         Err(e) => {
             supervisor.stop();
             eprintln!("sandvisor: {e}");
-            // As shells do: 127 when the program is missing, 126 when it
-            // cannot be executed.
-            let exec_failed = matches!(&e, ClientError::Rpc(r) if r.message.starts_with("exec "));
-            let code = match e.code() {
-                Some(ErrorCode::NotFound) if exec_failed => 127,
-                Some(ErrorCode::PermissionDenied) if exec_failed => 126,
-                _ => 1,
-            };
-            return Ok(ExitCode::from(code));
+            return Ok(ExitCode::from(exec_failure_code(&e)));
         }
     };
     if let Some(pid_file) = &args.create.pid_file {

@@ -51,7 +51,7 @@ impl Cgroups {
             .iter()
             .find(|h| match &h.v1_controllers {
                 None => unified,
-                Some(names) => !unified && names.iter().any(|n| n == controller),
+                Some(_) => !unified && h.has_v1(controller),
             })
             .map(|h| h.mount.join(&self.parent))
     }

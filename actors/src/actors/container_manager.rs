@@ -154,7 +154,7 @@ pub enum ContainerError {
         /// The container.
         cid: String,
         /// Its status.
-        status: String,
+        status: &'static str,
     },
     /// The root container goes with the sandbox.
     #[error("container {0:?} is the root container: it is destroyed with the sandbox")]
@@ -455,12 +455,13 @@ struct Opened {
 }
 
 impl ContainerManager {
-    /// The manager. `spawner` is the spawner socket; it must be called on
-    /// the arbiter the actor runs on.
+    /// The manager, over the host's cgroup `hierarchies`. `spawner` is the
+    /// spawner socket; it must be called on the arbiter the actor runs on.
     pub fn new(
         status: Arc<ActorStatus>,
         logger: Logger,
         config: ManagerConfig,
+        hierarchies: Vec<Hierarchy>,
         spawner: Option<OwnedFd>,
         prewarmed: Option<PrewarmedRoot>,
         journal: Arc<ExitJournal>,
@@ -471,10 +472,6 @@ impl ContainerManager {
                 warn!(logger, "cannot watch the spawner socket"; "error" => %e);
                 None
             }
-        });
-        let hierarchies = cgroup::hierarchies().unwrap_or_else(|e| {
-            warn!(logger, "cannot read cgroup hierarchies"; "error" => %e);
-            Vec::new()
         });
         let mut manager = ContainerManager {
             status,
@@ -625,7 +622,7 @@ impl ContainerManager {
                 c.held = held;
                 return Reply::Now(Err(ContainerError::NotCreated {
                     cid,
-                    status: phase.status().to_owned(),
+                    status: phase.status(),
                 }
                 .into()));
             }
@@ -1065,13 +1062,8 @@ impl ContainerManager {
             c.resident = resident;
         }
         if let Some(rules) = spec::device_rules(spec)? {
-            let devices = self.hierarchies.iter().zip(&dirs).find(|(h, _)| {
-                h.v1_controllers
-                    .as_ref()
-                    .is_some_and(|c| c.iter().any(|c| c == "devices"))
-            });
-            match devices {
-                Some((_, dir)) => cgroup::write_device_rules(dir, &rules)
+            match cgroup::v1_dir(&self.hierarchies, &dirs, "devices") {
+                Some(dir) => cgroup::write_device_rules(dir, &rules)
                     .map_err(|e| ContainerError::host("apply device rules to", dir, e))?,
                 None => {
                     return Err(SpecError::Unsupported {

@@ -269,6 +269,11 @@ pub fn boot(
     }
     let journal = Arc::new(ExitJournal::default());
     let spawner_pid = spawner.as_ref().map(|s| s.pid);
+    // Read once, for the two actors that use them.
+    let hierarchies = crate::sys::cgroup::hierarchies().unwrap_or_else(|e| {
+        warn!(log("ContainerManager"), "cannot read cgroup hierarchies"; "error" => %e);
+        Vec::new()
+    });
     let container_manager = {
         let (status, logger) = (s.container_manager.clone(), log("ContainerManager"));
         let manager_config = ManagerConfig {
@@ -278,12 +283,21 @@ pub fn boot(
             supervisor_pid: std::process::id() as i32,
         };
         let (journal, socket) = (journal.clone(), spawner.map(|s| s.socket));
+        let hierarchies = hierarchies.clone();
         start_dedicated(
             "sv-containers",
             &s.container_manager,
             &mut arbiters,
             move || {
-                ContainerManager::new(status, logger, manager_config, socket, prewarmed, journal)
+                ContainerManager::new(
+                    status,
+                    logger,
+                    manager_config,
+                    hierarchies,
+                    socket,
+                    prewarmed,
+                    journal,
+                )
             },
         )
     };
@@ -309,7 +323,6 @@ pub fn boot(
         let (status, logger) = (s.cgroups.clone(), log("Cgroups"));
         let parent = config.cgroup_parent.clone();
         start_dedicated("sv-cgroups", &s.cgroups, &mut arbiters, move || {
-            let hierarchies = crate::sys::cgroup::hierarchies().unwrap_or_default();
             Cgroups::new(status, logger, hierarchies, parent)
         })
     };

@@ -22,6 +22,52 @@ pub struct Hierarchy {
     pub v1_controllers: Option<Vec<String>>,
 }
 
+impl Hierarchy {
+    /// Whether this is a v1 hierarchy with `controller`.
+    pub fn has_v1(&self, controller: &str) -> bool {
+        self.v1_controllers
+            .as_ref()
+            .is_some_and(|c| c.iter().any(|c| c == controller))
+    }
+}
+
+/// The directory (of `dirs`, one per hierarchy) in the v1 hierarchy that
+/// has `controller`.
+pub fn v1_dir<'a>(
+    hierarchies: &[Hierarchy],
+    dirs: &'a [PathBuf],
+    controller: &str,
+) -> Option<&'a PathBuf> {
+    hierarchies
+        .iter()
+        .zip(dirs)
+        .find(|(h, _)| h.has_v1(controller))
+        .map(|(_, d)| d)
+}
+
+/// The directory (of `dirs`, one per hierarchy) in the v2 hierarchy.
+pub fn v2_dir<'a>(hierarchies: &[Hierarchy], dirs: &'a [PathBuf]) -> Option<&'a PathBuf> {
+    hierarchies
+        .iter()
+        .zip(dirs)
+        .find(|(h, _)| h.v1_controllers.is_none())
+        .map(|(_, d)| d)
+}
+
+/// Where control files of `controller` go: the directory in the v1
+/// hierarchy that has it, else the v2 one, and whether that is v2 (`None`:
+/// the host has neither).
+pub fn controller_dir<'a>(
+    hierarchies: &[Hierarchy],
+    dirs: &'a [PathBuf],
+    controller: &str,
+) -> Option<(&'a PathBuf, bool)> {
+    match v1_dir(hierarchies, dirs, controller) {
+        Some(dir) => Some((dir, false)),
+        None => v2_dir(hierarchies, dirs).map(|dir| (dir, true)),
+    }
+}
+
 /// Which layout the host has.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Layout {
@@ -376,36 +422,10 @@ pub fn join_cgroups_of(hierarchies: &[Hierarchy], of: i32, pid: i32) -> io::Resu
     Ok(())
 }
 
-/// Where control files of `controller` go: the directory in the v1
-/// hierarchy that has it, else the v2 one (`None`: the host has neither).
-fn controller_dir<'a>(
-    hierarchies: &[Hierarchy],
-    dirs: &'a [PathBuf],
-    controller: &str,
-) -> Option<(&'a PathBuf, bool)> {
-    let v1 = hierarchies.iter().zip(dirs).find(|(h, _)| {
-        h.v1_controllers
-            .as_ref()
-            .is_some_and(|c| c.iter().any(|c| c == controller))
-    });
-    match v1 {
-        Some((_, dir)) => Some((dir, false)),
-        None => hierarchies
-            .iter()
-            .zip(dirs)
-            .find(|(h, _)| h.v1_controllers.is_none())
-            .map(|(_, dir)| (dir, true)),
-    }
-}
-
 /// Whether `controller` is a v1 controller on this host (else it is
 /// looked for in v2).
 pub fn is_v1_controller(hierarchies: &[Hierarchy], controller: &str) -> bool {
-    hierarchies.iter().any(|h| {
-        h.v1_controllers
-            .as_ref()
-            .is_some_and(|c| c.iter().any(|c| c == controller))
-    })
+    hierarchies.iter().any(|h| h.has_v1(controller))
 }
 
 /// Applies `writes` to the cgroup at `relative` whose directories (one per
@@ -419,52 +439,53 @@ pub fn apply_writes(
     relative: &Path,
     writes: &[ControlWrite],
 ) -> io::Result<()> {
+    let v2_mount = hierarchies
+        .iter()
+        .find(|h| h.v1_controllers.is_none())
+        .map(|h| h.mount.clone())
+        .unwrap_or_default();
     let mut done: Vec<(PathBuf, String, String)> = Vec::new();
-    let result = (|| {
-        let mut i = 0;
-        while i < writes.len() {
-            let target = |w: &ControlWrite| -> io::Result<PathBuf> {
-                let (dir, v2) =
-                    controller_dir(hierarchies, dirs, &w.controller).ok_or_else(|| {
-                        io::Error::new(
-                            io::ErrorKind::Unsupported,
-                            format!("no cgroup hierarchy has the {} controller", w.controller),
-                        )
-                    })?;
-                if v2 {
-                    let mount = hierarchies
-                        .iter()
-                        .find(|h| h.v1_controllers.is_none())
-                        .map(|h| h.mount.clone())
-                        .unwrap_or_default();
-                    enable_v2_controller(&mount, relative, &w.controller)?;
-                }
-                Ok(dir.clone())
-            };
-            let mut apply = |w: &ControlWrite| -> io::Result<()> {
-                let dir = target(w)?;
-                let before = std::fs::read_to_string(dir.join(&w.file)).unwrap_or_default();
-                write_control(&dir, &w.file, &w.value)?;
-                // Only a one-line value can be written back as it reads.
-                if before.trim().lines().count() == 1 {
-                    done.push((dir, w.file.clone(), before.trim().to_owned()));
-                }
-                Ok(())
-            };
-            let write = &writes[i];
-            match apply(write) {
-                Err(e) if write.swap_with_next && i + 1 < writes.len() => {
-                    // The kernel's order constraint: the other way round.
-                    apply(&writes[i + 1]).map_err(|_| e)?;
-                    apply(write)?;
-                    i += 2;
-                }
-                Err(e) => return Err(e),
-                Ok(()) => i += 1,
-            }
+    let mut enabled: Vec<String> = Vec::new();
+    let mut apply = |w: &ControlWrite| -> io::Result<()> {
+        let (dir, v2) = controller_dir(hierarchies, dirs, &w.controller).ok_or_else(|| {
+            io::Error::new(
+                io::ErrorKind::Unsupported,
+                format!("no cgroup hierarchy has the {} controller", w.controller),
+            )
+        })?;
+        // Once per controller: it walks and reads every ancestor.
+        if v2 && !enabled.contains(&w.controller) {
+            enable_v2_controller(&v2_mount, relative, &w.controller)?;
+            enabled.push(w.controller.clone());
+        }
+        let before = std::fs::read_to_string(dir.join(&w.file)).unwrap_or_default();
+        write_control(dir, &w.file, &w.value)?;
+        // Only a one-line value can be written back as it reads.
+        if before.trim().lines().count() == 1 {
+            done.push((dir.clone(), w.file.clone(), before.trim().to_owned()));
         }
         Ok(())
-    })();
+    };
+    let mut result = Ok(());
+    let mut i = 0;
+    while i < writes.len() {
+        let write = &writes[i];
+        let applied = match apply(write) {
+            // The kernel's order constraint: the other way round.
+            Err(e) if write.swap_with_next && i + 1 < writes.len() => apply(&writes[i + 1])
+                .map_err(|_| e)
+                .and_then(|()| apply(write))
+                .map(|()| 2),
+            other => other.map(|()| 1),
+        };
+        match applied {
+            Ok(n) => i += n,
+            Err(e) => {
+                result = Err(e);
+                break;
+            }
+        }
+    }
     if result.is_err() {
         for (dir, file, value) in done.iter().rev() {
             let _ = std::fs::write(dir.join(file), value);
@@ -483,18 +504,11 @@ pub fn set_frozen(
     frozen: bool,
     patience: Duration,
 ) -> io::Result<()> {
-    let v1 = hierarchies.iter().zip(dirs).find(|(h, _)| {
-        h.v1_controllers
-            .as_ref()
-            .is_some_and(|c| c.iter().any(|c| c == "freezer"))
-    });
-    let v2 = hierarchies
-        .iter()
-        .zip(dirs)
-        .find(|(h, d)| h.v1_controllers.is_none() && d.join("cgroup.freeze").exists());
+    let v1 = v1_dir(hierarchies, dirs, "freezer");
+    let v2 = v2_dir(hierarchies, dirs).filter(|d| d.join("cgroup.freeze").exists());
     let deadline = Instant::now() + patience;
     match (v1, v2) {
-        (Some((_, dir)), _) => {
+        (Some(dir), _) => {
             let wanted = if frozen { "FROZEN" } else { "THAWED" };
             loop {
                 // Writing again moves a FREEZING cgroup on, as runc does.
@@ -516,7 +530,7 @@ pub fn set_frozen(
                 std::thread::sleep(Duration::from_millis(1));
             }
         }
-        (None, Some((_, dir))) => {
+        (None, Some(dir)) => {
             write_control(dir, "cgroup.freeze", if frozen { "1" } else { "0" })?;
             let wanted = if frozen { "frozen 1" } else { "frozen 0" };
             loop {
@@ -659,9 +673,7 @@ mod tests {
         // Already enabled at the top: left alone.
         std::fs::write(mount.path().join("cgroup.subtree_control"), "cpu\n").unwrap();
         enable_v2_controller(mount.path(), relative, "cpu").unwrap();
-        let control = |p: &str| {
-            std::fs::read_to_string(mount.path().join(p).join("cgroup.subtree_control")).unwrap()
-        };
+        let control = |p: &str| read(mount.path().join(p).join("cgroup.subtree_control"));
         assert_eq!(control(""), "cpu\n");
         assert_eq!(control("a"), "+cpu");
         assert_eq!(control("a/b"), "+cpu");
@@ -675,6 +687,10 @@ mod tests {
                 .contains("the io controller is not available"),
             "{missing}"
         );
+    }
+
+    fn read(path: impl AsRef<Path>) -> String {
+        std::fs::read_to_string(path).unwrap()
     }
 
     /// A v1 hierarchy of `controller` at `base/controller` and a v2 one at
@@ -708,14 +724,8 @@ mod tests {
         let dirs = [freezer.clone(), unified.clone()];
         // A plain file reads back what was written: the kernel's "done".
         set_frozen(&hierarchies, &dirs, true, Duration::from_millis(50)).unwrap();
-        assert_eq!(
-            std::fs::read_to_string(freezer.join("freezer.state")).unwrap(),
-            "FROZEN"
-        );
-        assert_eq!(
-            std::fs::read_to_string(unified.join("cgroup.freeze")).unwrap(),
-            "0\n"
-        );
+        assert_eq!(read(freezer.join("freezer.state")), "FROZEN");
+        assert_eq!(read(unified.join("cgroup.freeze")), "0\n");
         // v2 only: cgroup.freeze, then cgroup.events must say so.
         std::fs::write(unified.join("cgroup.events"), "populated 1\nfrozen 0\n").unwrap();
         let late = set_frozen(
@@ -726,10 +736,7 @@ mod tests {
         )
         .unwrap_err();
         assert_eq!(late.kind(), io::ErrorKind::TimedOut);
-        assert_eq!(
-            std::fs::read_to_string(unified.join("cgroup.freeze")).unwrap(),
-            "1"
-        );
+        assert_eq!(read(unified.join("cgroup.freeze")), "1");
         std::fs::write(unified.join("cgroup.events"), "populated 1\nfrozen 1\n").unwrap();
         set_frozen(
             &hierarchies[1..],
@@ -773,17 +780,11 @@ mod tests {
             ],
         )
         .unwrap();
-        assert_eq!(
-            std::fs::read_to_string(pids.join("pids.max")).unwrap(),
-            "64"
-        );
-        assert_eq!(
-            std::fs::read_to_string(unified.join("memory.max")).unwrap(),
-            "1000"
-        );
+        assert_eq!(read(pids.join("pids.max")), "64");
+        assert_eq!(read(unified.join("memory.max")), "1000");
         // v2's memory controller was switched on for the child.
         assert_eq!(
-            std::fs::read_to_string(base.path().join("unified/cgroup.subtree_control")).unwrap(),
+            read(base.path().join("unified/cgroup.subtree_control")),
             "+memory"
         );
         // The third write fails (no such directory): the first two go back.
@@ -802,14 +803,8 @@ mod tests {
             failed.to_string().contains("nested/memory.high"),
             "{failed}"
         );
-        assert_eq!(
-            std::fs::read_to_string(pids.join("pids.max")).unwrap(),
-            "64"
-        );
-        assert_eq!(
-            std::fs::read_to_string(unified.join("memory.max")).unwrap(),
-            "1000"
-        );
+        assert_eq!(read(pids.join("pids.max")), "64");
+        assert_eq!(read(unified.join("memory.max")), "1000");
         let none = apply_writes(
             &hierarchies[..1],
             &dirs[..1],

@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use super::cgroup::Hierarchy;
+use super::cgroup::{controller_dir, v1_dir, v2_dir, Hierarchy};
 use crate::api::container::{
     BlkioEntry, BlkioStats, CpuStats, CpuUsage, MemoryEntry, MemoryStats, NetworkInterface,
     PidsStats, Stats, Throttling,
@@ -16,22 +16,8 @@ use crate::api::container::{
 /// `hierarchies`' order) are `dirs`; `init` is a process in its network
 /// namespace.
 pub fn read(hierarchies: &[Hierarchy], dirs: &[PathBuf], init: Option<i32>) -> Stats {
-    let v1 = |controller: &str| {
-        hierarchies
-            .iter()
-            .zip(dirs)
-            .find(|(h, _)| {
-                h.v1_controllers
-                    .as_ref()
-                    .is_some_and(|c| c.iter().any(|c| c == controller))
-            })
-            .map(|(_, d)| d.as_path())
-    };
-    let v2 = hierarchies
-        .iter()
-        .zip(dirs)
-        .find(|(h, _)| h.v1_controllers.is_none())
-        .map(|(_, d)| d.as_path());
+    let v1 = |controller: &str| v1_dir(hierarchies, dirs, controller).map(PathBuf::as_path);
+    let v2 = v2_dir(hierarchies, dirs).map(PathBuf::as_path);
     Stats {
         cpu: match (v1("cpuacct"), v2) {
             (Some(acct), _) => cpu_v1(acct, v1("cpu").unwrap_or(acct)),
@@ -73,19 +59,7 @@ pub fn oom_kills(hierarchies: &[Hierarchy], dirs: &[PathBuf]) -> u64 {
 
 /// The memory controller's directory, and whether it is v1.
 fn memory_dir<'a>(hierarchies: &[Hierarchy], dirs: &'a [PathBuf]) -> Option<(&'a Path, bool)> {
-    let v1 = hierarchies.iter().zip(dirs).find(|(h, _)| {
-        h.v1_controllers
-            .as_ref()
-            .is_some_and(|c| c.iter().any(|c| c == "memory"))
-    });
-    match v1 {
-        Some((_, dir)) => Some((dir.as_path(), true)),
-        None => hierarchies
-            .iter()
-            .zip(dirs)
-            .find(|(h, _)| h.v1_controllers.is_none())
-            .map(|(_, dir)| (dir.as_path(), false)),
-    }
+    controller_dir(hierarchies, dirs, "memory").map(|(dir, v2)| (dir.as_path(), !v2))
 }
 
 fn oom_kills_in(dir: &Path, v1: bool) -> u64 {

@@ -165,8 +165,21 @@ pub fn pidfd_open(pid: i32) -> io::Result<OwnedFd> {
 
 /// True when the process behind `pidfd` has exited (a zombie included).
 pub fn pidfd_exited(pidfd: BorrowedFd<'_>) -> bool {
+    pidfd_wait_exited(pidfd, std::time::Duration::ZERO)
+}
+
+/// Waits up to `timeout` for the process behind `pidfd` to exit; true if
+/// it has (a zombie included). No polling loop: the pidfd says when.
+pub fn pidfd_wait_exited(pidfd: BorrowedFd<'_>, timeout: std::time::Duration) -> bool {
+    let timeout = nix::poll::PollTimeout::try_from(timeout).unwrap_or(nix::poll::PollTimeout::MAX);
     let mut fds = [nix::poll::PollFd::new(pidfd, nix::poll::PollFlags::POLLIN)];
-    matches!(nix::poll::poll(&mut fds, nix::poll::PollTimeout::ZERO), Ok(n) if n > 0)
+    loop {
+        match nix::poll::poll(&mut fds, timeout) {
+            Err(nix::errno::Errno::EINTR) => continue,
+            Ok(n) => return n > 0,
+            Err(_) => return false,
+        }
+    }
 }
 
 /// `pidfd_send_signal(pidfd, signal)`.
