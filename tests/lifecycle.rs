@@ -729,6 +729,75 @@ fn a_paused_container_does_not_run_until_resumed() {
     rt.ok(&["delete", &stopped]);
 }
 
+#[test]
+fn lifecycle_pause_freezes_every_container_of_the_sandbox_and_resume_thaws_them() {
+    let rt = Runtime::new();
+    let out = tempfile::tempdir().expect("temp dir");
+    let counter = |name: &str| {
+        format!("i=0; while true; do i=$((i+1)); echo $i > /out/{name}.new; mv /out/{name}.new /out/{name}; sleep 0.02; done")
+    };
+    let count = |name: &str| -> u64 {
+        std::fs::read_to_string(out.path().join(name))
+            .ok()
+            .and_then(|t| t.trim().parse().ok())
+            .unwrap_or(0)
+    };
+    let pod = unique("pod");
+    let root = bundle_writing_to(out.path(), &["sh", "-c", &counter("root")]);
+    rt.ok(&["run", "-d", "-b", &root.path_string(), &pod]);
+    let mut member = bundle_writing_to(out.path(), &["sh", "-c", &counter("member")]);
+    let pod_id = pod.clone();
+    member.edit(|c| c["annotations"] = json!({"io.sandvisor.sandbox-id": pod_id}));
+    let app = unique("app");
+    rt.ok(&["run", "-d", "-b", &member.path_string(), &app]);
+    eventually("both counters", || count("root") > 2 && count("member") > 2);
+
+    let socket = rt.root.path().join(&pod).join("ctl.sock");
+    let socket = socket.to_str().expect("utf-8");
+    let call = |method: &str| -> Value {
+        let out = Command::new(SANDVISOR)
+            .args(["call", "--socket", socket, method])
+            .output()
+            .expect("sandvisor call");
+        serde_json::from_slice(&out.stdout).expect("reply")
+    };
+    assert_eq!(call("Lifecycle.Pause"), json!({"ok": {}}));
+    for id in [&pod, &app] {
+        assert_eq!(rt.state(id)["status"], "paused", "{id}");
+    }
+    let frozen_at = (count("root"), count("member"));
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(
+        (count("root"), count("member")),
+        frozen_at,
+        "a paused container ran"
+    );
+    // Pausing a paused sandbox is refused, and changes nothing.
+    let again = call("Lifecycle.Pause");
+    assert_eq!(again["err"]["code"], "failed_precondition", "{again}");
+    assert_eq!(
+        again["err"]["message"],
+        "the sandbox has no running container"
+    );
+    assert_eq!(rt.state(&app)["status"], "paused");
+
+    assert_eq!(call("Lifecycle.Resume"), json!({"ok": {}}));
+    for id in [&pod, &app] {
+        assert_eq!(rt.state(id)["status"], "running", "{id}");
+    }
+    eventually("both counters to move on", || {
+        count("root") > frozen_at.0 + 2 && count("member") > frozen_at.1 + 2
+    });
+    let again = call("Lifecycle.Resume");
+    assert_eq!(again["err"]["code"], "failed_precondition", "{again}");
+    assert_eq!(
+        again["err"]["message"],
+        "the sandbox has no paused container"
+    );
+    rt.ok(&["delete", "-f", &app]);
+    rt.ok(&["delete", "-f", &pod]);
+}
+
 /// The container's cgroup directory for `controller` (v1, else v2), from
 /// where its init is.
 fn cgroup_dir_of(pid: i64, controller: &str) -> PathBuf {

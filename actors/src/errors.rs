@@ -127,6 +127,7 @@ impl From<ContainerError> for RpcError {
             | ContainerError::AlreadyStarted(_)
             | ContainerError::NotCreated { .. }
             | ContainerError::NotPaused(_)
+            | ContainerError::NoneInPhase(_)
             | ContainerError::DestroyRoot(_) => ErrorCode::FailedPrecondition,
             ContainerError::NoSuchProcess { .. } => ErrorCode::NotFound,
             ContainerError::Kill { source, .. } => match source {

@@ -148,6 +148,9 @@ pub enum ContainerError {
     /// Resume needs a paused container.
     #[error("container {0:?} is not paused")]
     NotPaused(String),
+    /// A whole-sandbox pause or resume found nothing to change.
+    #[error("the sandbox has no {0} container")]
+    NoneInPhase(&'static str),
     /// Start needs a created container.
     #[error("cannot start container {cid:?}: it is {status}, not created")]
     NotCreated {
@@ -693,13 +696,7 @@ impl ContainerManager {
     fn pause(&mut self, req: Pause, _: &mut Context<Self>) -> Result<Empty, RpcError> {
         self.apply_exits();
         let ids = self.targets(req.cid, Phase::Running, ContainerError::NotRunning)?;
-        for cid in ids {
-            self.set_frozen(&cid, true)?;
-            if let Some(c) = self.containers.get_mut(&cid) {
-                c.phase = Phase::Paused;
-            }
-            info!(self.logger, "container paused"; "cid" => &cid);
-        }
+        self.change_frozen(&ids, true)?;
         Ok(Empty {})
     }
 
@@ -707,18 +704,44 @@ impl ContainerManager {
     fn resume(&mut self, req: Resume, _: &mut Context<Self>) -> Result<Empty, RpcError> {
         self.apply_exits();
         let ids = self.targets(req.cid, Phase::Paused, ContainerError::NotPaused)?;
-        for cid in ids {
-            self.set_frozen(&cid, false)?;
-            if let Some(c) = self.containers.get_mut(&cid) {
-                c.phase = Phase::Running;
-            }
-            info!(self.logger, "container resumed"; "cid" => &cid);
-        }
+        self.change_frozen(&ids, false)?;
         Ok(Empty {})
     }
 
+    /// Freezes or thaws every container of `ids`; if one fails, those
+    /// already changed are put back, so that a sandbox is never left half
+    /// paused.
+    fn change_frozen(&mut self, ids: &[String], frozen: bool) -> Result<(), ContainerError> {
+        let (phase, before) = if frozen {
+            (Phase::Paused, Phase::Running)
+        } else {
+            (Phase::Running, Phase::Paused)
+        };
+        for (done, cid) in ids.iter().enumerate() {
+            if let Err(e) = self.set_frozen(cid, frozen) {
+                for changed in &ids[..done] {
+                    if let Err(undo) = self.set_frozen(changed, !frozen) {
+                        warn!(self.logger, "cannot put a container's freezer back";
+                            "cid" => changed, "error" => %undo);
+                        continue;
+                    }
+                    if let Some(c) = self.containers.get_mut(changed) {
+                        c.phase = before;
+                    }
+                }
+                return Err(e);
+            }
+            if let Some(c) = self.containers.get_mut(cid) {
+                c.phase = phase;
+            }
+            info!(self.logger, "container freezer changed"; "cid" => cid, "frozen" => frozen);
+        }
+        Ok(())
+    }
+
     /// The containers a Pause or Resume is for: `cid`, which must be in
-    /// `phase` (else `wrong`), or every container in `phase`.
+    /// `phase` (else `wrong`), or every container in `phase`, of which
+    /// there must be one.
     fn targets(
         &self,
         cid: Option<String>,
@@ -731,12 +754,23 @@ impl ContainerManager {
                 Some(c) if c.phase != phase => Err(wrong(cid)),
                 Some(_) => Ok(vec![cid]),
             },
-            None => Ok(self
-                .containers
-                .iter()
-                .filter(|(_, c)| c.phase == phase)
-                .map(|(id, _)| id.clone())
-                .collect()),
+            None => {
+                let ids: Vec<String> = self
+                    .containers
+                    .iter()
+                    .filter(|(_, c)| c.phase == phase)
+                    .map(|(id, _)| id.clone())
+                    .collect();
+                if ids.is_empty() {
+                    let wanted = if phase == Phase::Running {
+                        "running"
+                    } else {
+                        "paused"
+                    };
+                    return Err(ContainerError::NoneInPhase(wanted));
+                }
+                Ok(ids)
+            }
         }
     }
 

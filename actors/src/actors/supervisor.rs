@@ -318,7 +318,14 @@ pub fn boot(
             )
         })
     };
-    let lifecycle = dedicated!("sv-lifecycle", s.lifecycle, Lifecycle);
+    let lifecycle = {
+        let (status, logger) = (s.lifecycle.clone(), log("Lifecycle"));
+        let (containers, containers_status) =
+            (container_manager.clone(), s.container_manager.clone());
+        start_dedicated("sv-lifecycle", &s.lifecycle, &mut arbiters, move || {
+            Lifecycle::new(status, logger, containers, containers_status)
+        })
+    };
     let cgroups = {
         let (status, logger) = (s.cgroups.clone(), log("Cgroups"));
         let parent = config.cgroup_parent.clone();

@@ -9,6 +9,7 @@ pub mod cgroups;
 pub mod container;
 pub mod debug;
 pub mod fds;
+pub mod lifecycle;
 pub mod logging;
 
 use std::fmt;
@@ -303,6 +304,8 @@ requests! {
     ReadControlFiles(cgroups::ReadControlFiles),
     WriteControlFiles(cgroups::WriteControlFiles),
     Resume(container::Resume),
+    SandboxPause(lifecycle::Pause),
+    SandboxResume(lifecycle::Resume),
     Ping(debug::Ping),
     Stacks(debug::Stacks),
     InjectFault(debug::InjectFault),
@@ -348,9 +351,10 @@ mod tests {
                 level: Some(logging::LogLevel::Trace),
                 format: None,
             }),
+            Request::SandboxPause(lifecycle::Pause {}),
             Request::NotYetSupported(NotYetSupported {
-                method: "Usage.Collect",
-                owner: Owner::Usage,
+                method: "Profile.CPU",
+                owner: Owner::Profiler,
             }),
         ];
         for request in requests {
