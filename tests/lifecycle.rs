@@ -1117,3 +1117,193 @@ fn control_files_of_the_sandbox_are_read_and_written_but_never_outside_it() {
     }
     rt.ok(&["delete", "--force", &id]);
 }
+
+/// The samples of an OpenMetrics text, keyed by name and labels as
+/// written.
+fn samples(text: &str) -> std::collections::BTreeMap<String, String> {
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| l.rsplit_once(' '))
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect()
+}
+
+#[test]
+fn metrics_count_calls_and_report_containers_and_the_metric_server_serves_them() {
+    let rt = Runtime::new();
+    let mut bundle = Bundle::new("metrics", &["sleep", "100"]);
+    bundle.edit(|c| c["linux"]["resources"]["memory"] = json!({"limit": 67_108_864}));
+    let id = unique("metrics");
+    rt.ok(&["run", "-d", "-b", &bundle.path_string(), &id]);
+    rt.ok(&["exec", &id, "true"]);
+    rt.ok(&["exec", &id, "true"]);
+    let socket = rt.root.path().join(&id).join("ctl.sock");
+    let socket = socket.to_str().expect("utf-8");
+    // `call` prints the reply, an error too (and then exits 1).
+    let call = |method: &str, args: Value| -> Value {
+        let out = rt.cli(&["call", "--socket", socket, method, &args.to_string()]);
+        serde_json::from_str(&out.stdout).expect("reply")
+    };
+    let refused = call("containerManager.Wait", json!({"cid": "nope"}));
+    assert_eq!(refused["err"]["code"], "not_found");
+
+    let registered = call("Metrics.GetRegisteredMetrics", json!({}));
+    let names: Vec<&str> = registered["ok"]["metrics"]
+        .as_array()
+        .expect("metrics")
+        .iter()
+        .map(|m| m["name"].as_str().expect("name"))
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "sandvisor_rpc_requests",
+            "sandvisor_rpc_duration_seconds",
+            "sandvisor_exec_duration_seconds",
+            "sandvisor_actor_restarts",
+            "sandvisor_actor_mailbox_depth",
+            "sandvisor_connections",
+            "sandvisor_containers",
+            "sandvisor_container_processes",
+            "sandvisor_container_oom_kills",
+            "sandvisor_container_memory_usage_bytes",
+            "sandvisor_container_memory_limit_bytes",
+            "sandvisor_container_cpu_seconds",
+        ]
+    );
+    assert_eq!(
+        registered["ok"]["metrics"][0],
+        json!({"name": "sandvisor_rpc_requests", "type": "counter",
+               "help": "Calls answered, by method and outcome (ok or the wire error code)",
+               "labels": ["sandbox", "method", "code"]})
+    );
+
+    let export = call("Metrics.Export", json!({}));
+    let text = export["ok"]["text"].as_str().expect("text");
+    assert!(text.ends_with("# EOF\n"), "{text}");
+    let got = samples(text);
+    let sb = format!("sandbox=\"{id}\"");
+    let c = format!("{sb},container=\"{id}\"");
+    for (key, value) in [
+        (format!("sandvisor_rpc_requests_total{{{sb},method=\"containerManager.ExecuteAsync\",code=\"ok\"}}"), "2"),
+        (format!("sandvisor_rpc_requests_total{{{sb},method=\"containerManager.Wait\",code=\"not_found\"}}"), "1"),
+        (format!("sandvisor_rpc_duration_seconds_count{{{sb},method=\"containerManager.ExecuteAsync\"}}"), "2"),
+        (format!("sandvisor_exec_duration_seconds_count{{{sb}}}"), "2"),
+        (format!("sandvisor_actor_restarts_total{{{sb},actor=\"ContainerManager\"}}"), "0"),
+        (format!("sandvisor_containers{{{sb},state=\"running\"}}"), "1"),
+        (format!("sandvisor_containers{{{sb},state=\"paused\"}}"), "0"),
+        (format!("sandvisor_container_oom_kills_total{{{c}}}"), "0"),
+        (format!("sandvisor_container_memory_limit_bytes{{{c}}}"), "67108864"),
+    ] {
+        assert_eq!(got.get(&key).map(String::as_str), Some(value), "{key} in\n{text}");
+    }
+    let number = |key: String| -> f64 {
+        got.get(&key)
+            .unwrap_or_else(|| panic!("{key} in\n{text}"))
+            .parse()
+            .expect("number")
+    };
+    assert!(number(format!("sandvisor_container_processes{{{c}}}")) >= 1.0);
+    let memory = number(format!("sandvisor_container_memory_usage_bytes{{{c}}}"));
+    assert!(memory > 0.0 && memory < 67_108_864.0, "{memory}");
+    assert!(number(format!("sandvisor_container_cpu_seconds_total{{{c}}}")) > 0.0);
+
+    // Paused, as the export sees it.
+    rt.ok(&["pause", &id]);
+    let filtered = call(
+        "Metrics.Export",
+        json!({"name_regex": "sandvisor_containers"}),
+    );
+    let text = filtered["ok"]["text"].as_str().expect("text");
+    assert_eq!(
+        text.lines()
+            .filter(|l| l.starts_with("# TYPE"))
+            .collect::<Vec<_>>(),
+        ["# TYPE sandvisor_containers gauge"]
+    );
+    assert_eq!(
+        samples(text).get(&format!("sandvisor_containers{{{sb},state=\"paused\"}}")),
+        Some(&"1".to_owned())
+    );
+    rt.ok(&["resume", &id]);
+    let bad = call("Metrics.Export", json!({"name_regex": "sandvisor_(rpc"}));
+    assert_eq!(bad["err"]["code"], "invalid_argument");
+    assert!(
+        bad["err"]["message"]
+            .as_str()
+            .expect("message")
+            .starts_with("invalid metric name regex \"sandvisor_(rpc\": "),
+        "{bad}"
+    );
+
+    // Two sandboxes behind one server.
+    let other = unique("metrics");
+    rt.ok(&["run", "-d", "-b", &bundle.path_string(), &other]);
+    let mut server = Command::new(SANDVISOR)
+        .args([
+            "--root",
+            rt.root(),
+            "metric-server",
+            "--listen",
+            "127.0.0.1:0",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("metric-server");
+    let mut first = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(server.stdout.take().expect("stdout")),
+        &mut first,
+    )
+    .expect("the address line");
+    let address = first
+        .trim()
+        .strip_prefix("serving metrics on http://")
+        .and_then(|a| a.strip_suffix("/metrics"))
+        .unwrap_or_else(|| panic!("{first:?}"))
+        .to_owned();
+    let get = |path: &str| -> String {
+        use std::io::{Read, Write};
+        let mut stream = std::net::TcpStream::connect(&address).expect("connect");
+        write!(stream, "GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").expect("request");
+        let mut response = String::new();
+        stream.read_to_string(&mut response).expect("response");
+        response
+    };
+    let page = get("/metrics");
+    let (head, body) = page.split_once("\r\n\r\n").expect("head and body");
+    assert!(head.starts_with("HTTP/1.1 200 OK\r\n"), "{head}");
+    assert!(
+        head.contains("Content-Type: application/openmetrics-text; version=1.0.0; charset=utf-8"),
+        "{head}"
+    );
+    assert!(body.ends_with("# EOF\n"));
+    assert_eq!(body.matches("# EOF").count(), 1);
+    assert_eq!(body.matches("# TYPE sandvisor_containers gauge").count(), 1);
+    let got = samples(body);
+    for sandbox in [&id, &other] {
+        let key = format!("sandvisor_containers{{sandbox=\"{sandbox}\",state=\"running\"}}");
+        assert_eq!(
+            got.get(&key).map(String::as_str),
+            Some("1"),
+            "{key} in\n{body}"
+        );
+    }
+    assert!(get("/other").starts_with("HTTP/1.1 404 Not Found\r\n"));
+    let _ = server.kill();
+    let _ = server.wait();
+
+    let refused = rt.fails(&[
+        "metric-server",
+        "--listen",
+        "127.0.0.1:0",
+        "--sandbox",
+        "nope",
+    ]);
+    assert!(
+        refused.contains("container \"nope\" does not exist"),
+        "{refused}"
+    );
+    rt.ok(&["delete", "-f", &other]);
+    rt.ok(&["delete", "-f", &id]);
+}

@@ -1,6 +1,6 @@
 //! The one place where every module's typed errors become wire error codes.
 
-use crate::actors::{AdmissionError, ContainerError, DebugError, IngressError};
+use crate::actors::{AdmissionError, ContainerError, DebugError, IngressError, MetricsError};
 use crate::api::DecodeError;
 use crate::container::spec::SpecError;
 use crate::router::ReplyError;
@@ -141,6 +141,15 @@ impl From<ContainerError> for RpcError {
                 libc::EINVAL => ErrorCode::InvalidArgument,
                 _ => ErrorCode::Internal,
             },
+        };
+        rpc(code, &e)
+    }
+}
+
+impl From<MetricsError> for RpcError {
+    fn from(e: MetricsError) -> Self {
+        let code = match e {
+            MetricsError::BadRegex { .. } => ErrorCode::InvalidArgument,
         };
         rpc(code, &e)
     }

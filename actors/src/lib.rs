@@ -12,6 +12,7 @@ pub mod config;
 pub mod container;
 mod errors;
 pub mod logging;
+pub mod metrics;
 pub mod router;
 pub mod supervision;
 pub mod sys;

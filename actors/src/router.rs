@@ -5,6 +5,7 @@ use std::future::Future;
 use std::os::fd::OwnedFd;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::time::Instant;
 
 use actix::{Addr, Handler};
 use serde::Serialize;
@@ -15,6 +16,7 @@ use crate::actors::{
     TraceSessions, Usage,
 };
 use crate::api::{CarriesFds, Method, Owner, Request};
+use crate::metrics::SandboxMetrics;
 use crate::supervision::{ActorStatus, Call, Subsystem, SupervisionError, Unsupported};
 use crate::wire::envelope::{error_frame, frame_buffer, seal_frame, write_ok_prefix};
 use crate::wire::frame::{HEADER_LEN, MAX_BODY_LEN, MAX_FDS};
@@ -186,11 +188,26 @@ pub struct Router {
     pub logging: Endpoint<Logging>,
     /// Debug.
     pub debug: Endpoint<Debug>,
+    /// Where calls are counted and timed.
+    pub instruments: SandboxMetrics,
 }
 
 impl Router {
-    /// Sends `request` (id `id`) to its owner.
+    /// Sends `request` (id `id`) to its owner; the answer is counted and
+    /// timed by method and outcome.
     pub fn dispatch(&self, id: u64, request: Request) -> PendingReply {
+        let method = request.method();
+        let started = Instant::now();
+        let reply = self.route(id, request);
+        let instruments = self.instruments.clone();
+        Box::pin(async move {
+            let frame = reply.await;
+            instruments.observe_call(method, frame.code, started.elapsed());
+            frame
+        })
+    }
+
+    fn route(&self, id: u64, request: Request) -> PendingReply {
         match request {
             Request::StartRoot(m) => self.container_manager.call(id, m),
             Request::Wait(m) => self.container_manager.call(id, m),
@@ -211,6 +228,8 @@ impl Router {
             Request::Resume(m) => self.container_manager.call(id, m),
             Request::SandboxPause(m) => self.lifecycle.call(id, m),
             Request::SandboxResume(m) => self.lifecycle.call(id, m),
+            Request::GetRegisteredMetrics(m) => self.metrics.call(id, m),
+            Request::ExportMetrics(m) => self.metrics.call(id, m),
             Request::Ping(m) => self.debug.call(id, m),
             Request::Stacks(m) => self.debug.call(id, m),
             Request::InjectFault(m) => self.debug.call(id, m),

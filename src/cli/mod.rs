@@ -10,6 +10,7 @@ mod features;
 mod inspect;
 mod json;
 mod kill;
+mod metric_server;
 mod pause;
 mod ps;
 mod relay;
@@ -125,6 +126,8 @@ enum Command {
     Kill(kill::KillArgs),
     /// Remove a stopped container, and its sandbox with a root container (as runc delete).
     Delete(delete::DeleteArgs),
+    /// Serve the sandboxes' metrics over HTTP for Prometheus (GET /metrics).
+    MetricServer(metric_server::MetricServerArgs),
 }
 
 /// Parses the command line, runs the command, and returns its exit status.
@@ -155,6 +158,7 @@ pub fn main() -> ExitCode {
         Command::List(args) => inspect::list(&cli.global, args).map_err(Into::into),
         Command::Kill(args) => kill::kill(&cli.global, args).map_err(Into::into),
         Command::Delete(args) => delete::delete(&cli.global, args).map_err(Into::into),
+        Command::MetricServer(args) => metric_server::serve(&cli.global, args).map_err(Into::into),
     };
     match result {
         Ok(code) => code,

@@ -17,7 +17,7 @@ use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use actix::{fut, ActorFutureExt, AsyncContext, Context, Handler, ResponseActFuture, WrapFuture};
 use nix::fcntl::OFlag;
@@ -38,6 +38,7 @@ use crate::container::resources::{self, CgroupVersion};
 use crate::container::spec::{
     self, Blueprint, ContainerContext, FdSource, RuntimeHooks, SpecError,
 };
+use crate::metrics::{ContainerFigures, SandboxMetrics};
 use crate::supervision::{
     guarded, handles, supervised_actor, ActorStatus, MailboxTicket, Reply, Subsystem,
 };
@@ -220,6 +221,8 @@ pub struct ManagerConfig {
     pub cgroup_parent: PathBuf,
     /// This process's pid.
     pub supervisor_pid: i32,
+    /// Where exec latency is recorded.
+    pub instruments: SandboxMetrics,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -1832,6 +1835,7 @@ impl ContainerManager {
         mut req: ExecuteAsync,
         _: &mut Context<Self>,
     ) -> Reply<Self, Executed> {
+        let started = Instant::now();
         let fds = req.fds.take();
         let console_socket = req.console_socket.take();
         let cid = req.cid.clone();
@@ -1841,6 +1845,7 @@ impl ContainerManager {
                 let spawned = self.spawn_process(cid.clone(), blueprint, opened, false);
                 Reply::Later(Box::pin(spawned.map(move |outcome, act, _| {
                     let outcome = outcome?;
+                    act.config.instruments.observe_exec(started.elapsed());
                     debug!(act.logger, "process started"; "cid" => &cid, "pid" => outcome.container_pid, "host_pid" => outcome.host_pid);
                     Ok(Executed {
                         pid: outcome.container_pid,
@@ -2556,6 +2561,43 @@ impl Handler<DetachedHooks> for ContainerManager {
             }));
             Ok(())
         });
+    }
+}
+
+/// Asks for every container's figures, for a metrics export.
+pub struct CollectFigures {
+    /// Counts it in the mailbox.
+    pub ticket: MailboxTicket,
+}
+
+impl actix::Message for CollectFigures {
+    type Result = Result<Vec<ContainerFigures>, RpcError>;
+}
+
+impl Handler<CollectFigures> for ContainerManager {
+    type Result = Result<Vec<ContainerFigures>, RpcError>;
+
+    fn handle(&mut self, msg: CollectFigures, ctx: &mut Context<Self>) -> Self::Result {
+        guarded(self, ctx, "CollectFigures", msg.ticket, |act, _| {
+            act.apply_exits();
+            Ok(act
+                .containers
+                .iter()
+                .map(|(id, c)| {
+                    let dirs = c.cgroup.as_ref().map(|g| g.dirs.as_slice()).unwrap_or(&[]);
+                    let brief = cgroup_stats::brief(&act.hierarchies, dirs);
+                    ContainerFigures {
+                        id: id.clone(),
+                        state: c.phase.status(),
+                        processes: brief.processes,
+                        memory_usage: brief.memory_usage,
+                        memory_limit: brief.memory_limit,
+                        cpu_usage_ns: brief.cpu_usage_ns,
+                        oom_kills: brief.oom_kills,
+                    }
+                })
+                .collect())
+        })
     }
 }
 

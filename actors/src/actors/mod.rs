@@ -17,14 +17,15 @@ mod usage;
 
 pub use cgroups::Cgroups;
 pub use container_manager::{
-    valid_container_id, ContainerError, ContainerManager, ManagerConfig, PrewarmedRoot, Teardown,
+    valid_container_id, CollectFigures, ContainerError, ContainerManager, ManagerConfig,
+    PrewarmedRoot, Teardown,
 };
 pub use debug::{Debug, DebugError};
 pub use ingress::{Drain, Ingress, IngressError};
 pub use lifecycle::Lifecycle;
 pub use listener::{AdmissionError, ConnectionStats, Listener, StopListening};
 pub use logging::Logging;
-pub use metrics::Metrics;
+pub use metrics::{Metrics, MetricsError};
 pub use network::Network;
 pub use profiler::Profiler;
 pub use reaper::{ChildrenExited, ExitJournal, Reaper};

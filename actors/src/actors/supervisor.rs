@@ -20,6 +20,7 @@ use super::{
 };
 use crate::config::BootConfig;
 use crate::logging::LogControl;
+use crate::metrics::SandboxMetrics;
 use crate::router::{Endpoint, Router};
 use crate::supervision::{
     guarded, supervised_actor, ActorStatus, Fault, MailboxTicket, Registry, Subsystem,
@@ -268,6 +269,7 @@ pub fn boot(
         }};
     }
     let journal = Arc::new(ExitJournal::default());
+    let instruments = SandboxMetrics::new(&config.id);
     let spawner_pid = spawner.as_ref().map(|s| s.pid);
     // Read once, for the two actors that use them.
     let hierarchies = crate::sys::cgroup::hierarchies().unwrap_or_else(|e| {
@@ -281,6 +283,7 @@ pub fn boot(
             state_dir: config.state_dir.clone(),
             cgroup_parent: config.cgroup_parent.clone(),
             supervisor_pid: std::process::id() as i32,
+            instruments: instruments.clone(),
         };
         let (journal, socket) = (journal.clone(), spawner.map(|s| s.socket));
         let hierarchies = hierarchies.clone();
@@ -336,7 +339,24 @@ pub fn boot(
     let network = dedicated!("sv-network", s.network, Network);
     let trace_sessions = dedicated!("sv-trace", s.trace_sessions, TraceSessions);
     let profiler = dedicated!("sv-profiler", s.profiler, Profiler);
-    let metrics = dedicated!("sv-metrics", s.metrics, Metrics);
+    let metrics = {
+        let (status, logger) = (s.metrics.clone(), log("Metrics"));
+        let (instruments, registry, connections) =
+            (instruments.clone(), registry.clone(), connections.clone());
+        let (containers, containers_status) =
+            (container_manager.clone(), s.container_manager.clone());
+        start_dedicated("sv-metrics", &s.metrics, &mut arbiters, move || {
+            Metrics::new(
+                status,
+                logger,
+                instruments,
+                registry,
+                connections,
+                containers,
+                containers_status,
+            )
+        })
+    };
     let usage = dedicated!("sv-usage", s.usage, Usage);
 
     let logging = {
@@ -364,6 +384,7 @@ pub fn boot(
         usage: Endpoint::new(usage, s.usage.clone()),
         logging: Endpoint::new(logging, s.logging.clone()),
         debug: Endpoint::new(debug, s.debug.clone()),
+        instruments,
     };
     let listener = {
         let (status, logger, ingress_logger) =

@@ -11,6 +11,7 @@ pub mod debug;
 pub mod fds;
 pub mod lifecycle;
 pub mod logging;
+pub mod metrics;
 
 use std::fmt;
 use std::os::fd::OwnedFd;
@@ -306,6 +307,8 @@ requests! {
     Resume(container::Resume),
     SandboxPause(lifecycle::Pause),
     SandboxResume(lifecycle::Resume),
+    GetRegisteredMetrics(metrics::GetRegisteredMetrics),
+    ExportMetrics(metrics::Export),
     Ping(debug::Ping),
     Stacks(debug::Stacks),
     InjectFault(debug::InjectFault),

@@ -49,6 +49,56 @@ pub fn read(hierarchies: &[Hierarchy], dirs: &[PathBuf], init: Option<i32>) -> S
     }
 }
 
+/// The few figures a metrics export takes of a container: fewer files
+/// than [`read`], because an export covers every container.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Brief {
+    /// pids.current.
+    pub processes: u64,
+    /// Memory in use, bytes.
+    pub memory_usage: u64,
+    /// The memory limit; `None` when unlimited.
+    pub memory_limit: Option<u64>,
+    /// CPU time, nanoseconds.
+    pub cpu_usage_ns: u64,
+    /// OOM kills in the memory cgroup.
+    pub oom_kills: u64,
+}
+
+/// v1 reports "no limit" as the largest page-aligned signed value.
+const V1_UNLIMITED: u64 = 1 << 62;
+
+/// Reads [`Brief`] for the cgroup whose directories are `dirs`.
+pub fn brief(hierarchies: &[Hierarchy], dirs: &[PathBuf]) -> Brief {
+    let mut brief = Brief {
+        processes: controller_dir(hierarchies, dirs, "pids")
+            .map(|(dir, _)| read_number(dir, "pids.current", 0))
+            .unwrap_or(0),
+        ..Brief::default()
+    };
+    if let Some((dir, v1)) = memory_dir(hierarchies, dirs) {
+        let (usage, limit) = if v1 {
+            ("memory.usage_in_bytes", "memory.limit_in_bytes")
+        } else {
+            ("memory.current", "memory.max")
+        };
+        brief.memory_usage = read_number(dir, usage, 0);
+        brief.memory_limit = Some(read_number(dir, limit, u64::MAX)).filter(|&l| l < V1_UNLIMITED);
+        brief.oom_kills = oom_kills_in(dir, v1);
+    }
+    brief.cpu_usage_ns = match controller_dir(hierarchies, dirs, "cpuacct") {
+        Some((dir, false)) => read_number(dir, "cpuacct.usage", 0),
+        _ => v2_dir(hierarchies, dirs)
+            .map(|dir| {
+                parse_flat_keyed(&read_text(dir, "cpu.stat"))
+                    .get("usage_usec")
+                    .map_or(0, |us| us * 1000)
+            })
+            .unwrap_or(0),
+    };
+    brief
+}
+
 /// How many processes the OOM killer has killed in the cgroup (0 without
 /// a memory controller).
 pub fn oom_kills(hierarchies: &[Hierarchy], dirs: &[PathBuf]) -> u64 {

@@ -1,0 +1,221 @@
+//! `sandvisor metric-server --listen ADDR [--sandbox ID]`: serves
+//! `GET /metrics` for Prometheus, gathering `Metrics.Export` from the
+//! supervisor of one sandbox, or of every sandbox under `--root`, into one
+//! OpenMetrics exposition (each sample carries its `sandbox` label).
+
+use std::collections::BTreeSet;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::Args;
+use sandvisor_actors::api::metrics::{Export, Exported};
+use sandvisor_actors::api::Method;
+
+use super::run::{io, RunError};
+use super::GlobalOptions;
+use crate::client::Client;
+use crate::state::StateDir;
+
+/// How long a scrape waits for one supervisor's export.
+const EXPORT_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a client has to send its request.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
+/// The longest request head read.
+const MAX_REQUEST_HEAD: usize = 8192;
+/// The content type OpenMetrics text is served as.
+const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+/// Arguments of `sandvisor metric-server`.
+#[derive(Debug, Args)]
+pub struct MetricServerArgs {
+    /// Address to serve on, e.g. 127.0.0.1:9464 (port 0 picks a free one;
+    /// the address bound is printed on standard output).
+    #[arg(long, value_name = "ADDR")]
+    listen: SocketAddr,
+    /// Only this sandbox (its root container's id); every sandbox under
+    /// --root when absent.
+    #[arg(long, value_name = "ID")]
+    sandbox: Option<String>,
+}
+
+/// Serves /metrics until killed.
+pub fn serve(global: &GlobalOptions, args: MetricServerArgs) -> Result<ExitCode, RunError> {
+    let state = StateDir::open(&global.root)?;
+    if let Some(id) = &args.sandbox {
+        // An unknown sandbox is a mistake to report now, not an empty page.
+        let entry = state.load(id)?;
+        if entry.sandbox != *id {
+            return Err(RunError::Refused(format!(
+                "container {id:?} is not a sandbox: it belongs to {:?}",
+                entry.sandbox
+            )));
+        }
+    }
+    let listener = TcpListener::bind(args.listen)
+        .map_err(|e| RunError::Refused(format!("listen on {}: {e}", args.listen)))?;
+    let bound = listener
+        .local_addr()
+        .map_err(io("read the listening address"))?;
+    let mut stdout = std::io::stdout();
+    writeln!(stdout, "serving metrics on http://{bound}/metrics")
+        .and_then(|()| stdout.flush())
+        .map_err(io("write standard output"))?;
+    for stream in listener.incoming() {
+        match stream {
+            Ok(stream) => {
+                if let Err(e) = answer(stream, &state, args.sandbox.as_deref()) {
+                    eprintln!("sandvisor metric-server: {e}");
+                }
+            }
+            Err(e) => eprintln!("sandvisor metric-server: accept: {e}"),
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Reads one request and answers it; the connection is closed after.
+fn answer(stream: TcpStream, state: &StateDir, only: Option<&str>) -> std::io::Result<()> {
+    stream.set_read_timeout(Some(REQUEST_TIMEOUT))?;
+    // The whole head is bounded: a client cannot make the server read
+    // without end.
+    let mut reader = BufReader::new(stream.try_clone()?.take(MAX_REQUEST_HEAD as u64));
+    let mut request_line = String::new();
+    reader.read_line(&mut request_line)?;
+    // The headers are read and ignored: nothing in them changes the page.
+    loop {
+        let mut line = String::new();
+        if reader.read_line(&mut line)? == 0 || line == "\r\n" || line == "\n" {
+            break;
+        }
+    }
+    let mut parts = request_line.split_whitespace();
+    let (method, target) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
+    let path = target.split('?').next().unwrap_or("");
+    let (status, content_type, body) = match (method, path) {
+        ("GET" | "HEAD", "/metrics") => ("200 OK", OPENMETRICS, scrape(state, only)),
+        ("GET" | "HEAD", _) => (
+            "404 Not Found",
+            "text/plain; charset=utf-8",
+            "metrics are at /metrics\n".to_owned(),
+        ),
+        _ => (
+            "405 Method Not Allowed",
+            "text/plain; charset=utf-8",
+            "only GET and HEAD\n".to_owned(),
+        ),
+    };
+    let mut out = stream;
+    write!(
+        out,
+        "HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    )?;
+    if method != "HEAD" {
+        out.write_all(body.as_bytes())?;
+    }
+    out.flush()
+}
+
+/// One exposition of the metrics of `only`, or of every sandbox whose
+/// supervisor answers.
+fn scrape(state: &StateDir, only: Option<&str>) -> String {
+    let mut sockets = BTreeSet::new();
+    for id in state.ids().unwrap_or_default() {
+        let Ok(entry) = state.load(&id) else {
+            continue;
+        };
+        if only.is_none_or(|sandbox| entry.sandbox == sandbox) {
+            sockets.insert(entry.socket);
+        }
+    }
+    let texts: Vec<String> = sockets
+        .iter()
+        .filter_map(|socket| match export(socket) {
+            Ok(text) => Some(text),
+            Err(e) => {
+                // A sandbox that stopped between the listing and the call
+                // has no metrics left: it is left out, not an error page.
+                eprintln!(
+                    "sandvisor metric-server: export from {}: {e}",
+                    socket.display()
+                );
+                None
+            }
+        })
+        .collect();
+    merge(&texts)
+}
+
+fn export(socket: &std::path::Path) -> Result<String, RunError> {
+    let client = Client::connect(socket)?;
+    let args = serde_cbor::Value::Map(Default::default());
+    let (value, _) = client.call_timeout(Export::NAME, &args, Vec::new(), EXPORT_TIMEOUT)?;
+    let exported: Exported = serde_cbor::value::from_value(value)
+        .map_err(|e| RunError::Refused(format!("decode the export: {e}")))?;
+    Ok(exported.text)
+}
+
+/// Merges OpenMetrics expositions: each family once (its HELP, TYPE and
+/// UNIT lines from the first text that has it), with the samples of every
+/// text, then one `# EOF`.
+pub fn merge(texts: &[String]) -> String {
+    let mut families: Vec<(String, Vec<&str>, Vec<&str>)> = Vec::new();
+    for text in texts {
+        let mut current: Option<usize> = None;
+        for line in text.lines() {
+            if line == "# EOF" {
+                break;
+            }
+            if let Some(meta) = line.strip_prefix("# ") {
+                let name = meta.split_whitespace().nth(1).unwrap_or("");
+                let index = match families.iter().position(|(n, _, _)| n == name) {
+                    Some(i) => i,
+                    None => {
+                        families.push((name.to_owned(), Vec::new(), Vec::new()));
+                        families.len() - 1
+                    }
+                };
+                let headers = &mut families[index].1;
+                let kind = meta.split_whitespace().next().unwrap_or("");
+                if !headers
+                    .iter()
+                    .any(|h| h.split_whitespace().nth(1) == Some(kind))
+                {
+                    headers.push(line);
+                }
+                current = Some(index);
+            } else if let Some(i) = current {
+                families[i].2.push(line);
+            }
+        }
+    }
+    let mut out = String::new();
+    for (_, headers, samples) in families {
+        for line in headers.into_iter().chain(samples) {
+            out.push_str(line);
+            out.push('\n');
+        }
+    }
+    out.push_str("# EOF\n");
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn families_of_several_sandboxes_are_merged_once_each() {
+        let a = "# HELP x Calls.\n# TYPE x counter\nx_total{sandbox=\"a\"} 1\n# HELP g G.\n# TYPE g gauge\ng{sandbox=\"a\"} 5\n# EOF\n";
+        let b = "# HELP x Calls.\n# TYPE x counter\nx_total{sandbox=\"b\"} 2\n# HELP h H.\n# TYPE h gauge\nh{sandbox=\"b\"} 7\n# EOF\n";
+        assert_eq!(
+            merge(&[a.to_owned(), b.to_owned()]),
+            "# HELP x Calls.\n# TYPE x counter\nx_total{sandbox=\"a\"} 1\nx_total{sandbox=\"b\"} 2\n\
+             # HELP g G.\n# TYPE g gauge\ng{sandbox=\"a\"} 5\n\
+             # HELP h H.\n# TYPE h gauge\nh{sandbox=\"b\"} 7\n# EOF\n"
+        );
+        assert_eq!(merge(&[]), "# EOF\n");
+    }
+}
