@@ -281,6 +281,8 @@ fn create_holds_the_init_until_start_and_the_pid_file_names_its_relay() {
     let state = rt.state(&id);
     assert_eq!(state["status"], "stopped");
     assert_eq!(state["pid"], 0);
+    assert_eq!(state["exitCode"], 7);
+    assert_eq!(state["exitReason"], "exited");
 
     let refused = rt.fails(&["start", &id]);
     assert!(
@@ -313,6 +315,9 @@ fn a_killed_created_container_stops_and_its_relay_dies_by_the_same_signal() {
     assert!(libc::WIFSIGNALED(status), "status {status:#x}");
     assert_eq!(libc::WTERMSIG(status), libc::SIGKILL);
     eventually("stopped", || rt.state(&id)["status"] == "stopped");
+    let state = rt.state(&id);
+    assert_eq!(state["exitCode"], 137, "{state}");
+    assert_eq!(state["exitReason"], "signaled", "{state}");
     let refused = rt.fails(&["start", &id]);
     assert!(refused.contains("has stopped"), "{refused}");
     rt.ok(&["delete", &id]);
@@ -1006,6 +1011,17 @@ fn an_oom_kill_is_reported_by_wait_run_and_events() {
         "{}",
         outcome.stderr
     );
+
+    // A detached one: `state` gives the reason once it has stopped.
+    let detached = unique("oom-state");
+    rt.ok(&["run", "-d", "-b", &bundle.path_string(), &detached]);
+    eventually("the OOM-killed init stopped", || {
+        rt.state(&detached)["status"] == "stopped"
+    });
+    let state = rt.state(&detached);
+    assert_eq!(state["exitCode"], 137, "{state}");
+    assert_eq!(state["exitReason"], "oom-killed", "{state}");
+    rt.ok(&["delete", &detached]);
 
     // A child OOM-killed in a container that lives on: an `oom` event.
     bundle.edit(|c| {

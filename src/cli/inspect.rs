@@ -11,6 +11,7 @@ use clap::Args;
 use serde::Serialize;
 
 use sandvisor_actors::api::container::{ContainerRuntimeState, RuntimeStatus};
+use sandvisor_actors::sys::process::WaitStatus;
 
 use super::GlobalOptions;
 use crate::client::Client;
@@ -57,6 +58,33 @@ struct OciState<'a> {
     owner: String,
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     annotations: &'a BTreeMap<String, String>,
+    /// Beyond runc's fields, once stopped and while the supervisor still
+    /// knows: the init's exit code as a shell gives it (128+N when killed
+    /// by signal N)...
+    #[serde(skip_serializing_if = "Option::is_none")]
+    exit_code: Option<i32>,
+    /// ...and why: `exited`, `signaled` or `oom-killed`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    exit_reason: Option<&'static str>,
+}
+
+/// How a stopped container's init ended, asked of its supervisor (`None`
+/// when it is gone, or the container has not stopped).
+fn exit_of(entry: &Entry) -> Option<(i32, &'static str)> {
+    let state = Client::connect(&entry.socket)
+        .and_then(|client| {
+            client.invoke(ContainerRuntimeState {
+                cid: entry.id.clone(),
+            })
+        })
+        .ok()?;
+    let status = WaitStatus(state.exit_status?);
+    let reason = match (status.signal(), state.oom_killed) {
+        (Some(_), true) => "oom-killed",
+        (Some(_), false) => "signaled",
+        (None, _) => "exited",
+    };
+    Some((status.shell_code(), reason))
 }
 
 /// The status of a container now, and its init's pid (0 once stopped):
@@ -96,6 +124,8 @@ impl<'a> OciState<'a> {
             created: &entry.created,
             owner,
             annotations: &entry.annotations,
+            exit_code: None,
+            exit_reason: None,
         }
     }
 }
@@ -104,8 +134,14 @@ impl<'a> OciState<'a> {
 pub fn state(global: &GlobalOptions, args: StateArgs) -> Result<ExitCode, StateError> {
     let dir = StateDir::open(&global.root)?;
     let entry = dir.load(&args.id)?;
-    let mut out = serde_json::to_vec_pretty(&OciState::of(&entry, String::new()))
-        .map_err(|e| io_error(e.into()))?;
+    let mut state = OciState::of(&entry, String::new());
+    if state.status == Status::Stopped {
+        if let Some((code, reason)) = exit_of(&entry) {
+            state.exit_code = Some(code);
+            state.exit_reason = Some(reason);
+        }
+    }
+    let mut out = serde_json::to_vec_pretty(&state).map_err(|e| io_error(e.into()))?;
     out.push(b'\n');
     std::io::stdout().write_all(&out).map_err(io_error)?;
     Ok(ExitCode::SUCCESS)

@@ -862,6 +862,8 @@ impl ContainerManager {
         Ok(RuntimeState {
             status: c.phase.runtime_status(),
             pid: c.init,
+            exit_status: c.exit.map(|status| status.0),
+            oom_killed: c.init_oom_killed,
         })
     }
 

@@ -492,6 +492,12 @@ pub struct RuntimeState {
     /// The init's pid in the supervisor's pid namespace, once it exists.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pid: Option<i32>,
+    /// Once stopped: the init's wait status.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exit_status: Option<u32>,
+    /// Once stopped: the OOM killer killed the init.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub oom_killed: bool,
 }
 
 impl CarriesFds for RuntimeState {}
