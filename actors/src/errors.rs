@@ -1,6 +1,6 @@
 //! The one place where every module's typed errors become wire error codes.
 
-use crate::actors::{AdmissionError, ContainerError, DebugError, IngressError};
+use crate::actors::{AdmissionError, ContainerError, DebugError, IngressError, UsageError};
 use crate::api::DecodeError;
 use crate::container::spec::SpecError;
 use crate::router::ReplyError;
@@ -140,6 +140,18 @@ impl From<ContainerError> for RpcError {
                 libc::EINVAL => ErrorCode::InvalidArgument,
                 _ => ErrorCode::Internal,
             },
+        };
+        rpc(code, &e)
+    }
+}
+
+impl From<UsageError> for RpcError {
+    fn from(e: UsageError) -> Self {
+        let code = match e {
+            UsageError::NoMemoryController | UsageError::NoMemoryFiles(_) => ErrorCode::Unsupported,
+            UsageError::Read { .. } | UsageError::Rss(_) | UsageError::Page(_) => {
+                ErrorCode::Internal
+            }
         };
         rpc(code, &e)
     }

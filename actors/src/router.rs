@@ -209,6 +209,8 @@ impl Router {
             Request::ReadControlFiles(m) => self.cgroups.call(id, m),
             Request::WriteControlFiles(m) => self.cgroups.call(id, m),
             Request::Resume(m) => self.container_manager.call(id, m),
+            Request::Collect(m) => self.usage.call(id, m),
+            Request::UsageFd(m) => self.usage.call(id, m),
             Request::Ping(m) => self.debug.call(id, m),
             Request::Stacks(m) => self.debug.call(id, m),
             Request::InjectFault(m) => self.debug.call(id, m),

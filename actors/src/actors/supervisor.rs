@@ -269,7 +269,7 @@ pub fn boot(
     }
     let journal = Arc::new(ExitJournal::default());
     let spawner_pid = spawner.as_ref().map(|s| s.pid);
-    // Read once, for the two actors that use them.
+    // Read once, for the actors that use them.
     let hierarchies = crate::sys::cgroup::hierarchies().unwrap_or_else(|e| {
         warn!(log("ContainerManager"), "cannot read cgroup hierarchies"; "error" => %e);
         Vec::new()
@@ -319,6 +319,17 @@ pub fn boot(
         })
     };
     let lifecycle = dedicated!("sv-lifecycle", s.lifecycle, Lifecycle);
+    let usage = {
+        let (status, logger) = (s.usage.clone(), log("Usage"));
+        let (hierarchies, parent) = (hierarchies.clone(), config.cgroup_parent.clone());
+        let (manager, manager_status) = (
+            container_manager.clone().recipient(),
+            s.container_manager.clone(),
+        );
+        start_dedicated("sv-usage", &s.usage, &mut arbiters, move || {
+            Usage::new(status, logger, hierarchies, parent, manager, manager_status)
+        })
+    };
     let cgroups = {
         let (status, logger) = (s.cgroups.clone(), log("Cgroups"));
         let parent = config.cgroup_parent.clone();
@@ -330,7 +341,6 @@ pub fn boot(
     let trace_sessions = dedicated!("sv-trace", s.trace_sessions, TraceSessions);
     let profiler = dedicated!("sv-profiler", s.profiler, Profiler);
     let metrics = dedicated!("sv-metrics", s.metrics, Metrics);
-    let usage = dedicated!("sv-usage", s.usage, Usage);
 
     let logging = {
         let (status, logger) = (s.logging.clone(), log("Logging"));

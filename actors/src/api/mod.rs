@@ -10,6 +10,7 @@ pub mod container;
 pub mod debug;
 pub mod fds;
 pub mod logging;
+pub mod usage;
 
 use std::fmt;
 use std::os::fd::OwnedFd;
@@ -303,6 +304,8 @@ requests! {
     ReadControlFiles(cgroups::ReadControlFiles),
     WriteControlFiles(cgroups::WriteControlFiles),
     Resume(container::Resume),
+    Collect(usage::Collect),
+    UsageFd(usage::UsageFd),
     Ping(debug::Ping),
     Stacks(debug::Stacks),
     InjectFault(debug::InjectFault),
@@ -348,9 +351,11 @@ mod tests {
                 level: Some(logging::LogLevel::Trace),
                 format: None,
             }),
+            Request::Collect(usage::Collect { full: true }),
+            Request::UsageFd(usage::UsageFd {}),
             Request::NotYetSupported(NotYetSupported {
-                method: "Usage.Collect",
-                owner: Owner::Usage,
+                method: "Metrics.Export",
+                owner: Owner::Metrics,
             }),
         ];
         for request in requests {
