@@ -365,10 +365,10 @@ fn call_prints_replies_and_errors_as_json() {
         )
     );
     assert_eq!(
-        call(&["Usage.Collect"]),
+        call(&["Profile.CPU"]),
         (
             Some(1),
-            "{\"err\":{\"code\":\"unsupported\",\"message\":\"Usage.Collect is not supported yet: the Usage actor does not implement it in this build\"}}\n".into(),
+            "{\"err\":{\"code\":\"unsupported\",\"message\":\"Profile.CPU is not supported yet: the Profiler actor does not implement it in this build\"}}\n".into(),
             String::new()
         )
     );

@@ -1,6 +1,8 @@
 //! The one place where every module's typed errors become wire error codes.
 
-use crate::actors::{AdmissionError, ContainerError, DebugError, IngressError, MetricsError};
+use crate::actors::{
+    AdmissionError, ContainerError, DebugError, IngressError, MetricsError, UsageError,
+};
 use crate::api::DecodeError;
 use crate::container::spec::SpecError;
 use crate::router::ReplyError;
@@ -150,6 +152,18 @@ impl From<MetricsError> for RpcError {
     fn from(e: MetricsError) -> Self {
         let code = match e {
             MetricsError::BadRegex { .. } => ErrorCode::InvalidArgument,
+        };
+        rpc(code, &e)
+    }
+}
+
+impl From<UsageError> for RpcError {
+    fn from(e: UsageError) -> Self {
+        let code = match e {
+            UsageError::NoMemoryController | UsageError::NoMemoryFiles(_) => ErrorCode::Unsupported,
+            UsageError::Read { .. } | UsageError::Rss(_) | UsageError::Page(_) => {
+                ErrorCode::Internal
+            }
         };
         rpc(code, &e)
     }

@@ -230,6 +230,8 @@ impl Router {
             Request::SandboxResume(m) => self.lifecycle.call(id, m),
             Request::GetRegisteredMetrics(m) => self.metrics.call(id, m),
             Request::ExportMetrics(m) => self.metrics.call(id, m),
+            Request::Collect(m) => self.usage.call(id, m),
+            Request::UsageFd(m) => self.usage.call(id, m),
             Request::Ping(m) => self.debug.call(id, m),
             Request::Stacks(m) => self.debug.call(id, m),
             Request::InjectFault(m) => self.debug.call(id, m),

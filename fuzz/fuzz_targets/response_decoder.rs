@@ -11,6 +11,7 @@
 use libfuzzer_sys::fuzz_target;
 use sandvisor_actors::api::debug::{PingReply, StacksReply};
 use sandvisor_actors::api::logging::LoggingState;
+use sandvisor_actors::api::usage::{MemoryUsage, UsageFdReply};
 use sandvisor_actors::api::Empty;
 use sandvisor_actors::wire::cbor;
 use sandvisor_actors::wire::envelope::{parse_response, write_err};
@@ -37,6 +38,8 @@ fuzz_target!(|data: &[u8]| {
             let _ = serde_cbor::from_slice::<StacksReply>(ok);
             let _ = serde_cbor::from_slice::<LoggingState>(ok);
             let _ = serde_cbor::from_slice::<Empty>(ok);
+            let _ = serde_cbor::from_slice::<MemoryUsage>(ok);
+            let _ = serde_cbor::from_slice::<UsageFdReply>(ok);
         }
         Err(error) => {
             let mut body = Vec::new();

@@ -17,6 +17,7 @@ mod relay;
 mod run;
 mod spec;
 mod update;
+mod usage;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -111,6 +112,8 @@ enum Command {
     Events(events::EventsArgs),
     /// Change a running container's resource limits (as runc update).
     Update(update::UpdateArgs),
+    /// Print the memory use of a container's sandbox, as JSON.
+    Usage(usage::UsageArgs),
     /// Stand for a container's process for a subreaper (internal).
     #[command(hide = true)]
     RelayExit(relay::RelayArgs),
@@ -151,6 +154,7 @@ pub fn main() -> ExitCode {
         Command::Resume(args) => pause::resume(&cli.global, args).map_err(Into::into),
         Command::Events(args) => events::events(&cli.global, args).map_err(Into::into),
         Command::Update(args) => update::update(&cli.global, args).map_err(Into::into),
+        Command::Usage(args) => usage::usage(&cli.global, args).map_err(Into::into),
         Command::RelayExit(args) => Ok(relay::relay(args)),
         Command::Spec(args) => spec::run(args).map_err(Into::into),
         Command::Features => features::run().map_err(Into::into),

@@ -2627,6 +2627,33 @@ impl Handler<Teardown> for ContainerManager {
     }
 }
 
+/// Lists the cgroup directories of every container that has them, by id
+/// (one per hierarchy, in the hierarchies' order), for the Usage actor's
+/// per-container figures: only this actor knows where a `cgroupsPath`
+/// put a container.
+pub struct ContainerCgroups {
+    /// Counts it in the mailbox.
+    pub ticket: MailboxTicket,
+}
+
+impl actix::Message for ContainerCgroups {
+    type Result = Result<Vec<(String, Vec<PathBuf>)>, RpcError>;
+}
+
+impl Handler<ContainerCgroups> for ContainerManager {
+    type Result = Result<Vec<(String, Vec<PathBuf>)>, RpcError>;
+
+    fn handle(&mut self, msg: ContainerCgroups, ctx: &mut Context<Self>) -> Self::Result {
+        guarded(self, ctx, "ContainerCgroups", msg.ticket, |act, _| {
+            Ok(act
+                .containers
+                .iter()
+                .filter_map(|(cid, c)| Some((cid.clone(), c.cgroup.as_ref()?.dirs.clone())))
+                .collect())
+        })
+    }
+}
+
 supervised_actor!(ContainerManager);
 handles!(ContainerManager {
     StartRoot => start_root,

@@ -17,8 +17,8 @@ mod usage;
 
 pub use cgroups::Cgroups;
 pub use container_manager::{
-    valid_container_id, CollectFigures, ContainerError, ContainerManager, ManagerConfig,
-    PrewarmedRoot, Teardown,
+    valid_container_id, CollectFigures, ContainerCgroups, ContainerError, ContainerManager,
+    ManagerConfig, PrewarmedRoot, Teardown,
 };
 pub use debug::{Debug, DebugError};
 pub use ingress::{Drain, Ingress, IngressError};
@@ -31,7 +31,7 @@ pub use profiler::Profiler;
 pub use reaper::{ChildrenExited, ExitJournal, Reaper};
 pub use supervisor::{boot, BootError, SandboxSupervisor, Shutdown};
 pub use trace_sessions::TraceSessions;
-pub use usage::Usage;
+pub use usage::{Usage, UsageError};
 
 /// Declares an actor whose methods have not landed yet: it is part of the
 /// tree (it can be inspected, faulted and restarted) and answers each of

@@ -271,7 +271,7 @@ pub fn boot(
     let journal = Arc::new(ExitJournal::default());
     let instruments = SandboxMetrics::new(&config.id);
     let spawner_pid = spawner.as_ref().map(|s| s.pid);
-    // Read once, for the two actors that use them.
+    // Read once, for the actors that use them.
     let hierarchies = crate::sys::cgroup::hierarchies().unwrap_or_else(|e| {
         warn!(log("ContainerManager"), "cannot read cgroup hierarchies"; "error" => %e);
         Vec::new()
@@ -329,6 +329,17 @@ pub fn boot(
             Lifecycle::new(status, logger, containers, containers_status)
         })
     };
+    let usage = {
+        let (status, logger) = (s.usage.clone(), log("Usage"));
+        let (hierarchies, parent) = (hierarchies.clone(), config.cgroup_parent.clone());
+        let (manager, manager_status) = (
+            container_manager.clone().recipient(),
+            s.container_manager.clone(),
+        );
+        start_dedicated("sv-usage", &s.usage, &mut arbiters, move || {
+            Usage::new(status, logger, hierarchies, parent, manager, manager_status)
+        })
+    };
     let cgroups = {
         let (status, logger) = (s.cgroups.clone(), log("Cgroups"));
         let parent = config.cgroup_parent.clone();
@@ -357,7 +368,6 @@ pub fn boot(
             )
         })
     };
-    let usage = dedicated!("sv-usage", s.usage, Usage);
 
     let logging = {
         let (status, logger) = (s.logging.clone(), log("Logging"));

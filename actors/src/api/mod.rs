@@ -12,6 +12,7 @@ pub mod fds;
 pub mod lifecycle;
 pub mod logging;
 pub mod metrics;
+pub mod usage;
 
 use std::fmt;
 use std::os::fd::OwnedFd;
@@ -309,6 +310,8 @@ requests! {
     SandboxResume(lifecycle::Resume),
     GetRegisteredMetrics(metrics::GetRegisteredMetrics),
     ExportMetrics(metrics::Export),
+    Collect(usage::Collect),
+    UsageFd(usage::UsageFd),
     Ping(debug::Ping),
     Stacks(debug::Stacks),
     InjectFault(debug::InjectFault),
@@ -355,6 +358,8 @@ mod tests {
                 format: None,
             }),
             Request::SandboxPause(lifecycle::Pause {}),
+            Request::Collect(usage::Collect { full: true }),
+            Request::UsageFd(usage::UsageFd {}),
             Request::NotYetSupported(NotYetSupported {
                 method: "Profile.CPU",
                 owner: Owner::Profiler,

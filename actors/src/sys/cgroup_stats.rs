@@ -234,6 +234,90 @@ fn memory_v2(dir: &Path) -> MemoryStats {
     }
 }
 
+/// A memory cgroup's use, in bytes, broken down: `anonymous`,
+/// `page_cache`, `shmem` and `kernel` are disjoint; `mapped` is the part
+/// of the page cache and shmem mapped into processes; `total` is the
+/// kernel's own counter of everything charged. Every figure counts the
+/// cgroup's descendants too.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct MemoryBreakdown {
+    /// `memory.usage_in_bytes` (v1) or `memory.current` (v2).
+    pub total: u64,
+    /// Anonymous pages (v1 `rss`, v2 `anon`).
+    pub anonymous: u64,
+    /// File pages, shmem left out (v1 `cache` - `shmem`, v2 `file` - `shmem`).
+    pub page_cache: u64,
+    /// Mapped file pages (v1 `mapped_file`, v2 `file_mapped`).
+    pub mapped: u64,
+    /// tmpfs and shared memory (`shmem`).
+    pub shmem: u64,
+    /// Kernel memory (v1 `memory.kmem.usage_in_bytes`, v2 `kernel`, or
+    /// the sum of its parts on kernels before 5.18).
+    pub kernel: u64,
+}
+
+/// The breakdown of v1 memory cgroup figures: `stat` is its memory.stat,
+/// whose `total_` keys are hierarchical (the plain ones, which leave the
+/// children out, only stand in on a kernel without them); `kmem` is
+/// memory.kmem.usage_in_bytes, where the kernel has it.
+pub fn memory_breakdown_v1(stat: &str, usage: u64, kmem: Option<u64>) -> MemoryBreakdown {
+    let stat = parse_flat_keyed(stat);
+    let get = |key: &str| {
+        stat.get(&format!("total_{key}"))
+            .or_else(|| stat.get(key))
+            .copied()
+            .unwrap_or(0)
+    };
+    // v1's cache counts shmem as well.
+    let shmem = get("shmem");
+    MemoryBreakdown {
+        total: usage,
+        anonymous: get("rss"),
+        page_cache: get("cache").saturating_sub(shmem),
+        mapped: get("mapped_file"),
+        shmem,
+        kernel: kmem.unwrap_or(0),
+    }
+}
+
+/// The breakdown of v2 memory cgroup figures: `stat` is its memory.stat
+/// (hierarchical), `current` its memory.current.
+pub fn memory_breakdown_v2(stat: &str, current: u64) -> MemoryBreakdown {
+    let stat = parse_flat_keyed(stat);
+    let get = |key: &str| stat.get(key).copied().unwrap_or(0);
+    let shmem = get("shmem");
+    // `kernel` sums these since 5.18; before, only the parts are there.
+    let kernel = stat.get("kernel").copied().unwrap_or_else(|| {
+        ["kernel_stack", "slab", "sock", "percpu", "pagetables"]
+            .iter()
+            .map(|key| get(key))
+            .sum()
+    });
+    MemoryBreakdown {
+        total: current,
+        anonymous: get("anon"),
+        page_cache: get("file").saturating_sub(shmem),
+        mapped: get("file_mapped"),
+        shmem,
+        kernel,
+    }
+}
+
+/// Reads the breakdown of the memory cgroup at `dir` (`v1`: of a v1
+/// hierarchy). Fails with `NotFound` when it has no memory.stat: the
+/// cgroup is gone, or (v2) its parent does not enable the controller.
+pub fn memory_breakdown(dir: &Path, v1: bool) -> std::io::Result<MemoryBreakdown> {
+    let stat = std::fs::read_to_string(dir.join("memory.stat"))?;
+    Ok(if v1 {
+        let kmem = std::fs::read_to_string(dir.join("memory.kmem.usage_in_bytes"))
+            .ok()
+            .and_then(|t| t.trim().parse().ok());
+        memory_breakdown_v1(&stat, read_number(dir, "memory.usage_in_bytes", 0), kmem)
+    } else {
+        memory_breakdown_v2(&stat, read_number(dir, "memory.current", 0))
+    })
+}
+
 fn pids(dir: &Path) -> PidsStats {
     PidsStats {
         current: read_number(dir, "pids.current", 0),
@@ -416,5 +500,88 @@ eth0:    2000      20    1    2    0     0          0         0     3000      30
         assert_eq!(stats.memory.cache, 2048);
         assert_eq!(stats.memory.raw.get("anon"), Some(&1024));
         assert_eq!((stats.pids.current, stats.pids.limit), (2, 0));
+    }
+
+    /// memory.stat of a v1 cgroup holding 64 MiB of tmpfs and a child.
+    const V1_STAT: &str = "cache 1048576\nrss 2097152\nrss_huge 0\nshmem 0\nmapped_file 4096\n\
+dirty 0\nwriteback 0\nswap 0\npgpgin 10\npgpgout 5\ninactive_anon 0\nactive_anon 2097152\n\
+hierarchical_memory_limit 9223372036854771712\ntotal_cache 68157440\ntotal_rss 3145728\n\
+total_rss_huge 0\ntotal_shmem 67108864\ntotal_mapped_file 8192\ntotal_dirty 0\n\
+total_swap 0\ntotal_pgpgin 20\n";
+
+    /// memory.stat of a v2 cgroup (kernel 6.x: with `kernel`).
+    const V2_STAT: &str = "anon 3145728\nfile 68157440\nkernel 524288\nkernel_stack 32768\n\
+pagetables 65536\nsec_pagetables 0\npercpu 1024\nsock 0\nvmalloc 0\nshmem 67108864\n\
+zswap 0\nfile_mapped 8192\nfile_dirty 0\nslab_reclaimable 200000\nslab_unreclaimable 100000\n\
+slab 300000\nanon_thp 0\n";
+
+    #[test]
+    fn usage_v1_figures_come_from_the_hierarchical_keys() {
+        let b = memory_breakdown_v1(V1_STAT, 71_000_000, Some(400_000));
+        assert_eq!(
+            b,
+            MemoryBreakdown {
+                total: 71_000_000,
+                anonymous: 3_145_728,
+                page_cache: 1_048_576,
+                mapped: 8192,
+                shmem: 67_108_864,
+                kernel: 400_000,
+            }
+        );
+        // No kmem file: no kernel figure; no total_ keys: the plain ones.
+        let b = memory_breakdown_v1("cache 300\nrss 100\nshmem 200\nmapped_file 50\n", 500, None);
+        assert_eq!(
+            (b.anonymous, b.page_cache, b.shmem, b.mapped, b.kernel),
+            (100, 100, 200, 50, 0)
+        );
+    }
+
+    #[test]
+    fn usage_v2_figures_split_shmem_from_file_and_sum_kernel_parts_on_old_kernels() {
+        let b = memory_breakdown_v2(V2_STAT, 72_000_000);
+        assert_eq!(
+            b,
+            MemoryBreakdown {
+                total: 72_000_000,
+                anonymous: 3_145_728,
+                page_cache: 1_048_576,
+                mapped: 8192,
+                shmem: 67_108_864,
+                kernel: 524_288,
+            }
+        );
+        // Before 5.18 there is no `kernel` key: kernel_stack, slab, sock
+        // (0), percpu and pagetables.
+        let old = V2_STAT.replace("kernel 524288\n", "");
+        assert_eq!(
+            memory_breakdown_v2(&old, 0).kernel,
+            32_768 + 300_000 + 1024 + 65_536
+        );
+    }
+
+    #[test]
+    fn usage_figures_are_read_from_a_cgroup_directory() {
+        let v1 = tempfile::tempdir().unwrap();
+        std::fs::write(v1.path().join("memory.stat"), V1_STAT).unwrap();
+        std::fs::write(v1.path().join("memory.usage_in_bytes"), "71000000\n").unwrap();
+        std::fs::write(v1.path().join("memory.kmem.usage_in_bytes"), "400000\n").unwrap();
+        let b = memory_breakdown(v1.path(), true).unwrap();
+        assert_eq!(
+            (b.total, b.shmem, b.kernel),
+            (71_000_000, 67_108_864, 400_000)
+        );
+        let v2 = tempfile::tempdir().unwrap();
+        std::fs::write(v2.path().join("memory.stat"), V2_STAT).unwrap();
+        std::fs::write(v2.path().join("memory.current"), "72000000\n").unwrap();
+        let b = memory_breakdown(v2.path(), false).unwrap();
+        assert_eq!(
+            (b.total, b.anonymous, b.kernel),
+            (72_000_000, 3_145_728, 524_288)
+        );
+        // A v2 cgroup whose parent does not enable the controller.
+        let bare = tempfile::tempdir().unwrap();
+        let missing = memory_breakdown(bare.path(), false).unwrap_err();
+        assert_eq!(missing.kind(), std::io::ErrorKind::NotFound);
     }
 }

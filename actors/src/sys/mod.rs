@@ -13,3 +13,4 @@ pub mod seccomp;
 pub mod socket;
 pub mod spawn;
 pub mod tty;
+pub mod usage_page;

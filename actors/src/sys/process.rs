@@ -61,6 +61,27 @@ pub fn threads() -> io::Result<Vec<ThreadInfo>> {
     Ok(out)
 }
 
+/// This process's resident set size in bytes, from /proc/self/statm
+/// (cheaper to read and parse than /proc/self/status).
+pub fn own_rss() -> io::Result<u64> {
+    let statm = std::fs::read_to_string("/proc/self/statm")?;
+    // SAFETY: sysconf has no preconditions.
+    let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) }.max(1) as u64;
+    parse_statm_rss(&statm)
+        .map(|pages| pages * page)
+        .ok_or_else(|| {
+            io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("unexpected /proc/self/statm {:?}", statm.trim()),
+            )
+        })
+}
+
+/// The resident pages of a statm line: `size resident shared text lib data dt`.
+fn parse_statm_rss(statm: &str) -> Option<u64> {
+    statm.split_whitespace().nth(1)?.parse().ok()
+}
+
 /// Parses `pid (comm) S ...`; comm may itself contain spaces and parentheses.
 fn parse_task_stat(tid: u32, stat: &str) -> Option<ThreadInfo> {
     let open = stat.find('(')?;
@@ -212,6 +233,14 @@ pub fn become_subreaper() -> io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn own_usage_is_the_resident_pages_of_statm() {
+        assert_eq!(parse_statm_rss("2000 350 200 10 0 400 0\n"), Some(350));
+        assert_eq!(parse_statm_rss("2000\n"), None);
+        let rss = own_rss().unwrap();
+        assert!(rss > 0 && rss % 4096 == 0, "{rss}");
+    }
 
     #[test]
     fn wait_statuses_decode_as_waitpid_does() {
