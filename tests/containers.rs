@@ -681,40 +681,133 @@ fn run_prints_pid_one_and_the_id_as_hostname_and_cleans_up() {
     assert_eq!(sandbox_cgroups, Vec::<PathBuf>::new());
 }
 
+/// Runs `sandvisor --root ROOT ARGS...` in a private mount namespace where
+/// /sys/fs/cgroup is the cgroup2 hierarchy alone: what the supervisor sees
+/// on a v2-only host.
+fn run_on_v2_only_host(root: &str, args: &[&str]) -> (ExitStatus, String, String) {
+    let mut all = vec![
+        "-m",
+        "--propagation",
+        "private",
+        "sh",
+        "-c",
+        "umount -R /sys/fs/cgroup && mount -t cgroup2 none /sys/fs/cgroup && exec \"$0\" \"$@\"",
+        SANDVISOR,
+        "--root",
+        root,
+    ];
+    all.extend_from_slice(args);
+    run_program("unshare", &all, Duration::from_secs(30))
+}
+
+/// A node with /dev/kmsg's numbers (outside runc's allow list; anyone may
+/// open it for writing) where the built-in spec's container can reach it:
+/// its root is the host's, read-only, and its /tmp is its own. Only the
+/// device cgroup stands in the way.
+fn kmsg_node() -> (tempfile::TempDir, String) {
+    let nodes = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).expect("temp dir");
+    let kmsg = nodes.path().join("kmsg");
+    nix::sys::stat::mknod(
+        &kmsg,
+        nix::sys::stat::SFlag::S_IFCHR,
+        nix::sys::stat::Mode::from_bits_truncate(0o600),
+        nix::sys::stat::makedev(1, 11),
+    )
+    .expect("mknod");
+    let kmsg = kmsg.to_str().expect("utf-8").to_owned();
+    (nodes, kmsg)
+}
+
+/// What the built-in spec's container runs to show its device rules.
+fn device_script(kmsg: &str) -> String {
+    format!(
+        "echo x > /dev/null && echo null-writable; \
+         dd if=/dev/null of={kmsg} count=0 status=none 2>&1 || echo refused"
+    )
+}
+
+/// What it prints when they are in force.
+fn device_script_output(kmsg: &str) -> String {
+    format!("null-writable\ndd: failed to open '{kmsg}': Operation not permitted\nrefused\n")
+}
+
 #[test]
 fn run_works_on_a_cgroup_v2_only_host() {
     let _host = shared_host();
     let root = tempfile::tempdir().expect("temp dir");
     let root_arg = root.path().to_str().expect("utf-8");
     let id = unique("run-v2");
-    // A private mount namespace where /sys/fs/cgroup is the cgroup2
-    // hierarchy alone: what the supervisor sees on a v2-only host.
-    let (status, stdout, stderr) = run_program(
-        "unshare",
+    let (_nodes, kmsg) = kmsg_node();
+    let script = format!("grep ^0:: /proc/self/cgroup; {}", device_script(&kmsg));
+    let (status, stdout, stderr) =
+        run_on_v2_only_host(root_arg, &["run", "--id", &id, "--", "sh", "-c", &script]);
+    assert_eq!(status.code(), Some(0), "stderr: {stderr}");
+    // The built-in spec's device rules hold there too (an eBPF program).
+    assert_eq!(
+        stdout,
+        format!("0::/sandvisor/{id}/{id}\n{}", device_script_output(&kmsg)),
+        "stderr: {stderr}"
+    );
+    assert_eq!(cgroup_dirs(&id, &id), Vec::<PathBuf>::new());
+}
+
+#[test]
+fn run_built_in_spec_denies_devices_outside_runcs_list() {
+    let _host = shared_host();
+    let root = tempfile::tempdir().expect("temp dir");
+    let root_arg = root.path().to_str().expect("utf-8");
+    let id = unique("run-devices");
+    let (_nodes, kmsg) = kmsg_node();
+    let script = device_script(&kmsg);
+    let (status, stdout, stderr) = run_cli(
         &[
-            "-m",
-            "--propagation",
-            "private",
-            "sh",
-            "-c",
-            "umount -R /sys/fs/cgroup && mount -t cgroup2 none /sys/fs/cgroup && exec \"$0\" \"$@\"",
-            SANDVISOR,
-            "--root",
-            root_arg,
-            "run",
-            "--id",
-            &id,
-            "--",
-            "sh",
-            "-c",
-            "grep ^0:: /proc/self/cgroup; echo x > /dev/null && echo null-writable",
+            "--root", root_arg, "run", "--id", &id, "--", "sh", "-c", &script,
         ],
         Duration::from_secs(30),
     );
     assert_eq!(status.code(), Some(0), "stderr: {stderr}");
+    assert_eq!(stdout, device_script_output(&kmsg), "stderr: {stderr}");
+}
+
+#[test]
+fn bundle_device_rules_apply_on_a_cgroup_v2_only_host() {
+    let _host = shared_host();
+    let root = tempfile::tempdir().expect("temp dir");
+    let root_arg = root.path().to_str().expect("utf-8");
+    let id = unique("run-v2-devices");
+    let mut bundle = Bundle::new(
+        "devices",
+        &[
+            "sh",
+            "-c",
+            "echo x > /dev/null && echo null-writable; \
+             dd if=/dev/null of=/dev/kmsg count=0 2>/dev/null && echo kmsg-writable; \
+             dd if=/dev/null of=/dev/fuse count=0 2>&1 || echo refused",
+        ],
+    );
+    // Two nodes made in the container's /dev (mknod is allowed for every
+    // device); the rules allow writing to the first only.
+    bundle.edit(|c| {
+        c["linux"]["devices"] = json!([
+            {"path": "/dev/kmsg", "type": "c", "major": 1, "minor": 11, "fileMode": 0o600},
+            {"path": "/dev/fuse", "type": "c", "major": 10, "minor": 229, "fileMode": 0o600}
+        ]);
+        c["linux"]["resources"]["devices"] = json!([
+            {"allow": false, "access": "rwm"},
+            {"allow": true, "type": "c", "major": 1, "minor": 11, "access": "w"}
+        ]);
+    });
+    let (status, stdout, stderr) = run_on_v2_only_host(
+        root_arg,
+        &["run", "--id", &id, "--bundle", &bundle.path_string()],
+    );
+    assert_eq!(status.code(), Some(0), "stderr: {stderr}");
     assert_eq!(
         stdout,
-        format!("0::/sandvisor/{id}/{id}\nnull-writable\n"),
+        "null-writable\n\
+         kmsg-writable\n\
+         dd: can't open '/dev/fuse': Operation not permitted\n\
+         refused\n",
         "stderr: {stderr}"
     );
     assert_eq!(cgroup_dirs(&id, &id), Vec::<PathBuf>::new());

@@ -110,6 +110,8 @@ impl From<ContainerError> for RpcError {
                 ErrorCode::InvalidArgument
             }
             ContainerError::Host { .. } | ContainerError::Tty(_) => ErrorCode::Internal,
+            ContainerError::Devices(e) if e.is_bad_rule() => ErrorCode::InvalidArgument,
+            ContainerError::Devices(_) => ErrorCode::Internal,
             ContainerError::Limits { source, .. } => match source.raw_os_error() {
                 Some(libc::EINVAL | libc::ERANGE | libc::EBUSY | libc::ENOENT) => {
                     ErrorCode::InvalidArgument

@@ -13,8 +13,7 @@ use nix::sys::signal::{SigSet, Signal};
 use oci_spec::runtime::Spec;
 use sandvisor_actors::api::container::{Signal as SignalCall, SignalMode, StartRoot, Wait};
 use sandvisor_actors::api::Fds;
-use sandvisor_actors::container::spec::{default_spec, without_device_rules};
-use sandvisor_actors::sys::cgroup;
+use sandvisor_actors::container::spec::default_spec;
 use sandvisor_actors::sys::process::{self, WaitStatus};
 use sandvisor_actors::sys::tty;
 use sandvisor_actors::wire::ErrorCode;
@@ -130,11 +129,6 @@ fn generated_id() -> String {
     format!("sv-{hex}")
 }
 
-/// True when a cgroup v1 devices controller is mounted.
-fn host_has_device_cgroup() -> bool {
-    cgroup::hierarchies().is_ok_and(|hs| cgroup::is_v1_controller(&hs, "devices"))
-}
-
 fn load_spec(args: &RunArgs, id: &str) -> Result<Spec, RunError> {
     let Some(bundle) = &args.bundle else {
         let command = if args.command.is_empty() {
@@ -142,11 +136,7 @@ fn load_spec(args: &RunArgs, id: &str) -> Result<Spec, RunError> {
         } else {
             args.command.clone()
         };
-        let mut spec = default_spec(id, command, args.tty);
-        if !host_has_device_cgroup() {
-            without_device_rules(&mut spec);
-        }
-        return Ok(spec);
+        return Ok(default_spec(id, command, args.tty));
     };
     let mut spec = read_bundle_spec(bundle)?;
     if let Some(process) = spec.process_mut() {

@@ -44,6 +44,7 @@ use crate::supervision::{
 };
 use crate::sys::cgroup::{self, ContainerCgroup, Hierarchy};
 use crate::sys::cgroup_stats;
+use crate::sys::device_filter::{self, DeviceFilterError};
 use crate::sys::hooks::HookError;
 use crate::sys::process::{pidfd_exited, pidfd_signal, WaitStatus};
 use crate::sys::procfs;
@@ -94,6 +95,9 @@ pub enum ContainerError {
         /// The error.
         source: std::io::Error,
     },
+    /// Device rules could not be put in force on cgroup v2.
+    #[error(transparent)]
+    Devices(#[from] DeviceFilterError),
     /// The kernel refused a resource limit (what was changed is put back).
     #[error("apply resources to cgroup {cgroup}: {source}")]
     Limits {
@@ -1101,16 +1105,18 @@ impl ContainerManager {
             c.resident = resident;
         }
         if let Some(rules) = spec::device_rules(spec)? {
-            match cgroup::v1_dir(&self.hierarchies, &dirs, "devices") {
-                Some(dir) => cgroup::write_device_rules(dir, &rules)
-                    .map_err(|e| ContainerError::host("apply device rules to", dir, e))?,
-                None => {
-                    return Err(SpecError::Unsupported {
-                        field: "linux.resources.devices".into(),
-                        detail: "device rules need the cgroup v1 devices controller; eBPF device programs (cgroup v2) are not supported yet".into(),
-                    }
-                    .into())
+            if let Some(dir) = cgroup::v1_dir(&self.hierarchies, &dirs, "devices") {
+                cgroup::write_device_rules(dir, &rules)
+                    .map_err(|e| ContainerError::host("apply device rules to", dir, e))?;
+            } else if let Some(dir) = cgroup::v2_dir(&self.hierarchies, &dirs) {
+                // v2 has no devices controller: an eBPF program decides.
+                device_filter::attach(dir, &rules)?;
+            } else {
+                return Err(SpecError::Unsupported {
+                    field: "linux.resources.devices".into(),
+                    detail: "device rules need the cgroup v1 devices controller or a cgroup v2 hierarchy, and this host has neither".into(),
                 }
+                .into());
             }
         }
         if let Some(resources) = spec.linux().as_ref().and_then(|l| l.resources().as_ref()) {

@@ -1358,11 +1358,14 @@ fn capability_plan(c: &LinuxCapabilities) -> CapabilityPlan {
 /// The built-in spec of `sandvisor run` without a bundle: the host's root
 /// read-only, a fresh /proc, a minimal /dev, a tmpfs /tmp, new pid, mount,
 /// uts, ipc and net namespaces, hostname = the id, runc's default
-/// capabilities, no_new_privs.
+/// capabilities, no_new_privs, and `runc spec`'s deny-all device rule
+/// (the manager appends runc's allow list; on cgroup v2 an eBPF program
+/// enforces them).
 pub fn default_spec(id: &str, args: Vec<String>, terminal: bool) -> Spec {
     use oci_spec::runtime::{
-        Capability, LinuxBuilder, LinuxCapabilitiesBuilder, LinuxNamespaceBuilder, MountBuilder,
-        ProcessBuilder, RootBuilder, SpecBuilder,
+        Capability, LinuxBuilder, LinuxCapabilitiesBuilder, LinuxDeviceCgroupBuilder,
+        LinuxNamespaceBuilder, LinuxResourcesBuilder, MountBuilder, ProcessBuilder, RootBuilder,
+        SpecBuilder,
     };
     let caps: oci_spec::runtime::Capabilities = [
         Capability::AuditWrite,
@@ -1447,6 +1450,14 @@ pub fn default_spec(id: &str, args: Vec<String>, terminal: bool) -> Spec {
         .no_new_privileges(true)
         .build()
         .unwrap_or_default();
+    // As `runc spec`: every device denied, then the manager appends runc's
+    // allow list. oci-spec's own default has no rule at all, which a v1
+    // devices cgroup reads as "everything its parent allows".
+    let deny_all = LinuxDeviceCgroupBuilder::default()
+        .allow(false)
+        .access("rwm")
+        .build()
+        .unwrap_or_default();
     SpecBuilder::default()
         .version("1.0.2")
         .root(
@@ -1464,26 +1475,17 @@ pub fn default_spec(id: &str, args: Vec<String>, terminal: bool) -> Spec {
                 .namespaces(namespaces)
                 .masked_paths(Vec::<String>::new())
                 .readonly_paths(Vec::<String>::new())
+                .resources(
+                    LinuxResourcesBuilder::default()
+                        .devices(vec![deny_all])
+                        .build()
+                        .unwrap_or_default(),
+                )
                 .build()
                 .unwrap_or_default(),
         )
         .build()
         .unwrap_or_default()
-}
-
-/// Drops the built-in spec's device rules (oci-spec's default denies every
-/// device; the manager adds runc's standard allow list). For a host
-/// without the v1 devices controller, where rules need an eBPF program that
-/// is not supported yet: the built-in container still gets only the
-/// standard nodes in a fresh /dev, and no CAP_MKNOD to make others.
-pub fn without_device_rules(spec: &mut Spec) {
-    if let Some(resources) = spec
-        .linux_mut()
-        .as_mut()
-        .and_then(|l| l.resources_mut().as_mut())
-    {
-        resources.set_devices(None);
-    }
 }
 
 #[cfg(test)]
@@ -1674,6 +1676,35 @@ mod tests {
             .set_cwd(PathBuf::from("relative"));
         let err = build_container(&spec, &ctx(Path::new("/b"), Path::new("/s"))).unwrap_err();
         assert_eq!(err.to_string(), "process.cwd: \"relative\" is not absolute");
+    }
+
+    #[test]
+    fn the_built_in_spec_denies_every_device_but_runcs_list() {
+        let rules = device_rules(&default_spec("x", vec!["sh".into()], false))
+            .unwrap()
+            .expect("the built-in spec has device rules");
+        let lines: Vec<String> = rules
+            .iter()
+            .map(|r| format!("{} {}", r.allow, r.line()))
+            .collect();
+        assert_eq!(
+            lines,
+            [
+                "false a",
+                "true c *:* m",
+                "true b *:* m",
+                "true c 1:3 rwm",
+                "true c 1:5 rwm",
+                "true c 1:7 rwm",
+                "true c 1:8 rwm",
+                "true c 1:9 rwm",
+                "true c 5:0 rwm",
+                "true c 5:1 rwm",
+                "true c 5:2 rwm",
+                "true c 136:* rwm",
+                "true c 10:200 rwm",
+            ]
+        );
     }
 
     #[test]

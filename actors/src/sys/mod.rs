@@ -1,10 +1,11 @@
 //! Host-kernel plumbing behind narrow interfaces: sockets, descriptors,
-//! processes, mounts, cgroups, terminals, seccomp. Policy lives in the
-//! actors and in `container`.
+//! processes, mounts, cgroups (and their v2 device programs), terminals,
+//! seccomp. Policy lives in the actors and in `container`.
 
 pub mod cgroup;
 pub mod cgroup_stats;
 pub mod control_files;
+pub mod device_filter;
 pub mod hooks;
 pub mod mount;
 pub mod process;
