@@ -43,7 +43,7 @@ use crate::supervision::{
     guarded, handles, supervised_actor, ActorStatus, MailboxTicket, Reply, Subsystem,
 };
 use crate::sys::cgroup::{self, ContainerCgroup, Hierarchy};
-use crate::sys::cgroup_stats;
+use crate::sys::cgroup_stats::{self, CgroupFiles};
 use crate::sys::device_filter::{self, DeviceFilterError};
 use crate::sys::hooks::HookError;
 use crate::sys::process::{pidfd_exited, pidfd_signal, WaitStatus};
@@ -267,6 +267,8 @@ struct Container {
     oom_kills_seen: u64,
     /// Its init was killed by the OOM killer.
     init_oom_killed: bool,
+    /// Its cgroup directories, kept open for stats events.
+    cgroup_files: CgroupFiles,
 }
 
 impl Phase {
@@ -312,6 +314,7 @@ impl Container {
             held: None,
             oom_kills_seen: 0,
             init_oom_killed: false,
+            cgroup_files: CgroupFiles::default(),
         }
     }
 }
@@ -826,16 +829,15 @@ impl ContainerManager {
 
     /// A container's resource use now.
     fn event(&mut self, req: Event, _: &mut Context<Self>) -> Result<EventReply, RpcError> {
-        let c = self.live(&req.cid)?;
-        let dirs = c
-            .cgroup
-            .as_ref()
-            .map(|g| g.dirs.clone())
-            .unwrap_or_default();
-        let init = c.init;
+        self.live(&req.cid)?;
+        let Some(c) = self.containers.get_mut(&req.cid) else {
+            return Err(ContainerError::NotFound(req.cid).into());
+        };
+        let dirs = c.cgroup.as_ref().map_or(&[][..], |g| g.dirs.as_slice());
+        let data = c.cgroup_files.stats(&self.hierarchies, dirs, c.init);
         Ok(EventReply {
             kind: "stats".into(),
-            data: cgroup_stats::read(&self.hierarchies, &dirs, init),
+            data,
             id: req.cid,
         })
     }
@@ -2590,10 +2592,10 @@ impl Handler<CollectFigures> for ContainerManager {
             act.apply_exits();
             Ok(act
                 .containers
-                .iter()
+                .iter_mut()
                 .map(|(id, c)| {
-                    let dirs = c.cgroup.as_ref().map(|g| g.dirs.as_slice()).unwrap_or(&[]);
-                    let brief = cgroup_stats::brief(&act.hierarchies, dirs);
+                    let dirs = c.cgroup.as_ref().map_or(&[][..], |g| g.dirs.as_slice());
+                    let brief = c.cgroup_files.brief(&act.hierarchies, dirs);
                     ContainerFigures {
                         id: id.clone(),
                         state: c.phase.status(),
