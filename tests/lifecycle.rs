@@ -1034,6 +1034,13 @@ fn an_oom_kill_is_reported_by_wait_run_and_events() {
         .stdout(std::process::Stdio::piped())
         .spawn()
         .expect("events");
+    // With an interval of an hour, the kills are reported as they happen
+    // (the kernel's OOM notification), between the stats.
+    let hourly = std::process::Command::new(SANDVISOR)
+        .args(["--root", rt.root(), "events", "--interval", "1h", &id])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("events");
     let deadline = Instant::now() + Duration::from_secs(10);
     let mut kills = 0;
     while kills == 0 && Instant::now() < deadline {
@@ -1071,6 +1078,13 @@ fn an_oom_kill_is_reported_by_wait_run_and_events() {
         ],
         "{text}"
     );
+    let output = hourly.wait_with_output().expect("events output");
+    let text = String::from_utf8_lossy(&output.stdout);
+    let kinds: Vec<String> = text
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).expect("json")["type"].to_string())
+        .collect();
+    assert_eq!(kinds, ["\"stats\"", "\"oom\"", "\"oom\""], "{text}");
 }
 
 #[test]

@@ -1,19 +1,24 @@
 //! `sandvisor events`: a container's resource use as runc's event JSON
 //! lines: once with `--stats`, else every `--interval` until it stops, with
-//! an `oom` event whenever the OOM killer has killed in it since the last.
+//! an `oom` event for each kill of the OOM killer in it, as it happens.
 
 use std::io::Write;
 use std::process::ExitCode;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use clap::Args;
-use sandvisor_actors::api::container::Event;
+use sandvisor_actors::api::container::{Event, EventReply};
+use sandvisor_actors::sys::cgroup;
+use sandvisor_actors::sys::oom_watch::OomWatch;
 use sandvisor_actors::wire::ErrorCode;
 
 use super::run::{io, RunError};
 use super::GlobalOptions;
 use crate::client::Client;
 use crate::state::{StateDir, Status};
+
+/// How often a watch between stats checks that the container still runs.
+const STOP_CHECK: Duration = Duration::from_secs(1);
 
 /// Arguments of `sandvisor events`.
 #[derive(Debug, Args)]
@@ -38,43 +43,111 @@ pub fn events(global: &GlobalOptions, args: EventsArgs) -> Result<ExitCode, RunE
         )));
     }
     let client = Client::connect(&entry.socket)?;
-    let mut stdout = std::io::stdout();
-    let mut oom_kills = None;
+    let mut watcher = Watcher {
+        client,
+        id: args.id.clone(),
+        oom_kills: None,
+    };
+    let Some(event) = watcher.look(args.stats)? else {
+        return Ok(ExitCode::SUCCESS);
+    };
+    watcher.print(&event, true)?;
+    if args.stats {
+        return Ok(ExitCode::SUCCESS);
+    }
+    // An OOM kill is reported when it happens, as runc's events does, not
+    // at the next interval: the kernel wakes this watch at each OOM event.
+    // Without one (no memory controller), only the interval.
+    let oom = entry
+        .init
+        .and_then(|init| cgroup::hierarchies().ok().map(|h| (init, h)))
+        .and_then(|(init, h)| {
+            cgroup::controller_dir_of(&h, init.pid, "memory")
+                .ok()
+                .flatten()
+        })
+        .and_then(|(dir, v2)| OomWatch::new(&dir, v2).ok());
+    let mut next_stats = Instant::now() + args.interval;
     loop {
-        let event = match client.invoke(Event {
-            cid: args.id.clone(),
-        }) {
-            Ok(event) => event,
-            // It stopped while being watched: the stream ends there.
-            Err(e) if !args.stats && e.code() == Some(ErrorCode::FailedPrecondition) => {
-                return Ok(ExitCode::SUCCESS)
+        // At least once a second, so that a container that stops between
+        // long intervals ends the stream soon after.
+        let left = next_stats
+            .saturating_duration_since(Instant::now())
+            .min(STOP_CHECK);
+        let woken = match &oom {
+            Some(watch) => watch.wait(left).unwrap_or(false),
+            None => {
+                std::thread::sleep(left);
+                false
             }
-            Err(e) => return Err(e.into()),
         };
-        let mut line = Vec::new();
-        // Each OOM kill since the last look is an event of its own, as
-        // runc's.
-        let kills = event.data.memory.oom_kills;
-        let new_kills = oom_kills.map_or(0, |before| kills.saturating_sub(before));
-        for _ in 0..new_kills {
-            let oom = serde_json::json!({"type": "oom", "id": args.id});
-            line.extend_from_slice(oom.to_string().as_bytes());
-            line.push(b'\n');
-        }
-        oom_kills = Some(kills);
-        serde_json::to_writer(&mut line, &event).map_err(|e| io("encode the event")(e.into()))?;
-        line.push(b'\n');
-        stdout
-            .write_all(&line)
-            .and_then(|()| stdout.flush())
-            .map_err(io("write standard output"))?;
-        if args.stats {
-            return Ok(ExitCode::SUCCESS);
-        }
-        std::thread::sleep(args.interval);
         if entry.status().0 == Status::Stopped {
             return Ok(ExitCode::SUCCESS);
         }
+        // A wait that ended early with nothing to say goes on waiting.
+        let early = Instant::now() < next_stats;
+        if early && !woken {
+            continue;
+        }
+        let Some(event) = watcher.look(false)? else {
+            return Ok(ExitCode::SUCCESS);
+        };
+        if early {
+            watcher.print(&event, false)?;
+            continue;
+        }
+        watcher.print(&event, true)?;
+        next_stats += args.interval;
+    }
+}
+
+/// A container being watched, and how many OOM kills it has shown.
+struct Watcher {
+    client: Client,
+    id: String,
+    /// The kills counted at the last look; new ones are printed once each.
+    oom_kills: Option<u64>,
+}
+
+impl Watcher {
+    /// The container's stats now; `None` once it has stopped (unless
+    /// `must`, when that is an error).
+    fn look(&mut self, must: bool) -> Result<Option<EventReply>, RunError> {
+        match self.client.invoke(Event {
+            cid: self.id.clone(),
+        }) {
+            Ok(event) => Ok(Some(event)),
+            // It stopped while being watched: the stream ends there.
+            Err(e) if !must && e.code() == Some(ErrorCode::FailedPrecondition) => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Prints an `oom` event for each kill `event` shows since the last
+    /// one printed (as runc, one per kill), then the stats themselves if
+    /// `with_stats`.
+    fn print(&mut self, event: &EventReply, with_stats: bool) -> Result<(), RunError> {
+        let mut line = Vec::new();
+        let kills = event.data.memory.oom_kills;
+        let new_kills = self
+            .oom_kills
+            .map_or(0, |before| kills.saturating_sub(before));
+        for _ in 0..new_kills {
+            let oom = serde_json::json!({"type": "oom", "id": self.id});
+            line.extend_from_slice(oom.to_string().as_bytes());
+            line.push(b'\n');
+        }
+        self.oom_kills = Some(kills);
+        if with_stats {
+            serde_json::to_writer(&mut line, event)
+                .map_err(|e| io("encode the event")(e.into()))?;
+            line.push(b'\n');
+        }
+        let mut stdout = std::io::stdout();
+        stdout
+            .write_all(&line)
+            .and_then(|()| stdout.flush())
+            .map_err(io("write standard output"))
     }
 }
 

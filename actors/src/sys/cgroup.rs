@@ -403,23 +403,45 @@ pub fn enable_v2_controller(mount: &Path, relative: &Path, controller: &str) -> 
 pub fn join_cgroups_of(hierarchies: &[Hierarchy], of: i32, pid: i32) -> io::Result<()> {
     let text = std::fs::read_to_string(format!("/proc/{of}/cgroup"))?;
     for h in hierarchies {
-        let path = text.lines().find_map(|line| {
-            let mut parts = line.splitn(3, ':');
-            let (_, controllers, path) = (parts.next()?, parts.next()?, parts.next()?);
-            let matches = match &h.v1_controllers {
-                None => controllers.is_empty(),
-                Some(names) => {
-                    let listed: Vec<&str> = controllers.split(',').collect();
-                    names.iter().all(|n| listed.contains(&n.as_str()))
-                }
-            };
-            matches.then_some(path)
-        });
-        let Some(path) = path else { continue };
-        let dir = h.mount.join(path.trim_start_matches('/'));
-        write_control(&dir, "cgroup.procs", &pid.to_string())?;
+        if let Some(dir) = dir_in(h, &text) {
+            write_control(&dir, "cgroup.procs", &pid.to_string())?;
+        }
     }
     Ok(())
+}
+
+/// The directory of process `pid`'s cgroup for `controller` (v1 where a v1
+/// hierarchy has it, else v2), and whether it is v2.
+pub fn controller_dir_of(
+    hierarchies: &[Hierarchy],
+    pid: i32,
+    controller: &str,
+) -> io::Result<Option<(PathBuf, bool)>> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/cgroup"))?;
+    let v1 = hierarchies.iter().find(|h| h.has_v1(controller));
+    let v2 = hierarchies.iter().find(|h| h.v1_controllers.is_none());
+    Ok(match (v1, v2) {
+        (Some(h), _) => dir_in(h, &text).map(|dir| (dir, false)),
+        (None, Some(h)) => dir_in(h, &text).map(|dir| (dir, true)),
+        (None, None) => None,
+    })
+}
+
+/// The directory of hierarchy `h` that a `/proc/PID/cgroup` text names.
+fn dir_in(h: &Hierarchy, proc_cgroup: &str) -> Option<PathBuf> {
+    let path = proc_cgroup.lines().find_map(|line| {
+        let mut parts = line.splitn(3, ':');
+        let (_, controllers, path) = (parts.next()?, parts.next()?, parts.next()?);
+        let matches = match &h.v1_controllers {
+            None => controllers.is_empty(),
+            Some(names) => {
+                let listed: Vec<&str> = controllers.split(',').collect();
+                names.iter().all(|n| listed.contains(&n.as_str()))
+            }
+        };
+        matches.then_some(path)
+    })?;
+    Some(h.mount.join(path.trim_start_matches('/')))
 }
 
 /// Whether `controller` is a v1 controller on this host (else it is
