@@ -702,10 +702,11 @@ fn run_on_v2_only_host(root: &str, args: &[&str]) -> (ExitStatus, String, String
 
 /// A node with /dev/kmsg's numbers (outside runc's allow list; anyone may
 /// open it for writing) where the built-in spec's container can reach it:
-/// its root is the host's, read-only, and its /tmp is its own. Only the
-/// device cgroup stands in the way.
+/// its root is the host's, read-only, and its /tmp is its own (so not
+/// under /tmp, where a checkout, and so the target directory, may be). Only
+/// the device cgroup stands in the way.
 fn kmsg_node() -> (tempfile::TempDir, String) {
-    let nodes = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).expect("temp dir");
+    let nodes = tempfile::tempdir_in("/var/tmp").expect("temp dir");
     let kmsg = nodes.path().join("kmsg");
     nix::sys::stat::mknod(
         &kmsg,
