@@ -12,133 +12,20 @@ use std::fs::File;
 use std::os::fd::AsRawFd;
 use std::os::unix::net::UnixListener;
 use std::path::{Path, PathBuf};
-use std::process::{Command, ExitStatus};
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::process::Command;
 use std::sync::Once;
 use std::time::{Duration, Instant};
 
 use common::bundle::Bundle;
+use common::runtime::{unique, Runtime};
 use common::SANDVISOR;
 use serde_json::{json, Value};
 
-/// How long any one command may take before the test fails.
-const COMMAND_TIMEOUT: Duration = Duration::from_secs(20);
-
-/// A state directory of its own and where command output goes.
-struct Runtime {
-    root: tempfile::TempDir,
-    out: tempfile::TempDir,
-    serial: AtomicU32,
-}
-
-/// What a command did: its status, stdout and stderr.
-struct Outcome {
-    status: ExitStatus,
-    stdout: String,
-    stderr: String,
-}
-
-impl Outcome {
-    fn code(&self) -> Option<i32> {
-        self.status.code()
-    }
-}
-
-impl Runtime {
-    fn new() -> Runtime {
-        become_subreaper();
-        Runtime {
-            root: tempfile::tempdir().expect("temp dir"),
-            out: tempfile::tempdir().expect("temp dir"),
-            serial: AtomicU32::new(0),
-        }
-    }
-
-    fn root(&self) -> &str {
-        self.root.path().to_str().expect("utf-8")
-    }
-
-    /// Runs `sandvisor --root ROOT ARGS` with stdout and stderr in files
-    /// (a created container keeps them: pipes would not end with the
-    /// command).
-    fn cli(&self, args: &[&str]) -> Outcome {
-        let n = self.serial.fetch_add(1, Ordering::Relaxed);
-        let stdout = self.out.path().join(format!("{n}.out"));
-        let stderr = self.out.path().join(format!("{n}.err"));
-        let mut child = Command::new(SANDVISOR)
-            .arg("--root")
-            .arg(self.root())
-            .args(args)
-            .stdin(std::process::Stdio::null())
-            .stdout(File::create(&stdout).expect("stdout file"))
-            .stderr(File::create(&stderr).expect("stderr file"))
-            .spawn()
-            .expect("spawn sandvisor");
-        let deadline = Instant::now() + COMMAND_TIMEOUT;
-        let status = loop {
-            if let Some(status) = child.try_wait().expect("wait") {
-                break status;
-            }
-            if Instant::now() > deadline {
-                let _ = child.kill();
-                panic!("sandvisor {args:?} did not exit within {COMMAND_TIMEOUT:?}");
-            }
-            std::thread::sleep(Duration::from_millis(2));
-        };
-        Outcome {
-            status,
-            stdout: std::fs::read_to_string(&stdout).unwrap_or_default(),
-            stderr: std::fs::read_to_string(&stderr).unwrap_or_default(),
-        }
-    }
-
-    /// Runs a command that must succeed; returns its stdout.
-    fn ok(&self, args: &[&str]) -> String {
-        let outcome = self.cli(args);
-        assert_eq!(
-            outcome.code(),
-            Some(0),
-            "sandvisor {args:?} failed: {}",
-            outcome.stderr
-        );
-        outcome.stdout
-    }
-
-    /// Runs a command that must fail with exit status 1; returns its stderr.
-    fn fails(&self, args: &[&str]) -> String {
-        let outcome = self.cli(args);
-        assert_eq!(
-            outcome.code(),
-            Some(1),
-            "sandvisor {args:?} should have failed (stdout {:?})",
-            outcome.stdout
-        );
-        outcome.stderr
-    }
-
-    fn state(&self, id: &str) -> Value {
-        serde_json::from_str(&self.ok(&["state", id])).expect("state JSON")
-    }
-
-    fn ids(&self) -> Vec<String> {
-        self.ok(&["list", "-q"])
-            .lines()
-            .map(str::to_owned)
-            .collect()
-    }
-
-    fn pid_file(&self, name: &str) -> PathBuf {
-        self.out.path().join(name)
-    }
-}
-
-impl Drop for Runtime {
-    fn drop(&mut self) {
-        // Whatever a failed test left running goes.
-        for id in self.ids() {
-            let _ = self.cli(&["delete", "--force", &id]);
-        }
-    }
+/// A runtime for one test; this test process is a subreaper, as
+/// containerd's shim is.
+fn runtime() -> Runtime {
+    become_subreaper();
+    Runtime::new()
 }
 
 fn become_subreaper() {
@@ -148,15 +35,6 @@ fn become_subreaper() {
         let set = unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) };
         assert_eq!(set, 0, "PR_SET_CHILD_SUBREAPER");
     });
-}
-
-fn unique(prefix: &str) -> String {
-    static NEXT: AtomicU32 = AtomicU32::new(0);
-    format!(
-        "{prefix}-{}-{}",
-        std::process::id(),
-        NEXT.fetch_add(1, Ordering::Relaxed)
-    )
 }
 
 /// Waits for child `pid` (a relay, reparented to this subreaper); returns
@@ -224,7 +102,7 @@ fn bundle_writing_to(out: &Path, args: &[&str]) -> Bundle {
 
 #[test]
 fn create_holds_the_init_until_start_and_the_pid_file_names_its_relay() {
-    let rt = Runtime::new();
+    let rt = runtime();
     let out = tempfile::tempdir().expect("temp dir");
     let bundle = bundle_writing_to(out.path(), &["sh", "-c", "echo started > /out/log; exit 7"]);
     let id = unique("create");
@@ -297,7 +175,7 @@ fn create_holds_the_init_until_start_and_the_pid_file_names_its_relay() {
 
 #[test]
 fn a_killed_created_container_stops_and_its_relay_dies_by_the_same_signal() {
-    let rt = Runtime::new();
+    let rt = runtime();
     let bundle = Bundle::new("killed", &["sleep", "100"]);
     let id = unique("killed");
     let pid_file = rt.pid_file("killed.pid");
@@ -325,7 +203,7 @@ fn a_killed_created_container_stops_and_its_relay_dies_by_the_same_signal() {
 
 #[test]
 fn start_twice_and_delete_of_a_running_container_are_refused_and_a_created_one_deletes() {
-    let rt = Runtime::new();
+    let rt = runtime();
     let bundle = Bundle::new("twice", &["sleep", "100"]);
     let id = unique("twice");
     rt.ok(&["create", "-b", &bundle.path_string(), &id]);
@@ -361,7 +239,7 @@ fn start_twice_and_delete_of_a_running_container_are_refused_and_a_created_one_d
 
 #[test]
 fn hooks_run_at_the_spec_s_points_with_the_state_on_stdin() {
-    let rt = Runtime::new();
+    let rt = runtime();
     let out = tempfile::tempdir().expect("temp dir");
     let host_dir = out.path().to_str().expect("utf-8").to_owned();
     // Host hooks write under the host path; container hooks (after
@@ -417,7 +295,7 @@ fn hooks_run_at_the_spec_s_points_with_the_state_on_stdin() {
 
 #[test]
 fn exec_runs_from_flags_or_a_process_file_and_ps_lists_it() {
-    let rt = Runtime::new();
+    let rt = runtime();
     let bundle = Bundle::new("exec", &["sleep", "100"]);
     let id = unique("exec");
     rt.ok(&["create", "-b", &bundle.path_string(), &id]);
@@ -502,7 +380,7 @@ fn exec_runs_from_flags_or_a_process_file_and_ps_lists_it() {
 
 #[test]
 fn containers_annotated_with_a_sandbox_join_its_supervisor() {
-    let rt = Runtime::new();
+    let rt = runtime();
     let pod = unique("pod");
     let pause = Bundle::new("pod", &["sleep", "100"]);
     rt.ok(&["run", "-d", "-b", &pause.path_string(), &pod]);
@@ -576,7 +454,7 @@ fn containers_annotated_with_a_sandbox_join_its_supervisor() {
 
 #[test]
 fn a_terminal_container_hands_its_pty_to_the_console_socket_at_create() {
-    let rt = Runtime::new();
+    let rt = runtime();
     let mut bundle = Bundle::new("tty", &["sh", "-c", "tty; echo ready"]);
     bundle.edit(|c| c["process"]["terminal"] = json!(true));
     let id = unique("tty");
@@ -617,7 +495,7 @@ fn a_terminal_container_hands_its_pty_to_the_console_socket_at_create() {
 
 #[test]
 fn bad_input_is_refused_and_leaves_nothing_behind() {
-    let rt = Runtime::new();
+    let rt = runtime();
     let bundle = Bundle::new("bad", &["sleep", "100"]);
     let b = bundle.path_string();
     let long = "x".repeat(1025);
@@ -673,7 +551,7 @@ fn bad_input_is_refused_and_leaves_nothing_behind() {
 
 #[test]
 fn a_paused_container_does_not_run_until_resumed() {
-    let rt = Runtime::new();
+    let rt = runtime();
     let out = tempfile::tempdir().expect("temp dir");
     let bundle = bundle_writing_to(
         out.path(),
@@ -736,7 +614,7 @@ fn a_paused_container_does_not_run_until_resumed() {
 
 #[test]
 fn lifecycle_pause_freezes_every_container_of_the_sandbox_and_resume_thaws_them() {
-    let rt = Runtime::new();
+    let rt = runtime();
     let out = tempfile::tempdir().expect("temp dir");
     let counter = |name: &str| {
         format!("i=0; while true; do i=$((i+1)); echo $i > /out/{name}.new; mv /out/{name}.new /out/{name}; sleep 0.02; done")
@@ -831,7 +709,7 @@ fn cgroup_dir_of(pid: i64, controller: &str) -> PathBuf {
 
 #[test]
 fn limits_apply_at_create_change_with_update_and_show_in_events() {
-    let rt = Runtime::new();
+    let rt = runtime();
     let mut bundle = Bundle::new("limits", &["sleep", "100"]);
     bundle.edit(|c| {
         c["linux"]["resources"]["memory"] = json!({"limit": 67_108_864});
@@ -913,7 +791,7 @@ fn limits_apply_at_create_change_with_update_and_show_in_events() {
 #[test]
 fn preserved_descriptors_become_the_process_s_3_and_up() {
     use std::os::unix::process::CommandExt;
-    let rt = Runtime::new();
+    let rt = runtime();
     let bundle = Bundle::new(
         "preserve",
         &[
@@ -997,7 +875,7 @@ fn preserved_descriptors_become_the_process_s_3_and_up() {
 
 #[test]
 fn an_oom_kill_is_reported_by_wait_run_and_events() {
-    let rt = Runtime::new();
+    let rt = runtime();
     // dd's 64 MiB buffer does not fit under a 16 MiB limit.
     let hog = "dd if=/dev/zero of=/dev/null bs=64M count=1";
     let mut bundle = Bundle::new("oom", &["sh", "-c", hog]);
@@ -1089,7 +967,7 @@ fn an_oom_kill_is_reported_by_wait_run_and_events() {
 
 #[test]
 fn control_files_of_the_sandbox_are_read_and_written_but_never_outside_it() {
-    let rt = Runtime::new();
+    let rt = runtime();
     let bundle = Bundle::new("files", &["sleep", "100"]);
     let id = unique("files");
     rt.ok(&["run", "-d", "-b", &bundle.path_string(), &id]);
@@ -1160,7 +1038,7 @@ fn samples(text: &str) -> std::collections::BTreeMap<String, String> {
 
 #[test]
 fn metrics_count_calls_and_report_containers_and_the_metric_server_serves_them() {
-    let rt = Runtime::new();
+    let rt = runtime();
     let mut bundle = Bundle::new("metrics", &["sleep", "100"]);
     bundle.edit(|c| c["linux"]["resources"]["memory"] = json!({"limit": 67_108_864}));
     let id = unique("metrics");

@@ -7,13 +7,10 @@
 
 mod common;
 
-use std::fs::File;
-use std::process::{Command, ExitStatus, Stdio};
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use common::bundle::Bundle;
-use common::SANDVISOR;
+use common::runtime::{unique, Runtime};
 use serde_json::{json, Value};
 
 const MIB: u64 = 1 << 20;
@@ -23,105 +20,11 @@ const MIB: u64 = 1 << 20;
 /// batches in `total`.
 const MARGIN: u64 = 16 * MIB;
 
-/// How long any one command may take before the test fails.
-const COMMAND_TIMEOUT: Duration = Duration::from_secs(20);
-
-/// A state directory of its own; what is left in it is deleted at the end.
-struct Runtime {
-    root: tempfile::TempDir,
-    out: tempfile::TempDir,
-    serial: AtomicU32,
-}
-
-struct Outcome {
-    status: ExitStatus,
-    stdout: String,
-    stderr: String,
-}
-
-impl Runtime {
-    fn new() -> Runtime {
-        Runtime {
-            root: tempfile::tempdir().expect("temp dir"),
-            out: tempfile::tempdir().expect("temp dir"),
-            serial: AtomicU32::new(0),
-        }
-    }
-
-    /// Runs `sandvisor --root ROOT ARGS` with stdout and stderr in files (a
-    /// detached container keeps them: pipes would not end with the command).
-    fn cli(&self, args: &[&str]) -> Outcome {
-        let n = self.serial.fetch_add(1, Ordering::Relaxed);
-        let stdout = self.out.path().join(format!("{n}.out"));
-        let stderr = self.out.path().join(format!("{n}.err"));
-        let mut child = Command::new(SANDVISOR)
-            .arg("--root")
-            .arg(self.root.path())
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(File::create(&stdout).expect("stdout file"))
-            .stderr(File::create(&stderr).expect("stderr file"))
-            .spawn()
-            .expect("spawn sandvisor");
-        let deadline = Instant::now() + COMMAND_TIMEOUT;
-        let status = loop {
-            if let Some(status) = child.try_wait().expect("wait") {
-                break status;
-            }
-            if Instant::now() > deadline {
-                let _ = child.kill();
-                panic!("sandvisor {args:?} did not exit within {COMMAND_TIMEOUT:?}");
-            }
-            std::thread::sleep(Duration::from_millis(2));
-        };
-        Outcome {
-            status,
-            stdout: std::fs::read_to_string(&stdout).unwrap_or_default(),
-            stderr: std::fs::read_to_string(&stderr).unwrap_or_default(),
-        }
-    }
-
-    fn ok(&self, args: &[&str]) -> String {
-        let outcome = self.cli(args);
-        assert_eq!(
-            outcome.status.code(),
-            Some(0),
-            "sandvisor {args:?} failed: {}",
-            outcome.stderr
-        );
-        outcome.stdout
-    }
-
-    /// `sandvisor usage ARGS`, parsed.
-    fn usage(&self, args: &[&str]) -> Value {
-        let out = self.ok(&[&["usage"], args].concat());
-        assert_eq!(out.lines().count(), 1, "one JSON object: {out}");
-        serde_json::from_str(&out).unwrap_or_else(|e| panic!("usage printed {out:?}: {e}"))
-    }
-}
-
-impl Drop for Runtime {
-    fn drop(&mut self) {
-        // Whatever a failed test left running goes.
-        let ids: Vec<String> = std::fs::read_dir(self.root.path())
-            .map(|dir| {
-                dir.filter_map(|e| e.ok()?.file_name().into_string().ok())
-                    .collect()
-            })
-            .unwrap_or_default();
-        for id in ids {
-            let _ = self.cli(&["delete", "--force", &id]);
-        }
-    }
-}
-
-fn unique(prefix: &str) -> String {
-    static NEXT: AtomicU32 = AtomicU32::new(0);
-    format!(
-        "{prefix}-{}-{}",
-        std::process::id(),
-        NEXT.fetch_add(1, Ordering::Relaxed)
-    )
+/// `sandvisor usage ARGS`, parsed.
+fn usage_of(rt: &Runtime, args: &[&str]) -> Value {
+    let out = rt.ok(&[&["usage"], args].concat());
+    assert_eq!(out.lines().count(), 1, "one JSON object: {out}");
+    serde_json::from_str(&out).unwrap_or_else(|e| panic!("usage printed {out:?}: {e}"))
 }
 
 /// A bundle whose process writes `mib` MiB to a file in its tmpfs /tmp,
@@ -142,7 +45,7 @@ fn figure(value: &Value, key: &str) -> u64 {
 fn usage_once_filled(rt: &Runtime, id: &str, bytes: u64) -> Value {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
-        let usage = rt.usage(&[id]);
+        let usage = usage_of(rt, &[id]);
         if figure(&usage, "shmem") >= bytes {
             return usage;
         }
@@ -194,7 +97,7 @@ fn usage_reports_a_sandbox_s_tmpfs_by_call_and_through_its_page() {
     assert_within(&usage, "kernel", 0, MARGIN);
     assert_within(&usage, "supervisor_rss", 1, 100 * MIB);
 
-    let full = rt.usage(&["--full", &id]);
+    let full = usage_of(&rt, &["--full", &id]);
     assert_within(&full, "shmem", written, written + MARGIN);
     let containers = full["containers"].as_array().expect("containers");
     assert_eq!(containers.len(), 1, "{full}");
@@ -208,9 +111,9 @@ fn usage_reports_a_sandbox_s_tmpfs_by_call_and_through_its_page() {
     }
 
     // The page: the same figures, a sequence that is even and moves on.
-    let first = rt.usage(&["--fd", &id]);
+    let first = usage_of(&rt, &["--fd", &id]);
     std::thread::sleep(Duration::from_secs(1));
-    let second = rt.usage(&["--fd", &id]);
+    let second = usage_of(&rt, &["--fd", &id]);
     for page in [&first, &second] {
         assert_eq!(figure(page, "sequence") % 2, 0, "{page}");
         assert_within(page, "shmem", written, written + MARGIN);
@@ -292,7 +195,7 @@ fn usage_full_breaks_a_sandbox_down_and_leaves_out_a_cgroup_outside_it() {
     usage_once_filled(&rt, &pod, 32 * MIB);
     let deadline = Instant::now() + Duration::from_secs(10);
     let full = loop {
-        let full = rt.usage(&["--full", &pod]);
+        let full = usage_of(&rt, &["--full", &pod]);
         let filled = full["containers"]
             .as_array()
             .expect("containers")
@@ -328,7 +231,7 @@ fn usage_full_breaks_a_sandbox_down_and_leaves_out_a_cgroup_outside_it() {
         (&json!(true), &json!(true), &json!(false))
     );
     // Any container of the sandbox names it.
-    let through_member = rt.usage(&[&inside_id]);
+    let through_member = usage_of(&rt, &[&inside_id]);
     assert_within(&through_member, "shmem", 32 * MIB, 32 * MIB + MARGIN);
 
     rt.ok(&["delete", "--force", &outside_id]);

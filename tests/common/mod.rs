@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod bundle;
+pub mod runtime;
 
 use std::io::{IoSlice, Read, Write};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};

@@ -1091,7 +1091,15 @@ pub fn device_rules(spec: &Spec) -> Result<Option<Vec<crate::sys::cgroup::Device
             access,
         });
     }
-    let allowed = [
+    out.extend(runc_default_device_rules());
+    Ok(Some(out))
+}
+
+/// The devices every container may use, as runc allows them: mknod of
+/// any, then null, zero, full, tty, random, urandom, console, ptmx, the
+/// pts and tun.
+pub fn runc_default_device_rules() -> Vec<crate::sys::cgroup::DeviceRule> {
+    [
         ('c', None, None, "m"),
         ('b', None, None, "m"),
         ('c', Some(1), Some(3), "rwm"),
@@ -1104,19 +1112,18 @@ pub fn device_rules(spec: &Spec) -> Result<Option<Vec<crate::sys::cgroup::Device
         ('c', Some(5), Some(2), "rwm"),
         ('c', Some(136), None, "rwm"),
         ('c', Some(10), Some(200), "rwm"),
-    ];
-    out.extend(
-        allowed
-            .into_iter()
-            .map(|(kind, major, minor, access)| DeviceRule {
-                allow: true,
-                kind,
-                major,
-                minor,
-                access: access.into(),
-            }),
-    );
-    Ok(Some(out))
+    ]
+    .into_iter()
+    .map(
+        |(kind, major, minor, access)| crate::sys::cgroup::DeviceRule {
+            allow: true,
+            kind,
+            major,
+            minor,
+            access: access.into(),
+        },
+    )
+    .collect()
 }
 
 /// runc's default devices, created in a tmpfs `/dev`.

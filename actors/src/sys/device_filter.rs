@@ -697,23 +697,7 @@ mod tests {
 
     /// runc's default allow list, as `spec::device_rules` appends it.
     fn runc_defaults() -> Vec<DeviceRule> {
-        let list = [
-            ('c', None, None, "m"),
-            ('b', None, None, "m"),
-            ('c', Some(1), Some(3), "rwm"),
-            ('c', Some(1), Some(5), "rwm"),
-            ('c', Some(1), Some(7), "rwm"),
-            ('c', Some(1), Some(8), "rwm"),
-            ('c', Some(1), Some(9), "rwm"),
-            ('c', Some(5), Some(0), "rwm"),
-            ('c', Some(5), Some(1), "rwm"),
-            ('c', Some(5), Some(2), "rwm"),
-            ('c', Some(136), None, "rwm"),
-            ('c', Some(10), Some(200), "rwm"),
-        ];
-        list.into_iter()
-            .map(|(k, ma, mi, a)| rule(true, k, ma, mi, a))
-            .collect()
+        crate::container::spec::runc_default_device_rules()
     }
 
     /// A request: `c`/`b`, major, minor, access letters.
