@@ -512,6 +512,13 @@ fn bad_input_is_refused_and_leaves_nothing_behind() {
         (vec!["exec", "nope", "true"], "does not exist"),
         (vec!["ps", "nope"], "does not exist"),
         (
+            vec!["events", "--stats", "nope"],
+            "container \"nope\" does not exist",
+        ),
+        (vec!["pause", "nope"], "container \"nope\" does not exist"),
+        (vec!["update", "--memory", "1g", "nope"], "does not exist"),
+        (vec!["usage", "nope"], "container \"nope\" does not exist"),
+        (
             vec!["create", "--no-pivot", "-b", &b, "np"],
             "unsupported: --no-pivot",
         ),
