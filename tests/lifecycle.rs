@@ -909,9 +909,8 @@ fn an_oom_kill_is_reported_by_wait_run_and_events() {
     rt.ok(&["delete", &detached]);
 
     // A child OOM-killed in a container that lives on: an `oom` event.
-    bundle.edit(|c| {
-        c["process"]["args"] = json!(["sh", "-c", format!("sleep 0.5; {hog}; sleep 100")])
-    });
+    bundle
+        .edit(|c| c["process"]["args"] = json!(["sh", "-c", format!("sleep 1; {hog}; sleep 100")]));
     let id = unique("oom-events");
     rt.ok(&["run", "-d", "-b", &bundle.path_string(), &id]);
     let stream = std::process::Command::new(SANDVISOR)
@@ -921,9 +920,10 @@ fn an_oom_kill_is_reported_by_wait_run_and_events() {
         .expect("events");
     // With an interval of an hour, the kills are reported as they happen
     // (the kernel's OOM notification), between the stats.
-    let hourly = std::process::Command::new(SANDVISOR)
+    let hourly_out = tempfile::NamedTempFile::new().expect("temp file");
+    let mut hourly = std::process::Command::new(SANDVISOR)
         .args(["--root", rt.root(), "events", "--interval", "1h", &id])
-        .stdout(std::process::Stdio::piped())
+        .stdout(hourly_out.reopen().expect("reopen"))
         .spawn()
         .expect("events");
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -945,6 +945,11 @@ fn an_oom_kill_is_reported_by_wait_run_and_events() {
         "{}",
         exec.stderr
     );
+    // Both kills are in the hourly stream well before its next stats.
+    let hourly_text = || std::fs::read_to_string(hourly_out.path()).unwrap_or_default();
+    eventually("both kills in the hourly stream", || {
+        hourly_text().matches("\"oom\"").count() == 2
+    });
     std::thread::sleep(Duration::from_millis(300));
     rt.ok(&["delete", "--force", &id]);
     let output = stream.wait_with_output().expect("events output");
@@ -963,8 +968,10 @@ fn an_oom_kill_is_reported_by_wait_run_and_events() {
         ],
         "{text}"
     );
-    let output = hourly.wait_with_output().expect("events output");
-    let text = String::from_utf8_lossy(&output.stdout);
+    hourly
+        .wait()
+        .expect("events exits once the container is gone");
+    let text = hourly_text();
     let kinds: Vec<String> = text
         .lines()
         .map(|l| serde_json::from_str::<Value>(l).expect("json")["type"].to_string())

@@ -20,6 +20,12 @@ use crate::state::{StateDir, Status};
 /// How often a watch between stats checks that the container still runs.
 const STOP_CHECK: Duration = Duration::from_secs(1);
 
+/// After a v1 OOM notification, how long to wait between looks at the
+/// kill counter, and how many looks: the kill is counted a little after
+/// the notification, and an OOM may also end with no kill.
+const OOM_SETTLE_STEP: Duration = Duration::from_millis(10);
+const OOM_SETTLE_TRIES: u32 = 50;
+
 /// Arguments of `sandvisor events`.
 #[derive(Debug, Args)]
 pub struct EventsArgs {
@@ -89,10 +95,22 @@ pub fn events(global: &GlobalOptions, args: EventsArgs) -> Result<ExitCode, RunE
         if early && !woken {
             continue;
         }
-        let Some(event) = watcher.look(false)? else {
+        let Some(mut event) = watcher.look(false)? else {
             return Ok(ExitCode::SUCCESS);
         };
         if early {
+            // v1 notifies when the OOM starts, before the kill is counted:
+            // the counter is looked at again until it moves (briefly).
+            let lags = oom.as_ref().is_some_and(OomWatch::notifies_before_the_kill);
+            let mut tries = 0;
+            while lags && !watcher.has_new_kills(&event) && tries < OOM_SETTLE_TRIES {
+                std::thread::sleep(OOM_SETTLE_STEP);
+                tries += 1;
+                match watcher.look(false)? {
+                    Some(later) => event = later,
+                    None => return Ok(ExitCode::SUCCESS),
+                }
+            }
             watcher.print(&event, false)?;
             continue;
         }
@@ -121,6 +139,12 @@ impl Watcher {
             Err(e) if !must && e.code() == Some(ErrorCode::FailedPrecondition) => Ok(None),
             Err(e) => Err(e.into()),
         }
+    }
+
+    /// Whether `event` shows kills not printed yet.
+    fn has_new_kills(&self, event: &EventReply) -> bool {
+        self.oom_kills
+            .is_some_and(|before| event.data.memory.oom_kills > before)
     }
 
     /// Prints an `oom` event for each kill `event` shows since the last

@@ -1102,9 +1102,14 @@ impl ContainerManager {
         let dirs = cgroup.dirs.clone();
         let procs = cgroup.v1_procs_files();
         let unified = cgroup.unified.clone();
+        // OOM kills count from here, before any of its processes runs (a
+        // kill may come before the start is even answered); a cgroup that
+        // existed may have some already.
+        let kills = cgroup_stats::oom_kills(&self.hierarchies, &dirs);
         if let Some(c) = self.containers.get_mut(cid) {
             c.cgroup = Some(cgroup);
             c.resident = resident;
+            c.oom_kills_seen = kills;
         }
         if let Some(rules) = spec::device_rules(spec)? {
             if let Some(dir) = cgroup::v1_dir(&self.hierarchies, &dirs, "devices") {
@@ -1461,15 +1466,7 @@ impl ContainerManager {
             }
         };
         let held = outcome.held.is_some();
-        // OOM kills count from here: a reused cgroup may have some already.
-        let kills = self
-            .containers
-            .get(&cid)
-            .and_then(|c| c.cgroup.as_ref())
-            .map(|g| cgroup_stats::oom_kills(&self.hierarchies, &g.dirs))
-            .unwrap_or(0);
         if let Some(c) = self.containers.get_mut(&cid) {
-            c.oom_kills_seen = c.oom_kills_seen.max(kills);
             if c.phase == Phase::Starting {
                 // An init that already exited leaves the container stopped.
                 c.phase = match (c.exit.is_some(), held) {

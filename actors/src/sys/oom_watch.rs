@@ -16,6 +16,7 @@ use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 #[derive(Debug)]
 pub struct OomWatch {
     fd: OwnedFd,
+    v2: bool,
 }
 
 impl OomWatch {
@@ -45,7 +46,7 @@ impl OomWatch {
                 format!("register for OOM events of {}: {e}", dir.display()),
             )
         })?;
-        Ok(OomWatch { fd })
+        Ok(OomWatch { fd, v2: false })
     }
 
     fn inotify(events: &Path) -> io::Result<OomWatch> {
@@ -67,7 +68,13 @@ impl OomWatch {
                 format!("watch {}: {e}", events.display()),
             ));
         }
-        Ok(OomWatch { fd })
+        Ok(OomWatch { fd, v2: true })
+    }
+
+    /// True when a notification comes as the OOM starts, before its kill
+    /// is counted (v1's eventfd); v2's comes with each counter's change.
+    pub fn notifies_before_the_kill(&self) -> bool {
+        !self.v2
     }
 
     /// Waits up to `timeout` for a notification; true when one came (all
