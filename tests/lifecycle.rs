@@ -950,8 +950,18 @@ fn an_oom_kill_is_reported_by_wait_run_and_events() {
     eventually("both kills in the hourly stream", || {
         hourly_text().matches("\"oom\"").count() == 2
     });
-    std::thread::sleep(Duration::from_millis(300));
-    rt.ok(&["delete", "--force", &id]);
+    // Killed from outside once the kills are over (2 s: how long a kill
+    // the supervisor did not reap, the child's, may be claimed): not the
+    // OOM killer's, though its memory cgroup counted kills.
+    std::thread::sleep(Duration::from_millis(2200));
+    rt.ok(&["kill", &id, "KILL"]);
+    eventually("the killed init stopped", || {
+        rt.state(&id)["status"] == "stopped"
+    });
+    let state = rt.state(&id);
+    assert_eq!(state["exitCode"], 137, "{state}");
+    assert_eq!(state["exitReason"], "signaled", "{state}");
+    rt.ok(&["delete", &id]);
     let output = stream.wait_with_output().expect("events output");
     let text = String::from_utf8_lossy(&output.stdout);
     let ooms: Vec<Value> = text
@@ -977,6 +987,28 @@ fn an_oom_kill_is_reported_by_wait_run_and_events() {
         .map(|l| serde_json::from_str::<Value>(l).expect("json")["type"].to_string())
         .collect();
     assert_eq!(kinds, ["\"stats\"", "\"oom\"", "\"oom\""], "{text}");
+
+    // An init killed from outside after a child of it was OOM-killed (a
+    // process the supervisor does not reap, so no exit claims that kill):
+    // signaled, not OOM-killed, though its memory cgroup counted a kill.
+    // A kill is claimed within 2 s of being counted.
+    bundle.edit(|c| c["process"]["args"] = json!(["sh", "-c", format!("{hog}; sleep 100")]));
+    let later = unique("oom-later");
+    rt.ok(&["run", "-d", "-b", &bundle.path_string(), &later]);
+    eventually("the child's OOM kill", || {
+        let event: Value =
+            serde_json::from_str(&rt.ok(&["events", "--stats", &later])).expect("stats");
+        event["data"]["memory"]["oom_kills"] == 1
+    });
+    std::thread::sleep(Duration::from_millis(2200));
+    rt.ok(&["kill", &later, "KILL"]);
+    eventually("the killed init stopped", || {
+        rt.state(&later)["status"] == "stopped"
+    });
+    let state = rt.state(&later);
+    assert_eq!(state["exitCode"], 137, "{state}");
+    assert_eq!(state["exitReason"], "signaled", "{state}");
+    rt.ok(&["delete", &later]);
 }
 
 #[test]

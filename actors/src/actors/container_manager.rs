@@ -46,6 +46,7 @@ use crate::sys::cgroup::{self, ContainerCgroup, Hierarchy};
 use crate::sys::cgroup_stats::{self, CgroupFiles};
 use crate::sys::device_filter::{self, DeviceFilterError};
 use crate::sys::hooks::HookError;
+use crate::sys::oom_watch::OomWatch;
 use crate::sys::process::{pidfd_exited, pidfd_signal, WaitStatus};
 use crate::sys::procfs;
 use crate::sys::spawn::reports::ReportReader;
@@ -265,6 +266,11 @@ struct Container {
     held: Option<HeldInit>,
     /// Its memory cgroup's OOM kill count when last looked at.
     oom_kills_seen: u64,
+    /// When each kill counted since was noticed, not yet claimed by the
+    /// exit of one of the supervisor's children: a kill of a process the
+    /// supervisor does not reap (a child of the init) is claimed by no
+    /// exit, and expires.
+    unclaimed_oom_kills: std::collections::VecDeque<Instant>,
     /// Its init was killed by the OOM killer.
     init_oom_killed: bool,
     /// Its cgroup directories, kept open for stats events.
@@ -313,6 +319,7 @@ impl Container {
             resident: None,
             held: None,
             oom_kills_seen: 0,
+            unclaimed_oom_kills: std::collections::VecDeque::new(),
             init_oom_killed: false,
             cgroup_files: CgroupFiles::default(),
         }
@@ -414,6 +421,18 @@ pub struct ContainerManager {
 }
 
 /// How long a freeze or thaw may take.
+/// How long after it is counted an OOM kill may be claimed by a SIGKILLed
+/// child's exit: the victim dies as soon as it runs, and the Reaper tells
+/// the manager at once, so this is a bound under heavy load, not a wait.
+const OOM_CLAIM_WINDOW: Duration = Duration::from_secs(2);
+
+/// When to look again at the kill count after a v1 notification.
+const OOM_RECHECKS: [Duration; 3] = [
+    Duration::from_millis(10),
+    Duration::from_millis(100),
+    Duration::from_millis(500),
+];
+
 const FREEZE_PATIENCE: Duration = Duration::from_secs(2);
 
 /// Exits of unknown pids kept for a registration that may follow.
@@ -1111,6 +1130,7 @@ impl ContainerManager {
             c.resident = resident;
             c.oom_kills_seen = kills;
         }
+        self.watch_oom(cid, &dirs);
         if let Some(rules) = spec::device_rules(spec)? {
             if let Some(dir) = cgroup::v1_dir(&self.hierarchies, &dirs, "devices") {
                 cgroup::write_device_rules(dir, &rules)
@@ -1611,19 +1631,82 @@ impl ContainerManager {
     }
 
     /// Whether a process of `cid` that died by SIGKILL was the OOM
-    /// killer's: its memory cgroup counts a kill it had not counted before.
+    /// killer's: its memory cgroup counted a kill within the last
+    /// [`OOM_CLAIM_WINDOW`] that no other exit has claimed. (The kernel
+    /// counts the kill before it sends the signal; the kill of a process
+    /// the supervisor does not reap expires unclaimed.)
     fn oom_killed(&mut self, cid: &str, status: WaitStatus) -> bool {
         if status.signal() != Some(libc::SIGKILL) {
             return false;
         }
+        self.note_oom_kills(cid);
+        let Some(c) = self.containers.get_mut(cid) else {
+            return false;
+        };
+        c.unclaimed_oom_kills.pop_back().is_some()
+    }
+
+    /// Reads `cid`'s OOM kill count; each kill new since the last reading
+    /// is noted as just happened. Returns whether there was one.
+    fn note_oom_kills(&mut self, cid: &str) -> bool {
         let Some(c) = self.containers.get_mut(cid) else {
             return false;
         };
         let dirs = c.cgroup.as_ref().map(|g| g.dirs.as_slice()).unwrap_or(&[]);
         let kills = cgroup_stats::oom_kills(&self.hierarchies, dirs);
-        let new = kills > c.oom_kills_seen;
+        let now = Instant::now();
+        while c
+            .unclaimed_oom_kills
+            .front()
+            .is_some_and(|at| now.duration_since(*at) > OOM_CLAIM_WINDOW)
+        {
+            c.unclaimed_oom_kills.pop_front();
+        }
+        let new = kills.saturating_sub(c.oom_kills_seen);
+        for _ in 0..new.min(64) {
+            c.unclaimed_oom_kills.push_back(now);
+        }
         c.oom_kills_seen = kills;
-        new
+        new > 0
+    }
+
+    /// Starts waiting for the kernel's OOM notifications of `cid`'s memory
+    /// cgroup, so that each kill is noted when it happens. Without one (no
+    /// memory controller, or the watch cannot be made) kills are noted at
+    /// exits only.
+    fn watch_oom(&mut self, cid: &str, dirs: &[PathBuf]) {
+        let Some(myself) = self.myself.clone() else {
+            return;
+        };
+        let Some((dir, v2)) = cgroup::controller_dir(&self.hierarchies, dirs, "memory") else {
+            return;
+        };
+        let watch = match OomWatch::new(dir, v2).and_then(crate::sys::socket::register_async) {
+            Ok(watch) => watch,
+            Err(e) => {
+                debug!(self.logger, "cannot watch for OOM kills"; "cid" => cid, "error" => %e);
+                return;
+            }
+        };
+        let cid = cid.to_owned();
+        actix_rt::spawn(async move {
+            loop {
+                let Ok(mut ready) = watch.readable().await else {
+                    return;
+                };
+                watch.get_ref().drain();
+                ready.clear_ready();
+                let notified = OomNotified {
+                    cid: cid.clone(),
+                    lags: watch.get_ref().notifies_before_the_kill(),
+                };
+                // The container gone (its cgroup's removal wakes the
+                // watch too), or the manager: the watch ends.
+                if !matches!(myself.send(notified).await, Ok(true)) {
+                    return;
+                }
+            }
+        });
     }
 
     fn record_exit(&mut self, pid: i32, status: WaitStatus) {
@@ -2568,6 +2651,39 @@ impl Handler<DetachedHooks> for ContainerManager {
             }));
             Ok(())
         });
+    }
+}
+
+/// The kernel notified an OOM event in a container's memory cgroup.
+struct OomNotified {
+    cid: String,
+    /// The notification comes before the kill is counted (v1).
+    lags: bool,
+}
+
+impl actix::Message for OomNotified {
+    /// Whether the container is still there to watch.
+    type Result = bool;
+}
+
+impl Handler<OomNotified> for ContainerManager {
+    type Result = bool;
+
+    fn handle(&mut self, msg: OomNotified, ctx: &mut Context<Self>) -> bool {
+        if !self.containers.contains_key(&msg.cid) {
+            return false;
+        }
+        if !self.note_oom_kills(&msg.cid) && msg.lags {
+            // v1 notifies as the OOM starts: the kill is counted a moment
+            // later (or never, if the OOM ends otherwise).
+            for delay in OOM_RECHECKS {
+                let cid = msg.cid.clone();
+                ctx.run_later(delay, move |act, _| {
+                    act.note_oom_kills(&cid);
+                });
+            }
+        }
+        true
     }
 }
 

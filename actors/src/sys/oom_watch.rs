@@ -77,6 +77,14 @@ impl OomWatch {
         !self.v2
     }
 
+    /// Consumes the notifications pending (the descriptor is non-blocking).
+    pub fn drain(&self) {
+        let mut buf = [0u8; 4096];
+        // Either an eventfd's 8-byte count or a batch of inotify events:
+        // what matters is that it is drained.
+        while nix::unistd::read(&self.fd, &mut buf).is_ok_and(|n| n > 0) {}
+    }
+
     /// Waits up to `timeout` for a notification; true when one came (all
     /// pending ones are consumed).
     pub fn wait(&self, timeout: Duration) -> io::Result<bool> {
@@ -88,14 +96,20 @@ impl OomWatch {
             Err(e) => return Err(e.into()),
         };
         if ready {
-            let mut buf = [0u8; 4096];
-            // Either an eventfd's 8-byte count or a batch of inotify
-            // events: what matters is that it is drained.
-            while nix::unistd::read(&self.fd, &mut buf).is_ok_and(|n| n > 0) {}
+            self.drain();
         }
         Ok(ready)
     }
 }
+
+impl AsRawFd for OomWatch {
+    fn as_raw_fd(&self) -> std::os::fd::RawFd {
+        self.fd.as_raw_fd()
+    }
+}
+
+// The watch owns its descriptor until dropped.
+impl super::socket::OwnsFd for OomWatch {}
 
 #[cfg(test)]
 mod tests {
