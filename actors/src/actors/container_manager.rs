@@ -1688,7 +1688,7 @@ impl ContainerManager {
                 return;
             }
         };
-        let cid = cid.to_owned();
+        let (cid, status) = (cid.to_owned(), self.status.clone());
         actix_rt::spawn(async move {
             loop {
                 let Ok(mut ready) = watch.readable().await else {
@@ -1699,6 +1699,7 @@ impl ContainerManager {
                 let notified = OomNotified {
                     cid: cid.clone(),
                     lags: watch.get_ref().notifies_before_the_kill(),
+                    ticket: status.ticket(),
                 };
                 // The container gone (its cgroup's removal wakes the
                 // watch too), or the manager: the watch ends.
@@ -2659,6 +2660,7 @@ struct OomNotified {
     cid: String,
     /// The notification comes before the kill is counted (v1).
     lags: bool,
+    ticket: MailboxTicket,
 }
 
 impl actix::Message for OomNotified {
@@ -2670,20 +2672,25 @@ impl Handler<OomNotified> for ContainerManager {
     type Result = bool;
 
     fn handle(&mut self, msg: OomNotified, ctx: &mut Context<Self>) -> bool {
-        if !self.containers.contains_key(&msg.cid) {
-            return false;
-        }
-        if !self.note_oom_kills(&msg.cid) && msg.lags {
-            // v1 notifies as the OOM starts: the kill is counted a moment
-            // later (or never, if the OOM ends otherwise).
-            for delay in OOM_RECHECKS {
-                let cid = msg.cid.clone();
-                ctx.run_later(delay, move |act, _| {
-                    act.note_oom_kills(&cid);
-                });
+        let OomNotified { cid, lags, ticket } = msg;
+        guarded(self, ctx, "OomNotified", ticket, move |act, ctx| {
+            if !act.containers.contains_key(&cid) {
+                return Ok(false);
             }
-        }
-        true
+            if !act.note_oom_kills(&cid) && lags {
+                // v1 notifies as the OOM starts: the kill is counted a
+                // moment later (or never, if the OOM ends otherwise).
+                for delay in OOM_RECHECKS {
+                    let cid = cid.clone();
+                    ctx.run_later(delay, move |act, _| {
+                        act.note_oom_kills(&cid);
+                    });
+                }
+            }
+            Ok(true)
+        })
+        // A failed handler ends the watch; kills are still noted at exits.
+        .unwrap_or(false)
     }
 }
 
