@@ -13,22 +13,24 @@ use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
 
 use crate::api::metrics::{MetricDescriptor, MetricKind};
+use crate::sys::cgroup_stats::Brief;
 use crate::wire::ErrorCode;
 
-/// A call's method and outcome (`ok` or the error code).
+/// A call's method and outcome (`ok` or the error code). Both are
+/// static names, so that counting a call allocates nothing.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct CallLabels {
     /// The method name.
-    pub method: String,
+    pub method: &'static str,
     /// `ok`, or the wire error code.
-    pub code: String,
+    pub code: &'static str,
 }
 
 /// A method name.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct MethodLabel {
     /// The method name.
-    pub method: String,
+    pub method: &'static str,
 }
 
 /// An actor of the tree.
@@ -59,16 +61,8 @@ pub struct ContainerFigures {
     pub id: String,
     /// Its lifecycle status.
     pub state: &'static str,
-    /// Processes in its cgroup (pids.current).
-    pub processes: u64,
-    /// Memory in use, bytes.
-    pub memory_usage: u64,
-    /// The memory limit, bytes; `None` when unlimited.
-    pub memory_limit: Option<u64>,
-    /// CPU time used, nanoseconds.
-    pub cpu_usage_ns: u64,
-    /// Processes killed by the OOM killer in its memory cgroup.
-    pub oom_kills: u64,
+    /// Its processes, memory, CPU and OOM kills.
+    pub cgroup: Brief,
 }
 
 /// Every status a container can be in, so that the gauge of each is
@@ -212,18 +206,13 @@ impl SandboxMetrics {
     }
 
     /// Counts an answered call and its latency.
-    pub fn observe_call(&self, method: &str, code: Option<ErrorCode>, took: Duration) {
+    pub fn observe_call(&self, method: &'static str, code: Option<ErrorCode>, took: Duration) {
         let code = code.map_or("ok", ErrorCode::as_str);
         self.rpc_calls
-            .get_or_create(&CallLabels {
-                method: method.to_owned(),
-                code: code.to_owned(),
-            })
+            .get_or_create(&CallLabels { method, code })
             .inc();
         self.rpc_seconds
-            .get_or_create(&MethodLabel {
-                method: method.to_owned(),
-            })
+            .get_or_create(&MethodLabel { method })
             .observe(took.as_secs_f64());
     }
 
@@ -271,17 +260,21 @@ impl SandboxMetrics {
             let label = ContainerLabel {
                 container: c.id.clone(),
             };
-            self.processes.get_or_create(&label).set(gauge(c.processes));
-            self.oom_kills.get_or_create(&label).inc_by(c.oom_kills);
+            self.processes
+                .get_or_create(&label)
+                .set(gauge(c.cgroup.processes));
+            self.oom_kills
+                .get_or_create(&label)
+                .inc_by(c.cgroup.oom_kills);
             self.memory_usage
                 .get_or_create(&label)
-                .set(gauge(c.memory_usage));
-            if let Some(limit) = c.memory_limit {
+                .set(gauge(c.cgroup.memory_usage));
+            if let Some(limit) = c.cgroup.memory_limit {
                 self.memory_limit.get_or_create(&label).set(gauge(limit));
             }
             self.cpu_seconds
                 .get_or_create(&label)
-                .inc_by(c.cpu_usage_ns as f64 / 1e9);
+                .inc_by(c.cgroup.cpu_usage_ns as f64 / 1e9);
         }
     }
 
@@ -379,8 +372,10 @@ mod tests {
         let container = ContainerFigures {
             id: "c1".into(),
             state: "running",
-            memory_limit: Some(1 << 20),
-            ..ContainerFigures::default()
+            cgroup: Brief {
+                memory_limit: Some(1 << 20),
+                ..Brief::default()
+            },
         };
         let actor = ActorFigures {
             name: "Debug".into(),
@@ -415,11 +410,13 @@ mod tests {
         let container = ContainerFigures {
             id: "c1".into(),
             state: "running",
-            processes: 3,
-            memory_usage: 4096,
-            memory_limit: None,
-            cpu_usage_ns: 1_500_000_000,
-            oom_kills: 2,
+            cgroup: Brief {
+                processes: 3,
+                memory_usage: 4096,
+                memory_limit: None,
+                cpu_usage_ns: 1_500_000_000,
+                oom_kills: 2,
+            },
         };
         let actors = [ActorFigures {
             name: "Debug".into(),

@@ -36,13 +36,8 @@ pub struct UsageArgs {
 struct PageFigures {
     sequence: u64,
     updated_unix_ns: u64,
-    total: u64,
-    anonymous: u64,
-    page_cache: u64,
-    mapped: u64,
-    shmem: u64,
-    kernel: u64,
-    supervisor_rss: u64,
+    #[serde(flatten)]
+    figures: usage_page::Figures,
 }
 
 /// Prints the sandbox's memory use.
@@ -70,13 +65,7 @@ pub fn usage(global: &GlobalOptions, args: UsageArgs) -> Result<ExitCode, RunErr
             &PageFigures {
                 sequence: s.sequence,
                 updated_unix_ns: s.updated_unix_ns,
-                total: s.figures.total,
-                anonymous: s.figures.anonymous,
-                page_cache: s.figures.page_cache,
-                mapped: s.figures.mapped,
-                shmem: s.figures.shmem,
-                kernel: s.figures.kernel,
-                supervisor_rss: s.figures.supervisor_rss,
+                figures: s.figures,
             },
         )
     } else {

@@ -38,12 +38,12 @@ use crate::container::resources::{self, CgroupVersion};
 use crate::container::spec::{
     self, Blueprint, ContainerContext, FdSource, RuntimeHooks, SpecError,
 };
-use crate::metrics::{ContainerFigures, SandboxMetrics};
+use crate::metrics::SandboxMetrics;
 use crate::supervision::{
     guarded, handles, supervised_actor, ActorStatus, MailboxTicket, Reply, Subsystem,
 };
 use crate::sys::cgroup::{self, ContainerCgroup, Hierarchy};
-use crate::sys::cgroup_stats::{self, CgroupFiles};
+use crate::sys::cgroup_stats::CgroupFiles;
 use crate::sys::device_filter::{self, DeviceFilterError};
 use crate::sys::hooks::HookError;
 use crate::sys::oom_watch::OomWatch;
@@ -1124,11 +1124,10 @@ impl ContainerManager {
         // OOM kills count from here, before any of its processes runs (a
         // kill may come before the start is even answered); a cgroup that
         // existed may have some already.
-        let kills = cgroup_stats::oom_kills(&self.hierarchies, &dirs);
         if let Some(c) = self.containers.get_mut(cid) {
+            c.oom_kills_seen = c.cgroup_files.oom_kills(&self.hierarchies, &dirs);
             c.cgroup = Some(cgroup);
             c.resident = resident;
-            c.oom_kills_seen = kills;
         }
         self.watch_oom(cid, &dirs);
         if let Some(rules) = spec::device_rules(spec)? {
@@ -1652,8 +1651,8 @@ impl ContainerManager {
         let Some(c) = self.containers.get_mut(cid) else {
             return false;
         };
-        let dirs = c.cgroup.as_ref().map(|g| g.dirs.as_slice()).unwrap_or(&[]);
-        let kills = cgroup_stats::oom_kills(&self.hierarchies, dirs);
+        let dirs = c.cgroup.as_ref().map_or(&[][..], |g| g.dirs.as_slice());
+        let kills = c.cgroup_files.oom_kills(&self.hierarchies, dirs);
         let now = Instant::now();
         while c
             .unclaimed_oom_kills
@@ -2694,43 +2693,6 @@ impl Handler<OomNotified> for ContainerManager {
     }
 }
 
-/// Asks for every container's figures, for a metrics export.
-pub struct CollectFigures {
-    /// Counts it in the mailbox.
-    pub ticket: MailboxTicket,
-}
-
-impl actix::Message for CollectFigures {
-    type Result = Result<Vec<ContainerFigures>, RpcError>;
-}
-
-impl Handler<CollectFigures> for ContainerManager {
-    type Result = Result<Vec<ContainerFigures>, RpcError>;
-
-    fn handle(&mut self, msg: CollectFigures, ctx: &mut Context<Self>) -> Self::Result {
-        guarded(self, ctx, "CollectFigures", msg.ticket, |act, _| {
-            act.apply_exits();
-            Ok(act
-                .containers
-                .iter_mut()
-                .map(|(id, c)| {
-                    let dirs = c.cgroup.as_ref().map_or(&[][..], |g| g.dirs.as_slice());
-                    let brief = c.cgroup_files.brief(&act.hierarchies, dirs);
-                    ContainerFigures {
-                        id: id.clone(),
-                        state: c.phase.status(),
-                        processes: brief.processes,
-                        memory_usage: brief.memory_usage,
-                        memory_limit: brief.memory_limit,
-                        cpu_usage_ns: brief.cpu_usage_ns,
-                        oom_kills: brief.oom_kills,
-                    }
-                })
-                .collect())
-        })
-    }
-}
-
 /// Tears every container down (supervisor shutdown).
 pub struct Teardown {
     /// Counts it in the mailbox.
@@ -2755,28 +2717,47 @@ impl Handler<Teardown> for ContainerManager {
     }
 }
 
-/// Lists the cgroup directories of every container that has them, by id
-/// (one per hierarchy, in the hierarchies' order), for the Usage actor's
-/// per-container figures: only this actor knows where a `cgroupsPath`
-/// put a container.
+/// Asks for every container's status and cgroup directories (one per
+/// hierarchy; none before its cgroup is made): what Usage and Metrics read
+/// figures from, on their own threads.
 pub struct ContainerCgroups {
     /// Counts it in the mailbox.
     pub ticket: MailboxTicket,
 }
 
+/// One container in the answer to [`ContainerCgroups`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ContainerListing {
+    /// The container id.
+    pub id: String,
+    /// Its lifecycle status (creating, created, running, paused, stopped).
+    pub state: &'static str,
+    /// Its cgroup directories, in the order of the hierarchies.
+    pub dirs: Vec<PathBuf>,
+}
+
 impl actix::Message for ContainerCgroups {
-    type Result = Result<Vec<(String, Vec<PathBuf>)>, RpcError>;
+    type Result = Result<Vec<ContainerListing>, RpcError>;
 }
 
 impl Handler<ContainerCgroups> for ContainerManager {
-    type Result = Result<Vec<(String, Vec<PathBuf>)>, RpcError>;
+    type Result = Result<Vec<ContainerListing>, RpcError>;
 
     fn handle(&mut self, msg: ContainerCgroups, ctx: &mut Context<Self>) -> Self::Result {
         guarded(self, ctx, "ContainerCgroups", msg.ticket, |act, _| {
+            act.apply_exits();
             Ok(act
                 .containers
                 .iter()
-                .filter_map(|(cid, c)| Some((cid.clone(), c.cgroup.as_ref()?.dirs.clone())))
+                .map(|(id, c)| ContainerListing {
+                    id: id.clone(),
+                    state: c.phase.status(),
+                    dirs: c
+                        .cgroup
+                        .as_ref()
+                        .map(|g| g.dirs.clone())
+                        .unwrap_or_default(),
+                })
                 .collect())
         })
     }

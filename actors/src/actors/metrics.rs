@@ -2,22 +2,25 @@
 //! instruments (calls, latencies, exec times) are updated where the work
 //! happens; at each export this actor reads the figures that are only
 //! worth reading then: actors' restarts and mailboxes, connections, and
-//! each container's status and cgroup figures (from the ContainerManager).
+//! each container's status (from the ContainerManager) and cgroup figures
+//! (read here, off the ContainerManager's thread).
 
 use std::sync::Arc;
 
-use actix::{Addr, Context, WrapFuture};
+use actix::{ActorFutureExt, Addr, Context, WrapFuture};
 use regex::Regex;
 use slog::Logger;
 use thiserror::Error;
 
-use super::container_manager::CollectFigures;
+use super::container_manager::ContainerCgroups;
 use super::{ConnectionStats, ContainerManager};
 use crate::api::metrics::{Export, Exported, GetRegisteredMetrics, RegisteredMetrics};
-use crate::metrics::{ActorFigures, SandboxMetrics};
+use crate::metrics::{ActorFigures, ContainerFigures, SandboxMetrics};
 use crate::supervision::{
     handles, supervised_actor, ActorStatus, Registry, Reply, Subsystem, SupervisionError,
 };
+use crate::sys::cgroup::Hierarchy;
+use crate::sys::cgroup_stats;
 use crate::wire::RpcError;
 
 /// Why an export was refused.
@@ -42,11 +45,14 @@ pub struct Metrics {
     connections: Arc<ConnectionStats>,
     containers: Addr<ContainerManager>,
     containers_status: Arc<ActorStatus>,
+    hierarchies: Vec<Hierarchy>,
 }
 
 impl Metrics {
     /// The actor, exporting `instruments` and the figures of `actors`,
-    /// `connections` and the ContainerManager at `containers`.
+    /// `connections` and the containers of the ContainerManager at
+    /// `containers` (whose cgroups are in `hierarchies`).
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         status: Arc<ActorStatus>,
         logger: Logger,
@@ -55,6 +61,7 @@ impl Metrics {
         connections: Arc<ConnectionStats>,
         containers: Addr<ContainerManager>,
         containers_status: Arc<ActorStatus>,
+        hierarchies: Vec<Hierarchy>,
     ) -> Self {
         Metrics {
             status,
@@ -64,6 +71,7 @@ impl Metrics {
             connections,
             containers,
             containers_status,
+            hierarchies,
         }
     }
 
@@ -93,25 +101,33 @@ impl Metrics {
             })
             .collect();
         let connections = self.connections.open();
-        let figures = self.containers.send(CollectFigures {
+        let listing = self.containers.send(ContainerCgroups {
             ticket: self.containers_status.ticket(),
         });
-        let instruments = self.instruments.clone();
-        Reply::Later(Box::pin(
-            async move {
-                let containers = figures.await.unwrap_or_else(|_| {
+        Reply::Later(Box::pin(listing.into_actor(self).map(
+            move |listing, act, _| {
+                let listing = listing.unwrap_or_else(|_| {
                     Err(RpcError::from(SupervisionError::Stopped {
                         actor: "ContainerManager",
-                        message: "CollectFigures",
+                        message: "ContainerCgroups",
                     }))
                 })?;
-                instruments.set_figures(&actors, connections, &containers);
-                let text =
-                    instruments.encode(|name| filter.as_ref().is_none_or(|re| re.is_match(name)));
+                let containers: Vec<ContainerFigures> = listing
+                    .into_iter()
+                    .map(|c| ContainerFigures {
+                        cgroup: cgroup_stats::brief(&act.hierarchies, &c.dirs),
+                        id: c.id,
+                        state: c.state,
+                    })
+                    .collect();
+                act.instruments
+                    .set_figures(&actors, connections, &containers);
+                let text = act
+                    .instruments
+                    .encode(|name| filter.as_ref().is_none_or(|re| re.is_match(name)));
                 Ok(Exported { text })
-            }
-            .into_actor(self),
-        ))
+            },
+        )))
     }
 }
 

@@ -17,7 +17,7 @@ mod usage;
 
 pub use cgroups::Cgroups;
 pub use container_manager::{
-    valid_container_id, CollectFigures, ContainerCgroups, ContainerError, ContainerManager,
+    valid_container_id, ContainerCgroups, ContainerError, ContainerListing, ContainerManager,
     ManagerConfig, PrewarmedRoot, Teardown,
 };
 pub use debug::{Debug, DebugError};

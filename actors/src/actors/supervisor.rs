@@ -342,7 +342,7 @@ pub fn boot(
     };
     let cgroups = {
         let (status, logger) = (s.cgroups.clone(), log("Cgroups"));
-        let parent = config.cgroup_parent.clone();
+        let (parent, hierarchies) = (config.cgroup_parent.clone(), hierarchies.clone());
         start_dedicated("sv-cgroups", &s.cgroups, &mut arbiters, move || {
             Cgroups::new(status, logger, hierarchies, parent)
         })
@@ -354,8 +354,11 @@ pub fn boot(
         let (status, logger) = (s.metrics.clone(), log("Metrics"));
         let (instruments, registry, connections) =
             (instruments.clone(), registry.clone(), connections.clone());
-        let (containers, containers_status) =
-            (container_manager.clone(), s.container_manager.clone());
+        let (containers, containers_status, hierarchies) = (
+            container_manager.clone(),
+            s.container_manager.clone(),
+            hierarchies.clone(),
+        );
         start_dedicated("sv-metrics", &s.metrics, &mut arbiters, move || {
             Metrics::new(
                 status,
@@ -365,6 +368,7 @@ pub fn boot(
                 connections,
                 containers,
                 containers_status,
+                hierarchies,
             )
         })
     };

@@ -18,7 +18,7 @@ use actix::{ActorFutureExt, AsyncContext, Context, Recipient, WrapFuture};
 use slog::{info, warn, Logger};
 use thiserror::Error;
 
-use super::container_manager::ContainerCgroups;
+use super::container_manager::{ContainerCgroups, ContainerListing};
 use crate::api::usage::{Collect, ContainerMemoryUsage, MemoryUsage, UsageFd, UsageFdReply};
 use crate::api::Fds;
 use crate::supervision::{
@@ -199,15 +199,18 @@ impl Usage {
     /// of each), the per-container figures too.
     fn memory_usage(
         &self,
-        containers: Option<&[(String, Vec<PathBuf>)]>,
+        containers: Option<&[ContainerListing]>,
     ) -> Result<MemoryUsage, UsageError> {
-        let figures = self.page_figures()?;
+        let Figures {
+            memory: figures,
+            supervisor_rss,
+        } = self.page_figures()?;
         let containers = match containers {
             None => None,
             Some(list) => {
                 let mut out = Vec::with_capacity(list.len());
-                for (cid, dirs) in list {
-                    out.extend(self.container_figures(cid, dirs)?);
+                for c in list {
+                    out.extend(self.container_figures(&c.id, &c.dirs)?);
                 }
                 Some(out)
             }
@@ -219,21 +222,15 @@ impl Usage {
             mapped: figures.mapped,
             shmem: figures.shmem,
             kernel: figures.kernel,
-            supervisor_rss: figures.supervisor_rss,
+            supervisor_rss,
             containers,
         })
     }
 
     /// The sandbox-wide figures and the supervisor's RSS, as the page has them.
     fn page_figures(&self) -> Result<Figures, UsageError> {
-        let b = self.sandbox_figures()?;
         Ok(Figures {
-            total: b.total,
-            anonymous: b.anonymous,
-            page_cache: b.page_cache,
-            mapped: b.mapped,
-            shmem: b.shmem,
-            kernel: b.kernel,
+            memory: self.sandbox_figures()?,
             supervisor_rss: process::own_rss().map_err(UsageError::Rss)?,
         })
     }
@@ -381,10 +378,18 @@ mod tests {
     }
 
     impl Handler<ContainerCgroups> for StubManager {
-        type Result = Result<Vec<(String, Vec<PathBuf>)>, RpcError>;
+        type Result = Result<Vec<ContainerListing>, RpcError>;
 
         fn handle(&mut self, _: ContainerCgroups, _: &mut Context<Self>) -> Self::Result {
-            Ok(self.0.clone())
+            Ok(self
+                .0
+                .iter()
+                .map(|(id, dirs)| ContainerListing {
+                    id: id.clone(),
+                    state: "running",
+                    dirs: dirs.clone(),
+                })
+                .collect())
         }
     }
 
@@ -579,7 +584,7 @@ mod tests {
             let reader = PageReader::open(fd.as_fd()).unwrap();
             let first = reader.read().unwrap();
             assert_eq!(first.sequence, 2);
-            assert_eq!(first.figures.shmem, 3 * MIB);
+            assert_eq!(first.figures.memory.shmem, 3 * MIB);
             assert!(first.figures.supervisor_rss > 0);
 
             v1_cgroup(&f.dir("sandvisor/sb"), 5 * MIB);
@@ -588,7 +593,7 @@ mod tests {
             assert!(later.sequence > first.sequence, "{later:?}");
             assert_eq!(later.sequence % 2, 0);
             assert!(later.updated_unix_ns > first.updated_unix_ns);
-            assert_eq!(later.figures.shmem, 5 * MIB);
+            assert_eq!(later.figures.memory.shmem, 5 * MIB);
 
             // A second caller gets the same page, not a new one.
             let again = f.page().await.unwrap();

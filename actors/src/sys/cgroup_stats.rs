@@ -16,15 +16,10 @@ use crate::api::container::{
     PidsStats, Stats, Throttling,
 };
 
-/// Reads the stats of the cgroup whose directories (one per hierarchy, in
-/// `hierarchies`' order) are `dirs`; `init` is a process in its network
-/// namespace.
-pub fn read(hierarchies: &[Hierarchy], dirs: &[PathBuf], init: Option<i32>) -> Stats {
-    CgroupFiles::default().stats(hierarchies, dirs, init)
-}
-
 impl CgroupFiles {
-    /// [`read`], through this reader's descriptors.
+    /// The stats of the cgroup whose directories (one per hierarchy, in
+    /// `hierarchies`' order) are `dirs`; `init` is a process in its
+    /// network namespace.
     pub fn stats(
         &mut self,
         hierarchies: &[Hierarchy],
@@ -68,7 +63,7 @@ impl CgroupFiles {
 }
 
 /// The few figures a metrics export takes of a container: fewer files
-/// than [`read`], because an export covers every container.
+/// than [`CgroupFiles::stats`], because an export covers every container.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Brief {
     /// pids.current.
@@ -123,15 +118,6 @@ impl CgroupFiles {
         };
         brief
     }
-}
-
-/// How many processes the OOM killer has killed in the cgroup (0 without
-/// a memory controller).
-pub fn oom_kills(hierarchies: &[Hierarchy], dirs: &[PathBuf]) -> u64 {
-    let mut files = CgroupFiles::default();
-    memory_dir(hierarchies, dirs)
-        .map(|(dir, v1)| files.oom_kills_in(dir, v1))
-        .unwrap_or(0)
 }
 
 /// The memory controller's directory, and whether it is v1.
@@ -199,6 +185,14 @@ impl CgroupFiles {
             "max" => max,
             t => t.parse().unwrap_or(0),
         }
+    }
+
+    /// How many processes the OOM killer has killed in the cgroup (0
+    /// without a memory controller).
+    pub fn oom_kills(&mut self, hierarchies: &[Hierarchy], dirs: &[PathBuf]) -> u64 {
+        memory_dir(hierarchies, dirs)
+            .map(|(dir, v1)| self.oom_kills_in(dir, v1))
+            .unwrap_or(0)
     }
 
     fn oom_kills_in(&mut self, dir: &Path, v1: bool) -> u64 {
@@ -322,7 +316,7 @@ fn memory_v2(f: &mut CgroupFiles, dir: &Path) -> MemoryStats {
 /// of the page cache and shmem mapped into processes; `total` is the
 /// kernel's own counter of everything charged. Every figure counts the
 /// cgroup's descendants too.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
 pub struct MemoryBreakdown {
     /// `memory.usage_in_bytes` (v1) or `memory.current` (v2).
     pub total: u64,
@@ -584,7 +578,7 @@ eth0:    2000      20    1    2    0     0          0         0     3000      30
             root: "/".into(),
             v1_controllers: None,
         }];
-        let stats = read(&hierarchies, &[dir.path().to_path_buf()], None);
+        let stats = CgroupFiles::default().stats(&hierarchies, &[dir.path().to_path_buf()], None);
         assert_eq!(stats.cpu.usage.total, 2_000_000);
         assert_eq!(
             (stats.cpu.usage.user, stats.cpu.usage.kernel),
@@ -595,7 +589,10 @@ eth0:    2000      20    1    2    0     0          0         0     3000      30
         assert_eq!(stats.memory.usage.limit, u64::MAX);
         assert_eq!(stats.memory.usage.failcnt, 3);
         assert_eq!(stats.memory.oom_kills, 1);
-        assert_eq!(oom_kills(&hierarchies, &[dir.path().to_path_buf()]), 1);
+        assert_eq!(
+            CgroupFiles::default().oom_kills(&hierarchies, &[dir.path().to_path_buf()]),
+            1
+        );
         assert_eq!(stats.memory.cache, 2048);
         assert_eq!(stats.memory.raw.get("anon"), Some(&1024));
         assert_eq!((stats.pids.current, stats.pids.limit), (2, 0));

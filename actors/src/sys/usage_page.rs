@@ -34,6 +34,8 @@ use nix::sys::memfd::{memfd_create, MFdFlags};
 use nix::sys::mman::{mmap, munmap, MapFlags, ProtFlags};
 use thiserror::Error;
 
+use super::cgroup_stats::MemoryBreakdown;
+
 /// The first word: "SVUSAGE1" in little-endian byte order.
 pub const MAGIC: u64 = u64::from_le_bytes(*b"SVUSAGE1");
 /// The layout version this module writes and reads.
@@ -57,45 +59,39 @@ const FIGURES_WORD: usize = 4;
 const READ_PATIENCE: Duration = Duration::from_millis(100);
 
 /// The figures the page holds, in bytes.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
 pub struct Figures {
-    /// All memory charged to the sandbox's cgroup.
-    pub total: u64,
-    /// Anonymous memory.
-    pub anonymous: u64,
-    /// File page cache, tmpfs and shared memory excluded.
-    pub page_cache: u64,
-    /// File pages mapped into processes (page cache and shmem).
-    pub mapped: u64,
-    /// tmpfs and shared memory.
-    pub shmem: u64,
-    /// Kernel memory.
-    pub kernel: u64,
+    /// The sandbox's memory cgroup, broken down.
+    #[serde(flatten)]
+    pub memory: MemoryBreakdown,
     /// The supervisor's own resident set.
     pub supervisor_rss: u64,
 }
 
 impl Figures {
     fn to_words(self) -> [u64; 7] {
+        let m = self.memory;
         [
-            self.total,
-            self.anonymous,
-            self.page_cache,
-            self.mapped,
-            self.shmem,
-            self.kernel,
+            m.total,
+            m.anonymous,
+            m.page_cache,
+            m.mapped,
+            m.shmem,
+            m.kernel,
             self.supervisor_rss,
         ]
     }
 
     fn from_words(w: [u64; 7]) -> Figures {
         Figures {
-            total: w[0],
-            anonymous: w[1],
-            page_cache: w[2],
-            mapped: w[3],
-            shmem: w[4],
-            kernel: w[5],
+            memory: MemoryBreakdown {
+                total: w[0],
+                anonymous: w[1],
+                page_cache: w[2],
+                mapped: w[3],
+                shmem: w[4],
+                kernel: w[5],
+            },
             supervisor_rss: w[6],
         }
     }
@@ -375,12 +371,14 @@ mod tests {
 
     fn figures(n: u64) -> Figures {
         Figures {
-            total: n,
-            anonymous: n + 1,
-            page_cache: n + 2,
-            mapped: n + 3,
-            shmem: n + 4,
-            kernel: n + 5,
+            memory: MemoryBreakdown {
+                total: n,
+                anonymous: n + 1,
+                page_cache: n + 2,
+                mapped: n + 3,
+                shmem: n + 4,
+                kernel: n + 5,
+            },
             supervisor_rss: n + 6,
         }
     }
