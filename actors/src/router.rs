@@ -102,10 +102,11 @@ where
     }
 }
 
-/// An actor's address and status.
+/// An actor's address and status, and where its calls are counted.
 pub struct Endpoint<A: Subsystem> {
     addr: Addr<A>,
     status: Arc<ActorStatus>,
+    instruments: SandboxMetrics,
 }
 
 impl<A: Subsystem> Clone for Endpoint<A> {
@@ -113,14 +114,20 @@ impl<A: Subsystem> Clone for Endpoint<A> {
         Endpoint {
             addr: self.addr.clone(),
             status: self.status.clone(),
+            instruments: self.instruments.clone(),
         }
     }
 }
 
 impl<A: Subsystem + Handler<Unsupported>> Endpoint<A> {
-    /// An endpoint for the actor at `addr`.
-    pub fn new(addr: Addr<A>, status: Arc<ActorStatus>) -> Self {
-        Endpoint { addr, status }
+    /// An endpoint for the actor at `addr`; each call answered is counted
+    /// and timed, by method and outcome, in `instruments`.
+    pub fn new(addr: Addr<A>, status: Arc<ActorStatus>, instruments: SandboxMetrics) -> Self {
+        Endpoint {
+            addr,
+            status,
+            instruments,
+        }
     }
 
     /// Sends a method call; the reply frame comes when the actor answers.
@@ -129,8 +136,9 @@ impl<A: Subsystem + Handler<Unsupported>> Endpoint<A> {
         M: Method,
         A: Handler<Call<M>>,
     {
+        let started = Instant::now();
         let request = self.addr.send(Call::new(msg, self.status.ticket()));
-        let actor = self.status.name();
+        let (actor, instruments) = (self.status.name(), self.instruments.clone());
         Box::pin(async move {
             let result = request.await.unwrap_or_else(|_| {
                 Err(SupervisionError::Stopped {
@@ -139,17 +147,20 @@ impl<A: Subsystem + Handler<Unsupported>> Endpoint<A> {
                 }
                 .into())
             });
-            encode_reply(id, M::NAME, result)
+            let frame = encode_reply(id, M::NAME, result);
+            instruments.observe_call(M::NAME, frame.code, started.elapsed());
+            frame
         })
     }
 
     /// Sends a call of a method whose capability has not landed.
     pub fn unsupported(&self, id: u64, method: &'static str) -> PendingReply {
+        let started = Instant::now();
         let request = self.addr.send(Unsupported {
             method,
             ticket: self.status.ticket(),
         });
-        let actor = self.status.name();
+        let (actor, instruments) = (self.status.name(), self.instruments.clone());
         Box::pin(async move {
             let result = match request.await {
                 Ok(Ok(())) => Ok(crate::api::Empty {}),
@@ -160,7 +171,9 @@ impl<A: Subsystem + Handler<Unsupported>> Endpoint<A> {
                 }
                 .into()),
             };
-            encode_reply(id, method, result)
+            let frame = encode_reply(id, method, result);
+            instruments.observe_call(method, frame.code, started.elapsed());
+            frame
         })
     }
 }
@@ -188,26 +201,11 @@ pub struct Router {
     pub logging: Endpoint<Logging>,
     /// Debug.
     pub debug: Endpoint<Debug>,
-    /// Where calls are counted and timed.
-    pub instruments: SandboxMetrics,
 }
 
 impl Router {
-    /// Sends `request` (id `id`) to its owner; the answer is counted and
-    /// timed by method and outcome.
+    /// Sends `request` (id `id`) to its owner.
     pub fn dispatch(&self, id: u64, request: Request) -> PendingReply {
-        let method = request.method();
-        let started = Instant::now();
-        let reply = self.route(id, request);
-        let instruments = self.instruments.clone();
-        Box::pin(async move {
-            let frame = reply.await;
-            instruments.observe_call(method, frame.code, started.elapsed());
-            frame
-        })
-    }
-
-    fn route(&self, id: u64, request: Request) -> PendingReply {
         match request {
             Request::StartRoot(m) => self.container_manager.call(id, m),
             Request::Wait(m) => self.container_manager.call(id, m),

@@ -388,17 +388,24 @@ pub fn boot(
         })
     };
     let router = Router {
-        container_manager: Endpoint::new(container_manager.clone(), s.container_manager.clone()),
-        lifecycle: Endpoint::new(lifecycle, s.lifecycle.clone()),
-        cgroups: Endpoint::new(cgroups, s.cgroups.clone()),
-        network: Endpoint::new(network, s.network.clone()),
-        trace_sessions: Endpoint::new(trace_sessions, s.trace_sessions.clone()),
-        profiler: Endpoint::new(profiler, s.profiler.clone()),
-        metrics: Endpoint::new(metrics, s.metrics.clone()),
-        usage: Endpoint::new(usage, s.usage.clone()),
-        logging: Endpoint::new(logging, s.logging.clone()),
-        debug: Endpoint::new(debug, s.debug.clone()),
-        instruments,
+        container_manager: Endpoint::new(
+            container_manager.clone(),
+            s.container_manager.clone(),
+            instruments.clone(),
+        ),
+        lifecycle: Endpoint::new(lifecycle, s.lifecycle.clone(), instruments.clone()),
+        cgroups: Endpoint::new(cgroups, s.cgroups.clone(), instruments.clone()),
+        network: Endpoint::new(network, s.network.clone(), instruments.clone()),
+        trace_sessions: Endpoint::new(
+            trace_sessions,
+            s.trace_sessions.clone(),
+            instruments.clone(),
+        ),
+        profiler: Endpoint::new(profiler, s.profiler.clone(), instruments.clone()),
+        metrics: Endpoint::new(metrics, s.metrics.clone(), instruments.clone()),
+        usage: Endpoint::new(usage, s.usage.clone(), instruments.clone()),
+        logging: Endpoint::new(logging, s.logging.clone(), instruments.clone()),
+        debug: Endpoint::new(debug, s.debug.clone(), instruments.clone()),
     };
     let listener = {
         let (status, logger, ingress_logger) =
