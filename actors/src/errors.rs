@@ -52,7 +52,9 @@ impl From<IngressError> for RpcError {
 impl From<AdmissionError> for RpcError {
     fn from(e: AdmissionError) -> Self {
         let code = match e {
-            AdmissionError::PeerDenied { .. } => ErrorCode::PermissionDenied,
+            AdmissionError::PeerDenied { .. } | AdmissionError::Contained(_) => {
+                ErrorCode::PermissionDenied
+            }
             AdmissionError::TooManyConnections { .. } => ErrorCode::ResourceExhausted,
         };
         rpc(code, &e)

@@ -10,6 +10,7 @@ pub mod actors;
 pub mod api;
 pub mod config;
 pub mod container;
+pub mod containment;
 mod errors;
 pub mod logging;
 pub mod metrics;

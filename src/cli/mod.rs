@@ -135,6 +135,14 @@ enum Command {
 
 /// Parses the command line, runs the command, and returns its exit status.
 pub fn main() -> ExitCode {
+    // A spawner re-executed from a read-only mount of this binary: still
+    // single-threaded, it must do nothing else first.
+    let spawner_arg =
+        std::ffi::OsStr::new(sandvisor_actors::sys::spawn::protected_exe::SPAWNER_ARG);
+    if std::env::args_os().nth(1).as_deref() == Some(spawner_arg) {
+        let args: Vec<std::ffi::OsString> = std::env::args_os().skip(2).collect();
+        sandvisor_actors::sys::spawn::serve_reexecuted(&args);
+    }
     let cli = Cli::parse();
     let makes_cgroups = matches!(cli.command, Command::Create(_) | Command::Run(_));
     if cli.global.systemd_cgroup && makes_cgroups {

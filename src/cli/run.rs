@@ -13,7 +13,7 @@ use nix::sys::signal::{SigSet, Signal};
 use oci_spec::runtime::Spec;
 use sandvisor_actors::api::container::{Signal as SignalCall, SignalMode, StartRoot, Wait};
 use sandvisor_actors::api::Fds;
-use sandvisor_actors::container::spec::default_spec;
+use sandvisor_actors::container::spec::{default_spec, hide_host_dir};
 use sandvisor_actors::sys::process::{self, WaitStatus};
 use sandvisor_actors::sys::tty;
 use sandvisor_actors::wire::ErrorCode;
@@ -129,14 +129,19 @@ fn generated_id() -> String {
     format!("sv-{hex}")
 }
 
-fn load_spec(args: &RunArgs, id: &str) -> Result<Spec, RunError> {
+fn load_spec(global: &GlobalOptions, args: &RunArgs, id: &str) -> Result<Spec, RunError> {
     let Some(bundle) = &args.bundle else {
         let command = if args.command.is_empty() {
             vec!["/bin/sh".to_owned()]
         } else {
             args.command.clone()
         };
-        return Ok(default_spec(id, command, args.tty));
+        let mut spec = default_spec(id, command, args.tty);
+        // The host's root is shown: the state root, wherever it is, must not
+        // be (its sockets drive supervisors).
+        let state_root = std::path::absolute(&global.root).unwrap_or_else(|_| global.root.clone());
+        hide_host_dir(&mut spec, &state_root);
+        return Ok(spec);
     };
     let mut spec = read_bundle_spec(bundle)?;
     if let Some(process) = spec.process_mut() {
@@ -391,7 +396,7 @@ pub fn run(global: &GlobalOptions, args: RunArgs) -> Result<ExitCode, RunError> 
     if !valid_id(&id) {
         return Err(RunError::BadId(id));
     }
-    let spec = load_spec(&args, &id)?;
+    let spec = load_spec(global, &args, &id)?;
     if args.detach {
         let bundle = match &args.bundle {
             Some(b) => std::fs::canonicalize(b).map_err(|e| RunError::BadConfig {

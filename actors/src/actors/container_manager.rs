@@ -47,7 +47,7 @@ use crate::sys::cgroup_stats::CgroupFiles;
 use crate::sys::device_filter::{self, DeviceFilterError};
 use crate::sys::hooks::HookError;
 use crate::sys::oom_watch::OomWatch;
-use crate::sys::process::{pidfd_exited, pidfd_signal, WaitStatus};
+use crate::sys::process::{pidfd_exited, pidfd_signal, Reaped, WaitStatus};
 use crate::sys::procfs;
 use crate::sys::spawn::reports::ReportReader;
 use crate::sys::spawn::resident::{self, Resident, ResidentError};
@@ -228,6 +228,9 @@ pub struct ManagerConfig {
     pub supervisor_pid: i32,
     /// Where exec latency is recorded.
     pub instruments: SandboxMetrics,
+    /// The containers' mount namespaces, which the Listener refuses peers
+    /// from.
+    pub contained: Arc<crate::containment::ContainedNamespaces>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -375,6 +378,11 @@ struct ProcessRecord {
     resident: bool,
     /// The OOM killer killed it.
     oom_killed: bool,
+    /// Its start time, read while its pidfd showed it unreaped: an exit
+    /// is its own only if the reaped process started at the same tick (a
+    /// pid alone can name an earlier process). `None` if it was reaped
+    /// before it was registered.
+    start_time: Option<u64>,
 }
 
 /// The root container's cgroups and resident spawner, made while the
@@ -407,7 +415,11 @@ pub struct ContainerManager {
     processes: HashMap<i32, ProcessRecord>,
     /// Exits of pids not registered yet (the reply from the spawner can
     /// trail the child's death); bounded, oldest dropped first.
-    early_exits: std::collections::VecDeque<(i32, WaitStatus)>,
+    early_exits: std::collections::VecDeque<Reaped>,
+    /// Pids of exec helpers (the spawner's intermediate children, which
+    /// exit once the process is cloned) whose exit is still to come: it
+    /// belongs to no process.
+    helper_exits: std::collections::HashSet<i32>,
     /// This actor's address, for messages to itself.
     myself: Option<actix::Addr<Self>>,
     /// The root container's resident and cgroups, made at boot.
@@ -515,6 +527,7 @@ impl ContainerManager {
             containers: BTreeMap::new(),
             processes: HashMap::new(),
             early_exits: std::collections::VecDeque::new(),
+            helper_exits: std::collections::HashSet::new(),
             myself: None,
             prewarmed: None,
             unused_cgroups: Vec::new(),
@@ -1306,6 +1319,9 @@ impl ContainerManager {
                         c.init = Some(host_pid);
                     }
                 }
+                if let Some(helper) = spawned.helper {
+                    act.expect_helper_exit(helper);
+                }
                 act.register(host_pid, spawned.pidfd, &cid, false);
                 let exit = act.exit_waiter(host_pid);
                 let reader = match ReportReader::new(status_read) {
@@ -1365,6 +1381,9 @@ impl ContainerManager {
                                 format!("pid {host_pid}"),
                                 std::io::Error::other("its status pipe ended before it was ready"),
                             ));
+                        }
+                        if init && failure.is_none() {
+                            act.record_contained(&cid, host_pid);
                         }
                         match failure {
                             None => Box::pin(fut::ready(Ok(SpawnOutcome {
@@ -1530,12 +1549,21 @@ impl ContainerManager {
     }
 
     fn register(&mut self, pid: i32, pidfd: OwnedFd, cid: &str, resident: bool) {
-        let exit = self
+        // Read while the pidfd shows the process unreaped, the start time
+        // is its own, not that of a later process given the same pid.
+        let start_time = procfs::stat(pid)
+            .ok()
+            .map(|s| s.start_time)
+            .filter(|_| pidfd_signal(pidfd.as_fd(), 0).is_ok());
+        // Already reaped: its exit is the latest one kept for this pid.
+        let early = self
             .early_exits
             .iter()
-            .position(|(p, _)| *p == pid)
-            .and_then(|i| self.early_exits.remove(i))
-            .map(|(_, status)| status);
+            .enumerate()
+            .filter(|(_, r)| r.pid == pid && (start_time.is_none() || r.start_time == start_time))
+            .max_by_key(|(_, r)| r.start_time)
+            .map(|(i, _)| i)
+            .and_then(|i| self.early_exits.remove(i));
         self.processes.insert(
             pid,
             ProcessRecord {
@@ -1547,10 +1575,24 @@ impl ContainerManager {
                 waiters: Vec::new(),
                 resident,
                 oom_killed: false,
+                start_time,
             },
         );
-        if let Some(status) = exit {
-            self.record_exit(pid, status);
+        if let Some(reaped) = early {
+            self.record_exit(reaped);
+        }
+    }
+
+    /// The exit of exec helper `pid` is expected: it is dropped when it
+    /// comes (or now, if it came first).
+    fn expect_helper_exit(&mut self, pid: i32) {
+        match self.early_exits.iter().position(|r| r.pid == pid) {
+            Some(i) => {
+                self.early_exits.remove(i);
+            }
+            None => {
+                self.helper_exits.insert(pid);
+            }
         }
     }
 
@@ -1569,6 +1611,22 @@ impl ContainerManager {
         rx
     }
 
+    /// Records the mount namespace of container `cid`, whose init is
+    /// `init` (set up by now), so that none of its processes may use the
+    /// control socket.
+    fn record_contained(&self, cid: &str, init: i32) {
+        let own = procfs::namespace_inode("self", "mnt").ok();
+        match procfs::namespace_inode(&init.to_string(), "mnt") {
+            // A container in the supervisor's own mount namespace would lock
+            // everyone out; its peers are told apart by pid namespace.
+            Ok(ns) if Some(ns) == own => {}
+            Ok(ns) => self.config.contained.insert(ns, cid),
+            Err(e) => {
+                warn!(self.logger, "cannot read a container's mount namespace"; "cid" => cid, "error" => %e)
+            }
+        }
+    }
+
     fn forget_process(&mut self, pid: i32) {
         self.processes.remove(&pid);
     }
@@ -1578,6 +1636,7 @@ impl ContainerManager {
     fn discard(&mut self, cid: &str) {
         self.run_detached_hooks(cid, HookPoint::Poststop, None);
         self.retire_resident(cid);
+        self.config.contained.remove_container(cid);
         let Some(c) = self.containers.remove(cid) else {
             return;
         };
@@ -1709,19 +1768,32 @@ impl ContainerManager {
         });
     }
 
-    fn record_exit(&mut self, pid: i32, status: WaitStatus) {
-        let oom_killed = match self.processes.get(&pid) {
+    fn record_exit(&mut self, reaped: Reaped) {
+        let Reaped { pid, status, .. } = reaped;
+        if self.helper_exits.remove(&pid) {
+            return;
+        }
+        // An exit belongs to the registered process only if it is that
+        // process's: same start time, and not one it already has.
+        let owner = self.processes.get(&pid).filter(|p| {
+            p.exit.is_none()
+                && (p.start_time.is_none()
+                    || reaped.start_time.is_none()
+                    || p.start_time == reaped.start_time)
+        });
+        let owned = owner.is_some();
+        let oom_killed = match owner {
             Some(p) if !p.resident => {
                 let cid = p.container.clone();
                 self.oom_killed(&cid, status)
             }
             _ => false,
         };
-        let Some(p) = self.processes.get_mut(&pid) else {
+        let Some(p) = self.processes.get_mut(&pid).filter(|_| owned) else {
             if self.early_exits.len() >= EARLY_EXITS_KEPT {
                 self.early_exits.pop_front();
             }
-            self.early_exits.push_back((pid, status));
+            self.early_exits.push_back(reaped);
             return;
         };
         p.exit = Some(status);
@@ -1754,7 +1826,7 @@ impl ContainerManager {
 
     fn apply_exits(&mut self) {
         while let Some(reaped) = self.journal.front() {
-            self.record_exit(reaped.pid, reaped.status);
+            self.record_exit(reaped);
             self.journal.pop();
         }
     }

@@ -19,6 +19,7 @@ use tokio::io::unix::AsyncFd;
 
 use super::ingress::{Drain, Ingress};
 use crate::config::ServerLimits;
+use crate::containment::{check_peer, ContainedNamespaces, ContainedPeer, OwnPlace};
 use crate::router::Router;
 use crate::supervision::{guarded, supervised_actor, ActorStatus, MailboxTicket, Subsystem};
 use crate::sys::socket::{
@@ -40,6 +41,9 @@ pub enum AdmissionError {
         /// The supervisor's uid.
         allowed: u32,
     },
+    /// The peer lives inside a container.
+    #[error("a process inside a container may not use this socket: {0}")]
+    Contained(#[from] ContainedPeer),
     /// Too many connections are open.
     #[error("too many connections: the limit is {limit}")]
     TooManyConnections {
@@ -160,6 +164,10 @@ pub struct Listener {
     limits: ServerLimits,
     stats: Arc<ConnectionStats>,
     allowed_uid: u32,
+    /// The supervisor's pid namespace (read at start).
+    own_place: Option<OwnPlace>,
+    /// The mount namespaces of this supervisor's containers.
+    contained: Arc<ContainedNamespaces>,
     connections: Vec<WeakAddr<Ingress>>,
     accepting: Option<SpawnHandle>,
     next_connection: u64,
@@ -177,6 +185,7 @@ impl Listener {
         router: Router,
         limits: ServerLimits,
         stats: Arc<ConnectionStats>,
+        contained: Arc<ContainedNamespaces>,
     ) -> Self {
         Listener {
             status,
@@ -188,6 +197,8 @@ impl Listener {
             limits,
             stats,
             allowed_uid: nix::unistd::geteuid().as_raw(),
+            own_place: OwnPlace::read().ok(),
+            contained,
             connections: Vec::new(),
             accepting: None,
             next_connection: 0,
@@ -236,6 +247,17 @@ impl Listener {
                 pid: creds.pid,
                 allowed: self.allowed_uid,
             });
+        }
+        // Whatever its uid: container root is uid 0 too.
+        match self.own_place {
+            Some(own) => check_peer(creds.pid, own, &self.contained)?,
+            None => {
+                return Err(ContainedPeer::Unknown {
+                    pid: creds.pid,
+                    detail: "the supervisor's own pid namespace is unknown".into(),
+                }
+                .into())
+            }
         }
         let limit = self.limits.max_connections;
         if self.stats.open() as usize >= limit {

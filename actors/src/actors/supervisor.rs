@@ -269,6 +269,7 @@ pub fn boot(
         }};
     }
     let journal = Arc::new(ExitJournal::default());
+    let contained = Arc::new(crate::containment::ContainedNamespaces::default());
     let instruments = SandboxMetrics::new(&config.id);
     let spawner_pid = spawner.as_ref().map(|s| s.pid);
     // Read once, for the actors that use them.
@@ -284,6 +285,7 @@ pub fn boot(
             cgroup_parent: config.cgroup_parent.clone(),
             supervisor_pid: std::process::id() as i32,
             instruments: instruments.clone(),
+            contained: contained.clone(),
         };
         let (journal, socket) = (journal.clone(), spawner.map(|s| s.socket));
         let hierarchies = hierarchies.clone();
@@ -425,6 +427,7 @@ pub fn boot(
                 router,
                 limits,
                 connections,
+                contained,
             )
         })
     };

@@ -1362,8 +1362,48 @@ fn capability_plan(c: &LinuxCapabilities) -> CapabilityPlan {
     }
 }
 
+/// The host directory the built-in spec always covers with a fresh tmpfs:
+/// where runtimes keep their control sockets.
+pub const HIDDEN_RUNTIME_DIR: &str = "/run";
+
+/// An empty, unwritable tmpfs over `destination`.
+fn hiding_mount(destination: &str) -> oci_spec::runtime::Mount {
+    oci_spec::runtime::MountBuilder::default()
+        .destination(destination)
+        .typ("tmpfs")
+        .source("tmpfs")
+        .options(
+            ["ro", "nosuid", "nodev", "noexec", "mode=755", "size=4k"]
+                .iter()
+                .map(|o| o.to_string())
+                .collect::<Vec<_>>(),
+        )
+        .build()
+        .unwrap_or_default()
+}
+
+/// Hides `dir` (a state root given with `--root`) in a built-in spec,
+/// unless a mount of the spec already covers it with something fresh.
+pub fn hide_host_dir(spec: &mut Spec, dir: &Path) {
+    let covered = spec.mounts().iter().flatten().any(|m| {
+        m.destination() != Path::new("/")
+            && m.typ().as_deref() == Some("tmpfs")
+            && dir.starts_with(m.destination())
+    });
+    if covered {
+        return;
+    }
+    let Some(dir) = dir.to_str() else {
+        return;
+    };
+    let mut mounts = spec.mounts().clone().unwrap_or_default();
+    mounts.push(hiding_mount(dir));
+    spec.set_mounts(Some(mounts));
+}
+
 /// The built-in spec of `sandvisor run` without a bundle: the host's root
-/// read-only, a fresh /proc, a minimal /dev, a tmpfs /tmp, new pid, mount,
+/// read-only, a fresh /proc, a minimal /dev, a tmpfs /tmp, an empty
+/// /run, runc's masked and read-only paths, new pid, mount,
 /// uts, ipc and net namespaces, hostname = the id, runc's default
 /// capabilities, no_new_privs, and `runc spec`'s deny-all device rule
 /// (the manager appends runc's allow list; on cgroup v2 an eBPF program
@@ -1428,6 +1468,15 @@ pub fn default_spec(id: &str, args: Vec<String>, terminal: bool) -> Spec {
             &["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"],
         ),
         mount("/tmp", "tmpfs", "tmpfs", &["nosuid", "nodev", "mode=1777"]),
+        // The host's runtime state (sandvisor's sockets under /run/sandvisor,
+        // docker's, containerd's...) must not be reachable: a read-only
+        // mount does not stop connect(2).
+        mount(
+            HIDDEN_RUNTIME_DIR,
+            "tmpfs",
+            "tmpfs",
+            &["nosuid", "nodev", "noexec", "mode=755", "size=65536k"],
+        ),
     ];
     let namespaces = [
         LinuxNamespaceType::Pid,
@@ -1465,6 +1514,7 @@ pub fn default_spec(id: &str, args: Vec<String>, terminal: bool) -> Spec {
         .access("rwm")
         .build()
         .unwrap_or_default();
+    let defaults = oci_spec::runtime::Linux::default();
     SpecBuilder::default()
         .version("1.0.2")
         .root(
@@ -1480,8 +1530,10 @@ pub fn default_spec(id: &str, args: Vec<String>, terminal: bool) -> Spec {
         .linux(
             LinuxBuilder::default()
                 .namespaces(namespaces)
-                .masked_paths(Vec::<String>::new())
-                .readonly_paths(Vec::<String>::new())
+                // runc's defaults, as `sandvisor spec` writes them: the
+                // kernel knobs and host details a container must not reach.
+                .masked_paths(defaults.masked_paths().clone().unwrap_or_default())
+                .readonly_paths(defaults.readonly_paths().clone().unwrap_or_default())
                 .resources(
                     LinuxResourcesBuilder::default()
                         .devices(vec![deny_all])
@@ -1585,8 +1637,11 @@ mod tests {
             .collect();
         assert_eq!(
             dests,
-            ["/", "/proc", "/dev", "/dev/pts", "/dev/shm", "/tmp"]
+            ["/", "/proc", "/dev", "/dev/pts", "/dev/shm", "/tmp", "/run"]
         );
+        assert!(c.rootfs.masked_paths.contains(&"/proc/keys".to_owned()));
+        assert!(c.rootfs.masked_paths.contains(&"/sys/firmware".to_owned()));
+        assert!(c.rootfs.readonly_paths.contains(&"/proc/sys".to_owned()));
         let devices: Vec<&str> = c.rootfs.devices.iter().map(|d| d.path.as_str()).collect();
         assert_eq!(
             devices,

@@ -136,6 +136,10 @@ pub struct Reaped {
     pub pid: i32,
     /// How it ended.
     pub status: WaitStatus,
+    /// Its start time (clock ticks since boot), read while it was a
+    /// zombie: with the pid, it names this process and no later one that
+    /// gets the same pid. `None` if /proc could not tell.
+    pub start_time: Option<u64>,
 }
 
 fn reaped_from(info: &libc::siginfo_t) -> Option<Reaped> {
@@ -150,17 +154,57 @@ fn reaped_from(info: &libc::siginfo_t) -> Option<Reaped> {
         libc::CLD_DUMPED => WaitStatus::signaled(status, true),
         _ => WaitStatus::signaled(status, false),
     };
-    Some(Reaped { pid, status })
+    Some(Reaped {
+        pid,
+        status,
+        start_time: None,
+    })
 }
 
 /// Reaps one exited child of this process, any child, without blocking.
-/// `Ok(None)` when none has exited (or there are no children).
+/// `Ok(None)` when none has exited (or there are no children). The child's
+/// start time is read before it is reaped, while its pid cannot be reused.
 pub fn reap_any() -> io::Result<Option<Reaped>> {
+    let Some(peeked) = wait_any(libc::WNOWAIT)? else {
+        return Ok(None);
+    };
+    let start_time = super::procfs::stat(peeked.pid).ok().map(|s| s.start_time);
+    loop {
+        // SAFETY: siginfo_t is plain data for which zeroes are valid.
+        let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+        // SAFETY: `info` is a live, writable siginfo_t.
+        let rc = unsafe {
+            libc::waitid(
+                libc::P_PID,
+                peeked.pid as libc::id_t,
+                &mut info,
+                libc::WEXITED | libc::WNOHANG,
+            )
+        };
+        if rc == 0 {
+            return Ok(reaped_from(&info).map(|r| Reaped { start_time, ..r }));
+        }
+        match Errno::last() {
+            Errno::EINTR => continue,
+            e => return Err(e.into()),
+        }
+    }
+}
+
+/// `waitid(P_ALL, WEXITED | WNOHANG | extra)`, retried on EINTR.
+fn wait_any(extra: i32) -> io::Result<Option<Reaped>> {
     // SAFETY: siginfo_t is plain data for which zeroes are valid.
     let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
     loop {
         // SAFETY: `info` is a live, writable siginfo_t.
-        let rc = unsafe { libc::waitid(libc::P_ALL, 0, &mut info, libc::WEXITED | libc::WNOHANG) };
+        let rc = unsafe {
+            libc::waitid(
+                libc::P_ALL,
+                0,
+                &mut info,
+                libc::WEXITED | libc::WNOHANG | extra,
+            )
+        };
         if rc == 0 {
             return Ok(reaped_from(&info));
         }

@@ -19,16 +19,16 @@ use crate::container::plan::{
 use crate::sys::mount::{self, AsFdRef, MountFailure, Target};
 
 /// Where a step failed.
-struct Failure {
+pub(super) struct Failure {
     step: &'static str,
     path: String,
     errno: i32,
     message: String,
 }
 
-type Step<T = ()> = Result<T, Failure>;
+pub(super) type Step<T = ()> = Result<T, Failure>;
 
-fn errno_failure(step: &'static str, path: impl Into<String>, errno: Errno) -> Failure {
+pub(super) fn errno_failure(step: &'static str, path: impl Into<String>, errno: Errno) -> Failure {
     Failure {
         step,
         path: path.into(),
@@ -37,11 +37,27 @@ fn errno_failure(step: &'static str, path: impl Into<String>, errno: Errno) -> F
     }
 }
 
-fn last_errno(step: &'static str, path: impl Into<String>) -> Failure {
+pub(super) fn io_failure(
+    step: &'static str,
+    path: impl Into<String>,
+    e: &std::io::Error,
+) -> Failure {
+    errno_failure(
+        step,
+        path,
+        Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO)),
+    )
+}
+
+pub(super) fn last_errno(step: &'static str, path: impl Into<String>) -> Failure {
     errno_failure(step, path, Errno::last())
 }
 
-fn other(step: &'static str, path: impl Into<String>, message: impl Into<String>) -> Failure {
+pub(super) fn other(
+    step: &'static str,
+    path: impl Into<String>,
+    message: impl Into<String>,
+) -> Failure {
     Failure {
         step,
         path: path.into(),
@@ -73,10 +89,10 @@ impl From<MountFailure> for Failure {
 }
 
 /// The descriptors sent with the plan.
-struct Fds<'a>(&'a [OwnedFd]);
+pub(super) struct Fds<'a>(pub(super) &'a [OwnedFd]);
 
 impl Fds<'_> {
-    fn get(&self, index: usize, what: &'static str) -> Step<BorrowedFd<'_>> {
+    pub(super) fn get(&self, index: usize, what: &'static str) -> Step<BorrowedFd<'_>> {
         self.0.get(index).map(|fd| fd.as_fd()).ok_or_else(|| {
             other(
                 "plan",
@@ -89,12 +105,22 @@ impl Fds<'_> {
 
 /// Runs `plan` and execs; on failure reports on the status pipe and exits.
 pub fn run(plan: &SpawnPlan, fds: &[OwnedFd]) -> ! {
+    run_steps(plan, fds, |fds| setup_and_exec(plan, fds))
+}
+
+/// Runs `steps`, which exec or `_exit` when they succeed; reports their
+/// failure (or panic) on the plan's status pipe and exits 127.
+pub(super) fn run_steps(
+    plan: &SpawnPlan,
+    fds: &[OwnedFd],
+    steps: impl FnOnce(&Fds<'_>) -> Step<Never>,
+) -> ! {
     let fds = Fds(fds);
     let status = fds
         .get(plan.status, "status pipe")
         .ok()
         .map(|fd| fd.as_raw_fd());
-    let outcome = catch_unwind(AssertUnwindSafe(|| setup_and_exec(plan, &fds)));
+    let outcome = catch_unwind(AssertUnwindSafe(|| steps(&fds)));
     let failure = match outcome {
         Ok(Err(failure)) => failure,
         Ok(Ok(never)) => match never {},
@@ -150,9 +176,10 @@ pub fn become_resident(plan: &ResidentPlan, fds: Vec<OwnedFd>) -> OwnedFd {
     }
 }
 
-enum Never {}
+/// What a setup that only ends by exec or `_exit` returns on success.
+pub(super) enum Never {}
 
-fn report(fd: RawFd, report: &ChildReport) {
+pub(super) fn report(fd: RawFd, report: &ChildReport) {
     if let Ok(bytes) = serde_cbor::to_vec(report) {
         // SAFETY: `fd` is the live status pipe; write only reads `bytes`.
         // One write below PIPE_BUF is atomic.
@@ -169,16 +196,16 @@ fn setup_and_exec(plan: &SpawnPlan, fds: &Fds<'_>) -> Step<Never> {
     );
     let stdio_done = match &plan.kind {
         PlanKind::Container(container) => setup_container(container, plan, fds)?,
-        PlanKind::Exec(exec) => {
-            join_container(exec, fds)?;
-            false
+        // Cloned in two steps, through `super::exec`.
+        PlanKind::Exec(_) => {
+            return Err(other("spawn", "", "an exec is cloned through its helper"))
         }
         PlanKind::Hook => false,
     };
     exec_process(&plan.process, fds, stdio_done)
 }
 
-fn die_with_supervisor(supervisor: i32) -> Step {
+pub(super) fn die_with_supervisor(supervisor: i32) -> Step {
     // SAFETY: prctl with integer arguments.
     if unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) } < 0 {
         return Err(last_errno("set parent death signal", ""));
@@ -271,6 +298,11 @@ fn setup_container(c: &ContainerPlan, plan: &SpawnPlan, fds: &Fds<'_>) -> Step<b
         .map_err(|e| other("createContainer hook", "", e.to_string()))?;
     }
     enter_rootfs(&c.rootfs)?;
+    // From here on the container's root is this process's: keep nothing of
+    // the host but what the process is given (and the gate it waits at).
+    let mut keep = process_fd_indexes(plan);
+    keep.extend(c.start_gate);
+    close_all_except(&raw_fds(fds, &keep)?)?;
     for (key, value) in &c.sysctl {
         write_sysctl(key, value)?;
     }
@@ -294,7 +326,7 @@ fn setup_container(c: &ContainerPlan, plan: &SpawnPlan, fds: &Fds<'_>) -> Step<b
     Ok(stdio_done)
 }
 
-fn join_container(e: &ExecPlan, fds: &Fds<'_>) -> Step {
+pub(super) fn join_container(e: &ExecPlan, fds: &Fds<'_>) -> Step {
     join_cgroups(&e.cgroup_procs, fds)?;
     join(&e.join, fds)?;
     if let Some(root) = e.root {
@@ -308,6 +340,90 @@ fn join_container(e: &ExecPlan, fds: &Fds<'_>) -> Step {
                 return Err(last_errno("chroot", "container root"));
             }
         }
+    }
+    Ok(())
+}
+
+/// The plan's descriptors the process itself needs: its status pipe, its
+/// stdio (or terminal) and the descriptors passed through to it.
+pub(super) fn process_fd_indexes(plan: &SpawnPlan) -> Vec<usize> {
+    let mut keep = vec![plan.status];
+    match plan.process.stdio {
+        StdioPlan::Fds {
+            stdin,
+            stdout,
+            stderr,
+        } => keep.extend([stdin, stdout, stderr]),
+        StdioPlan::NewTerminal { channel, .. } => keep.push(channel),
+        StdioPlan::Terminal { slave, .. } => keep.push(slave),
+    }
+    keep.extend(&plan.process.preserved_fds);
+    keep
+}
+
+/// The descriptor numbers behind plan indexes.
+pub(super) fn raw_fds(fds: &Fds<'_>, indexes: &[usize]) -> Step<Vec<RawFd>> {
+    indexes
+        .iter()
+        .map(|&i| fds.get(i, "kept descriptor").map(|fd| fd.as_raw_fd()))
+        .collect()
+}
+
+/// Closes every descriptor but `keep` (stdio included: the spawner's
+/// 0, 1 and 2 are the supervisor's). The plan's descriptors that are
+/// closed are never used again by this process.
+pub(super) fn close_all_except(keep: &[RawFd]) -> Step {
+    let kept_stdio: Vec<RawFd> = keep
+        .iter()
+        .copied()
+        .filter(|fd| (0..=2).contains(fd))
+        .collect();
+    let mut keep: Vec<u32> = keep
+        .iter()
+        .filter_map(|&fd| u32::try_from(fd).ok())
+        .collect();
+    keep.sort_unstable();
+    keep.dedup();
+    let mut first = 0u32;
+    let close = |from: u32, to: u32| -> Step {
+        // SAFETY: closes a range of descriptors; none is used afterwards
+        // (the kept ones are outside every range).
+        if unsafe { libc::syscall(libc::SYS_close_range, from, to, 0u32) } < 0 {
+            return Err(last_errno("close descriptors", format!("{from}..={to}")));
+        }
+        Ok(())
+    };
+    for fd in keep {
+        if fd > first {
+            close(first, fd - 1)?;
+        }
+        first = fd.saturating_add(1);
+    }
+    close(first, u32::MAX)?;
+    // Descriptors opened from here (a terminal's pair) must not land on 0,
+    // 1 or 2, which the process's stdio replaces: hold them with
+    // placeholders that name nothing of the host (the root is the
+    // container's by now) and close at exec.
+    for target in 0..=2 {
+        if kept_stdio.contains(&target) {
+            continue;
+        }
+        let placeholder = nix::fcntl::open(
+            "/",
+            nix::fcntl::OFlag::O_PATH | nix::fcntl::OFlag::O_CLOEXEC,
+            nix::sys::stat::Mode::empty(),
+        )
+        .map_err(|e| errno_failure("hold stdio", "/", e))?;
+        if placeholder.as_raw_fd() != target {
+            // Lower numbers are all taken: nothing lands below `target`.
+            return Err(other(
+                "hold stdio",
+                target.to_string(),
+                format!("descriptor {} opened instead", placeholder.as_raw_fd()),
+            ));
+        }
+        // Left open on purpose until exec.
+        let _ = std::os::fd::IntoRawFd::into_raw_fd(placeholder);
     }
     Ok(())
 }
@@ -549,7 +665,7 @@ fn loopback_up() -> Step {
     Ok(())
 }
 
-fn exec_process(p: &ProcessPlan, fds: &Fds<'_>, stdio_done: bool) -> Step<Never> {
+pub(super) fn exec_process(p: &ProcessPlan, fds: &Fds<'_>, stdio_done: bool) -> Step<Never> {
     for r in &p.rlimits {
         let limit = libc::rlimit {
             rlim_cur: r.soft,
@@ -575,6 +691,7 @@ fn exec_process(p: &ProcessPlan, fds: &Fds<'_>, stdio_done: bool) -> Step<Never>
     if unsafe { libc::chdir(cwd.as_ptr()) } < 0 {
         return Err(last_errno("chdir", &p.cwd));
     }
+    check_cwd_inside_root(&p.cwd)?;
     let program = find_program(p)?;
     let argv: Vec<CString> = p
         .args
@@ -589,6 +706,13 @@ fn exec_process(p: &ProcessPlan, fds: &Fds<'_>, stdio_done: bool) -> Step<Never>
         .collect::<Result<_, _>>()
         .map_err(|_| other("exec", &p.args[0], "an environment entry has a nul byte"))?;
     set_identity(p)?;
+    // A change of credentials sets the dumpable flag to fs.suid_dumpable,
+    // which a host may have at 1: until execve nothing in the container
+    // may open this process's /proc entries.
+    // SAFETY: prctl with integer arguments.
+    if unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) } < 0 {
+        return Err(last_errno("set non-dumpable", ""));
+    }
     if !stdio_done {
         setup_stdio(&p.stdio, fds)?;
     }
@@ -615,6 +739,27 @@ fn exec_process(p: &ProcessPlan, fds: &Fds<'_>, stdio_done: bool) -> Step<Never>
     // strings; execve only returns on failure.
     unsafe { libc::execve(program.as_ptr(), argv_ptrs.as_ptr(), envp_ptrs.as_ptr()) };
     Err(last_errno("exec", program.to_string_lossy().into_owned()))
+}
+
+/// Refuses a working directory outside the process's root, which a path
+/// through a descriptor (`/proc/self/fd/N`) could have reached: the
+/// kernel's getcwd marks such a directory "(unreachable)".
+fn check_cwd_inside_root(requested: &str) -> Step {
+    let mut buf = vec![0u8; libc::PATH_MAX as usize + 1];
+    // SAFETY: the kernel writes at most `buf.len()` bytes into `buf`.
+    let len = unsafe { libc::syscall(libc::SYS_getcwd, buf.as_mut_ptr(), buf.len()) };
+    if len < 0 {
+        return Err(last_errno("check working directory", requested));
+    }
+    if buf.first() != Some(&b'/') {
+        return Err(other(
+            "check working directory",
+            requested,
+            "the working directory is outside the container's root",
+        )
+        .with_errno(Errno::EPERM));
+    }
+    Ok(())
 }
 
 /// Resolves `args[0]` as execvp does, in the process's own `PATH`.

@@ -21,6 +21,9 @@ pub struct Spawned {
     pub pid: i32,
     /// A pidfd naming it.
     pub pidfd: OwnedFd,
+    /// The exec helper that cloned it, a child of the supervisor that has
+    /// exited or is about to: its exit belongs to no process.
+    pub helper: Option<i32>,
 }
 
 /// Why a spawn failed before the child existed.
@@ -183,10 +186,15 @@ impl SpawnerConnection {
                 )))
             } else {
                 match (reply.outcome, received.fds.into_iter().next()) {
-                    (Ok(pid), Some(pidfd)) => Ok(Spawned { pid, pidfd }),
-                    (Ok(pid), None) => {
-                        Err(SpawnError::Unavailable(format!("no pidfd for pid {pid}")))
-                    }
+                    (Ok(cloned), Some(pidfd)) => Ok(Spawned {
+                        pid: cloned.pid,
+                        pidfd,
+                        helper: cloned.helper,
+                    }),
+                    (Ok(cloned), None) => Err(SpawnError::Unavailable(format!(
+                        "no pidfd for pid {}",
+                        cloned.pid
+                    ))),
                     (Err(failure), _) => Err(failure.into()),
                 }
             };

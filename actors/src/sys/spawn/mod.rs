@@ -18,6 +18,8 @@
 
 pub mod child;
 mod client;
+mod exec;
+pub mod protected_exe;
 pub mod reports;
 pub mod resident;
 pub mod spare;
@@ -59,11 +61,31 @@ enum Role {
     Resident,
 }
 
+impl Role {
+    /// Its name on the re-executed spawner's command line.
+    fn name(self) -> &'static str {
+        match self {
+            Role::Main => "main",
+            Role::Resident => "resident",
+        }
+    }
+}
+
 /// The answer; a successful one carries the child's pidfd.
 #[derive(Debug, Serialize, Deserialize)]
 struct Reply {
     id: u64,
-    outcome: Result<i32, SpawnFailure>,
+    outcome: Result<Cloned, SpawnFailure>,
+}
+
+/// A cloned process.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+struct Cloned {
+    /// Its pid.
+    pid: i32,
+    /// The intermediate child that cloned it (an exec's helper, see
+    /// [`exec`]), which exits at once: its exit belongs to no process.
+    helper: Option<i32>,
 }
 
 /// Why the spawner could not clone.
@@ -161,30 +183,98 @@ fn fork_helper(role: Role, procs: &[PathBuf]) -> io::Result<SpawnerHandle> {
 }
 
 fn serve_forked(socket: OwnedFd, parent: i32, role: Role, procs: &[PathBuf]) -> ! {
-    // SAFETY: prctl with integer arguments.
-    unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) };
-    if nix::unistd::getppid().as_raw() != parent {
+    if die_with(parent).is_err() {
         // SAFETY: ending the forked helper without running its parent's destructors.
         unsafe { libc::_exit(0) };
     }
-    crate::sys::process::set_thread_name(match role {
-        Role::Main => "sv-spawner",
-        Role::Resident => "sv-resident",
-    });
     // Nothing of the parent's may leak into containers: keep stdio and the
-    // socket, close the rest.
-    let socket = match move_to(socket, 3) {
+    // socket, close the rest. The socket stays open across the re-exec.
+    let socket = match move_to(socket, SOCKET_FD, 0) {
         Ok(s) => s,
         // SAFETY: as above.
         Err(_) => unsafe { libc::_exit(1) },
     };
     // SAFETY: closes descriptors from 4 up; none is owned by live Rust objects
     // of this process except the socket at 3.
-    unsafe { libc::syscall(libc::SYS_close_range, 4u32, u32::MAX, 0u32) };
+    unsafe { libc::syscall(libc::SYS_close_range, SOCKET_FD as u32 + 1, u32::MAX, 0u32) };
+    let mut args: Vec<std::ffi::OsString> = vec![role.name().into(), parent.to_string().into()];
+    args.extend(procs.iter().map(|p| p.as_os_str().to_owned()));
+    let error = protected_exe::reexec(&args);
+    drop(socket);
+    // The supervisor sees the socket close and says why it has no spawner.
+    eprintln!("sandvisor: spawner: cannot run from a read-only executable: {error}");
+    // SAFETY: as above.
+    unsafe { libc::_exit(1) }
+}
+
+/// The descriptor the spawner's socket has, across its re-exec.
+const SOCKET_FD: RawFd = 3;
+
+/// Arms the parent death signal; fails if `parent` is gone already.
+fn die_with(parent: i32) -> io::Result<()> {
+    // SAFETY: prctl with integer arguments.
+    if unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    if nix::unistd::getppid().as_raw() != parent {
+        return Err(io::Error::from_raw_os_error(libc::ESRCH));
+    }
+    Ok(())
+}
+
+/// The spawner (or a resident spawner forked at start), re-executed from
+/// a read-only mount of the binary ([`protected_exe`]) with `args`: its
+/// role, the supervisor's pid, and the `cgroup.procs` files to join. Call
+/// it first thing in `main` when the first argument is
+/// [`protected_exe::SPAWNER_ARG`]; it never returns.
+pub fn serve_reexecuted(args: &[std::ffi::OsString]) -> ! {
+    let role = match args.first().and_then(|a| a.to_str()) {
+        Some(name) if name == Role::Main.name() => Role::Main,
+        Some(name) if name == Role::Resident.name() => Role::Resident,
+        // SAFETY: ending this process without destructors.
+        _ => unsafe { libc::_exit(2) },
+    };
+    let parent = match args.get(1).and_then(|a| a.to_str()?.parse::<i32>().ok()) {
+        Some(pid) => pid,
+        // SAFETY: as above.
+        None => unsafe { libc::_exit(2) },
+    };
+    let procs: Vec<PathBuf> = args.iter().skip(2).map(PathBuf::from).collect();
+    if die_with(parent).is_err() || !protected_exe::executable_is_read_only() {
+        // SAFETY: as above.
+        unsafe { libc::_exit(1) };
+    }
+    // Nothing cloned from here may be opened through /proc from a
+    // container (its fds, cwd, root, exe) until it execs: execve resets
+    // the flag for the program it runs.
+    // SAFETY: prctl with integer arguments.
+    if unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) } < 0 {
+        // SAFETY: as above.
+        unsafe { libc::_exit(1) };
+    }
+    crate::sys::process::set_thread_name(match role {
+        Role::Main => "sv-spawner",
+        Role::Resident => "sv-resident",
+    });
+    // SAFETY: descriptor 3 is the socket the forked spawner kept across
+    // the re-exec; nothing else owns it.
+    let socket = unsafe { OwnedFd::from_raw_fd(SOCKET_FD) };
+    if nix::fcntl::fcntl(
+        &socket,
+        nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC),
+    )
+    .is_err()
+    {
+        // SAFETY: as above.
+        unsafe { libc::_exit(1) };
+    }
+    // SAFETY: closes descriptors above the socket; none is owned by live
+    // Rust objects (std opens none before main).
+    unsafe { libc::syscall(libc::SYS_close_range, SOCKET_FD as u32 + 1, u32::MAX, 0u32) };
     if let Ok(pidfd) = crate::sys::process::pidfd_open(parent) {
         let _ = SUPERVISOR.set(pidfd);
     }
-    for path in procs {
+    for path in &procs {
         // A resident that cannot join exits; the supervisor notices before
         // it sends it anything, and clones through the spawner instead.
         if std::fs::write(path, b"0").is_err() {
@@ -197,13 +287,22 @@ fn serve_forked(socket: OwnedFd, parent: i32, role: Role, procs: &[PathBuf]) -> 
     unsafe { libc::_exit(0) }
 }
 
-fn move_to(fd: OwnedFd, target: RawFd) -> io::Result<OwnedFd> {
+/// Moves `fd` to `target`, with descriptor flags `flags` (0 or O_CLOEXEC).
+fn move_to(fd: OwnedFd, target: RawFd, flags: i32) -> io::Result<OwnedFd> {
     if fd.as_raw_fd() == target {
+        nix::fcntl::fcntl(
+            &fd,
+            nix::fcntl::FcntlArg::F_SETFD(if flags == 0 {
+                nix::fcntl::FdFlag::empty()
+            } else {
+                nix::fcntl::FdFlag::FD_CLOEXEC
+            }),
+        )?;
         return Ok(fd);
     }
-    // SAFETY: dup3 onto `target`, with close-on-exec; `target` now names the
-    // socket and nothing else owned it.
-    let rc = unsafe { libc::dup3(fd.as_raw_fd(), target, libc::O_CLOEXEC) };
+    // SAFETY: dup3 onto `target`; `target` now names the socket and
+    // nothing else owned it.
+    let rc = unsafe { libc::dup3(fd.as_raw_fd(), target, flags) };
     if rc < 0 {
         return Err(io::Error::last_os_error());
     }
@@ -215,7 +314,13 @@ fn move_to(fd: OwnedFd, target: RawFd) -> io::Result<OwnedFd> {
 fn serve(socket: OwnedFd, role: Role) {
     let mut buf = vec![0u8; MAX_MESSAGE];
     let mut control = ControlBuffer::default();
+    let mappings = protected_exe::FileMappings::of_self();
+    mappings.shed();
     loop {
+        if role == Role::Resident {
+            // It lives in a container's memory cgroup: see `shed`.
+            mappings.shed();
+        }
         let received = match recv_with_fds(socket.as_fd(), &mut buf, &mut control, false) {
             Ok(r) => r,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
@@ -244,7 +349,7 @@ fn serve(socket: OwnedFd, role: Role) {
             ),
         };
         let (outcome, pidfd) = match outcome {
-            Ok((pid, pidfd)) => (Ok(pid), Some(pidfd)),
+            Ok((cloned, pidfd)) => (Ok(cloned), Some(pidfd)),
             Err(e) => (Err(e), None),
         };
         let reply = Reply { id, outcome };
@@ -259,7 +364,7 @@ fn serve(socket: OwnedFd, role: Role) {
 }
 
 /// Clones the child for `order`; returns its pid and pidfd.
-fn spawn(order: &Order, fds: Vec<OwnedFd>, role: Role) -> Result<(i32, OwnedFd), SpawnFailure> {
+fn spawn(order: &Order, fds: Vec<OwnedFd>, role: Role) -> Result<(Cloned, OwnedFd), SpawnFailure> {
     let failure = |step: &str, errno: Errno| SpawnFailure {
         step: step.to_owned(),
         errno: errno as i32,
@@ -291,29 +396,9 @@ fn spawn(order: &Order, fds: Vec<OwnedFd>, role: Role) -> Result<(i32, OwnedFd),
         })
         .collect::<Result<Vec<OwnedFd>, SpawnFailure>>()?;
     let mut flags = (libc::CLONE_PIDFD | libc::CLONE_PARENT) as u64;
-    let mut restore_pid_ns = None;
-    match &plan.kind {
-        PlanKind::Container(c) => {
-            for ns in &c.new_namespaces {
-                flags |= ns.clone_flag();
-            }
-        }
-        PlanKind::Hook => {}
-        PlanKind::Exec(e) => {
-            if let Some(index) = e.pid_ns {
-                let target = fds
-                    .get(index)
-                    .ok_or_else(|| failure("pid namespace descriptor", Errno::EBADF))?;
-                let own = nix::fcntl::open(
-                    "/proc/self/ns/pid",
-                    nix::fcntl::OFlag::O_RDONLY | nix::fcntl::OFlag::O_CLOEXEC,
-                    nix::sys::stat::Mode::empty(),
-                )
-                .map_err(|e| failure("open own pid namespace", e))?;
-                nix::sched::setns(target, nix::sched::CloneFlags::CLONE_NEWPID)
-                    .map_err(|e| failure("join pid namespace", e))?;
-                restore_pid_ns = Some(own);
-            }
+    if let PlanKind::Container(c) = &plan.kind {
+        for ns in &c.new_namespaces {
+            flags |= ns.clone_flag();
         }
     }
     let into_cgroup = match plan.clone_into_cgroup {
@@ -324,27 +409,24 @@ fn spawn(order: &Order, fds: Vec<OwnedFd>, role: Role) -> Result<(i32, OwnedFd),
         ),
         None => None,
     };
-    let cloned = clone_child(flags, into_cgroup);
-    if let Ok(None) = cloned {
-        child::run(plan, &fds);
+    if let PlanKind::Exec(_) = &plan.kind {
+        return exec::spawn(plan, fds, flags, into_cgroup);
     }
-    if let Some(own) = restore_pid_ns {
-        // Only children were affected: restore them to ours.
-        let _ = nix::sched::setns(&own, nix::sched::CloneFlags::CLONE_NEWPID);
-    }
-    drop(fds);
-    match cloned {
-        Ok(Some(child)) => Ok(child),
-        Ok(None) => unreachable!("the child never returns from child::run"),
+    match clone_child(flags, into_cgroup) {
+        Ok(None) => child::run(plan, &fds),
+        Ok(Some((pid, pidfd))) => Ok((Cloned { pid, helper: None }, pidfd)),
         Err(errno) => Err(failure("clone3", errno)),
     }
 }
 
 /// Clones a resident spawner, which serves its own socket until the
 /// supervisor closes it.
-fn spawn_resident(plan: &ResidentPlan, fds: Vec<OwnedFd>) -> Result<(i32, OwnedFd), SpawnFailure> {
+fn spawn_resident(
+    plan: &ResidentPlan,
+    fds: Vec<OwnedFd>,
+) -> Result<(Cloned, OwnedFd), SpawnFailure> {
     match clone_child((libc::CLONE_PIDFD | libc::CLONE_PARENT) as u64, None) {
-        Ok(Some(child)) => Ok(child),
+        Ok(Some((pid, pidfd))) => Ok((Cloned { pid, helper: None }, pidfd)),
         Ok(None) => {
             let socket = child::become_resident(plan, fds);
             serve(socket, Role::Resident);
