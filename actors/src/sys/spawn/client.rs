@@ -198,7 +198,12 @@ impl SpawnerConnection {
                     (Err(failure), _) => Err(failure.into()),
                 }
             };
-            let _ = waiter.send(outcome);
+            if let Err(Ok(unclaimed)) = waiter.send(outcome) {
+                // Its caller is gone (the manager restarted and answered it
+                // `unavailable`, so it will retry): a process nobody knows
+                // of must not run.
+                let _ = crate::sys::process::pidfd_signal(unclaimed.pidfd.as_fd(), libc::SIGKILL);
+            }
         }
         self.reading.set(false);
     }

@@ -22,6 +22,7 @@ use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 use nix::errno::Errno;
 
 use super::child::{self, Fds, Never, Step};
+use super::descriptors;
 use super::{clone_child, Cloned, SpawnFailure};
 use crate::container::plan::{ChildReport, PlanKind, SpawnPlan};
 use crate::sys::socket::{recv_with_fds, send_with_fds, ControlBuffer};
@@ -124,9 +125,9 @@ fn helper(plan: &SpawnPlan, fds: &Fds<'_>, channel: RawFd) -> Step<Never> {
         nix::sched::setns(pid_ns, nix::sched::CloneFlags::CLONE_NEWPID)
             .map_err(|e| child::errno_failure("setns", "pid", e))?;
     }
-    let mut keep = child::raw_fds(fds, &child::process_fd_indexes(plan))?;
+    let mut keep = descriptors::raw_fds(fds, &descriptors::process_fd_indexes(plan))?;
     keep.push(channel);
-    child::close_all_except(&keep)?;
+    descriptors::close_all_except(&keep)?;
     let flags = (libc::CLONE_PIDFD | libc::CLONE_PARENT) as u64;
     let (pid, pidfd) = match clone_child(flags, None) {
         Ok(None) => process(plan, fds, channel),
@@ -137,8 +138,12 @@ fn helper(plan: &SpawnPlan, fds: &Fds<'_>, channel: RawFd) -> Step<Never> {
     // borrow ends before the helper exits.
     let channel = unsafe { std::os::fd::BorrowedFd::borrow_raw(channel) };
     let pid = pid.to_ne_bytes();
-    send_with_fds(channel, &[IoSlice::new(&pid)], &[pidfd.as_fd()], false)
-        .map_err(|e| child::io_failure("send pidfd", "", &e))?;
+    if let Err(e) = send_with_fds(channel, &[IoSlice::new(&pid)], &[pidfd.as_fd()], false) {
+        // The spawner will take this helper for the process: the real one
+        // must not run unknown.
+        let _ = crate::sys::process::pidfd_signal(pidfd.as_fd(), libc::SIGKILL);
+        return Err(child::io_failure("send pidfd", "", &e));
+    }
     // SAFETY: _exit ends the helper without running the spawner's
     // destructors.
     unsafe { libc::_exit(0) }

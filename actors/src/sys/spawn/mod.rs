@@ -18,6 +18,7 @@
 
 pub mod child;
 mod client;
+mod descriptors;
 mod exec;
 pub mod protected_exe;
 pub mod reports;
