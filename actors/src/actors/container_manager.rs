@@ -47,7 +47,7 @@ use crate::sys::cgroup_stats::CgroupFiles;
 use crate::sys::device_filter::{self, DeviceFilterError};
 use crate::sys::hooks::HookError;
 use crate::sys::oom_watch::OomWatch;
-use crate::sys::process::{pidfd_exited, pidfd_signal, Reaped, WaitStatus};
+use crate::sys::process::{pidfd_exited, pidfd_inode, pidfd_signal, Reaped, WaitStatus};
 use crate::sys::procfs;
 use crate::sys::spawn::reports::ReportReader;
 use crate::sys::spawn::resident::{self, Resident, ResidentError};
@@ -383,6 +383,31 @@ struct ProcessRecord {
     /// pid alone can name an earlier process). `None` if it was reaped
     /// before it was registered.
     start_time: Option<u64>,
+    /// Its pidfd's inode where pidfds live in pidfs (Linux 6.9+): names it
+    /// exactly, even once reaped.
+    pidfs_inode: Option<u64>,
+}
+
+/// What names a registered process beyond its pid.
+#[derive(Debug, Clone, Copy)]
+struct Identity {
+    start_time: Option<u64>,
+    pidfs_inode: Option<u64>,
+}
+
+impl Identity {
+    /// Whether `reaped` (of the same pid) is this process's exit: the
+    /// pidfd inodes decide where both are known, else the start times;
+    /// where neither is known on both sides, the pid has to do.
+    fn owns(&self, reaped: &Reaped) -> bool {
+        match (self.pidfs_inode, reaped.pidfs_inode) {
+            (Some(ours), Some(theirs)) => ours == theirs,
+            _ => match (self.start_time, reaped.start_time) {
+                (Some(ours), Some(theirs)) => ours == theirs,
+                _ => true,
+            },
+        }
+    }
 }
 
 /// The root container's cgroups and resident spawner, made while the
@@ -1555,12 +1580,17 @@ impl ContainerManager {
             .ok()
             .map(|s| s.start_time)
             .filter(|_| pidfd_signal(pidfd.as_fd(), 0).is_ok());
-        // Already reaped: its exit is the latest one kept for this pid.
+        let identity = Identity {
+            start_time,
+            pidfs_inode: pidfd_inode(pidfd.as_fd()),
+        };
+        // Already reaped: its exit is its own entry (or, where neither the
+        // inode nor the start time tell, the latest one kept for this pid).
         let early = self
             .early_exits
             .iter()
             .enumerate()
-            .filter(|(_, r)| r.pid == pid && (start_time.is_none() || r.start_time == start_time))
+            .filter(|(_, r)| r.pid == pid && identity.owns(r))
             .max_by_key(|(_, r)| r.start_time)
             .map(|(i, _)| i)
             .and_then(|i| self.early_exits.remove(i));
@@ -1575,7 +1605,8 @@ impl ContainerManager {
                 waiters: Vec::new(),
                 resident,
                 oom_killed: false,
-                start_time,
+                start_time: identity.start_time,
+                pidfs_inode: identity.pidfs_inode,
             },
         );
         if let Some(reaped) = early {
@@ -1776,10 +1807,11 @@ impl ContainerManager {
         // An exit belongs to the registered process only if it is that
         // process's: same start time, and not one it already has.
         let owner = self.processes.get(&pid).filter(|p| {
-            p.exit.is_none()
-                && (p.start_time.is_none()
-                    || reaped.start_time.is_none()
-                    || p.start_time == reaped.start_time)
+            let identity = Identity {
+                start_time: p.start_time,
+                pidfs_inode: p.pidfs_inode,
+            };
+            p.exit.is_none() && identity.owns(&reaped)
         });
         let owned = owner.is_some();
         let oom_killed = match owner {

@@ -140,6 +140,9 @@ pub struct Reaped {
     /// zombie: with the pid, it names this process and no later one that
     /// gets the same pid. `None` if /proc could not tell.
     pub start_time: Option<u64>,
+    /// The inode of a pidfd naming it (see [`pidfd_inode`]), taken while it
+    /// was a zombie: unique to it for the whole boot.
+    pub pidfs_inode: Option<u64>,
 }
 
 fn reaped_from(info: &libc::siginfo_t) -> Option<Reaped> {
@@ -158,6 +161,7 @@ fn reaped_from(info: &libc::siginfo_t) -> Option<Reaped> {
         pid,
         status,
         start_time: None,
+        pidfs_inode: None,
     })
 }
 
@@ -169,6 +173,9 @@ pub fn reap_any() -> io::Result<Option<Reaped>> {
         return Ok(None);
     };
     let start_time = super::procfs::stat(peeked.pid).ok().map(|s| s.start_time);
+    let pidfs_inode = pidfd_open(peeked.pid)
+        .ok()
+        .and_then(|pidfd| pidfd_inode(std::os::fd::AsFd::as_fd(&pidfd)));
     loop {
         // SAFETY: siginfo_t is plain data for which zeroes are valid.
         let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
@@ -182,7 +189,11 @@ pub fn reap_any() -> io::Result<Option<Reaped>> {
             )
         };
         if rc == 0 {
-            return Ok(reaped_from(&info).map(|r| Reaped { start_time, ..r }));
+            return Ok(reaped_from(&info).map(|r| Reaped {
+                start_time,
+                pidfs_inode,
+                ..r
+            }));
         }
         match Errno::last() {
             Errno::EINTR => continue,
@@ -226,6 +237,19 @@ pub fn pidfd_open(pid: i32) -> io::Result<OwnedFd> {
     }
     // SAFETY: see above.
     Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
+}
+
+/// The inode of `pidfd` when pidfds live in pidfs (Linux 6.9 and later),
+/// where it is unique to the process for the whole boot, reaped or not;
+/// `None` on older kernels, where every pidfd shares one anonymous inode.
+pub fn pidfd_inode(pidfd: BorrowedFd<'_>) -> Option<u64> {
+    /// `PID_FS_MAGIC`, pidfs's `f_type`.
+    const PIDFS_MAGIC: i64 = 0x5049_4446;
+    let fs = nix::sys::statfs::fstatfs(pidfd).ok()?;
+    if fs.filesystem_type().0 as i64 != PIDFS_MAGIC {
+        return None;
+    }
+    nix::sys::stat::fstat(pidfd).ok().map(|st| st.st_ino)
 }
 
 /// True when the process behind `pidfd` has exited (a zombie included).
