@@ -10,9 +10,10 @@ cd "$(dirname "$0")"
 
 # Debian packages the build and the tests need: libseccomp to compile
 # seccomp profiles, busybox-static for test root filesystems, containerd
-# (whose ctr drives sandvisor in tests/containerd.rs) and procps (ps, which
-# `sandvisor ps` filters as runc's does).
-APT_PACKAGES=(libseccomp-dev pkg-config busybox-static containerd procps)
+# (whose ctr drives sandvisor in tests/containerd.rs), procps (ps, which
+# `sandvisor ps` filters as runc's does) and gcc with a static libc (the
+# attacker program of tests/security.rs).
+APT_PACKAGES=(libseccomp-dev pkg-config busybox-static containerd procps gcc libc6-dev)
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do
     dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
