@@ -34,7 +34,7 @@ use std::path::PathBuf;
 use nix::errno::Errno;
 use serde::{Deserialize, Serialize};
 
-use crate::container::plan::{PlanKind, ResidentPlan, SpawnPlan};
+use crate::container::plan::{NsKind, PlanKind, ResidentPlan, SpawnPlan};
 use crate::sys::socket::{recv_with_fds, send_with_fds, ControlBuffer};
 
 /// A request, with the descriptors it names sent alongside.
@@ -413,11 +413,49 @@ fn spawn(order: &Order, fds: Vec<OwnedFd>, role: Role) -> Result<(Cloned, OwnedF
     if let PlanKind::Exec(_) = &plan.kind {
         return exec::spawn(plan, fds, flags, into_cgroup);
     }
-    match clone_child(flags, into_cgroup) {
+    // An init that joins a pid namespace by path must be born in it: a
+    // setns of its own would only place its children there.
+    let joined_pid_ns = match &plan.kind {
+        PlanKind::Container(c) => c.join.iter().find(|j| j.kind == NsKind::Pid),
+        _ => None,
+    };
+    let restore_pid_ns = match joined_pid_ns {
+        Some(join) => {
+            Some(enter_pid_ns_for_children(&fds, join.fd).map_err(|(step, e)| failure(step, e))?)
+        }
+        None => None,
+    };
+    let cloned = match clone_child(flags, into_cgroup) {
         Ok(None) => child::run(plan, &fds),
-        Ok(Some((pid, pidfd))) => Ok((Cloned { pid, helper: None }, pidfd)),
-        Err(errno) => Err(failure("clone3", errno)),
+        Ok(Some(child)) => Ok(child),
+        Err(errno) => Err(errno),
+    };
+    if let Some(own) = restore_pid_ns {
+        // Only children were affected: later ones are born in ours again.
+        let _ = nix::sched::setns(&own, nix::sched::CloneFlags::CLONE_NEWPID);
     }
+    let (pid, pidfd) = cloned.map_err(|errno| failure("clone3", errno))?;
+    Ok((Cloned { pid, helper: None }, pidfd))
+}
+
+/// Makes this process's next children be born in the pid namespace at plan
+/// descriptor `index`; returns its own pid namespace, to go back to.
+fn enter_pid_ns_for_children(
+    fds: &[OwnedFd],
+    index: usize,
+) -> Result<OwnedFd, (&'static str, Errno)> {
+    let target = fds
+        .get(index)
+        .ok_or(("pid namespace descriptor", Errno::EBADF))?;
+    let own = nix::fcntl::open(
+        "/proc/self/ns/pid",
+        nix::fcntl::OFlag::O_RDONLY | nix::fcntl::OFlag::O_CLOEXEC,
+        nix::sys::stat::Mode::empty(),
+    )
+    .map_err(|e| ("open own pid namespace", e))?;
+    nix::sched::setns(target, nix::sched::CloneFlags::CLONE_NEWPID)
+        .map_err(|e| ("join pid namespace", e))?;
+    Ok(own)
 }
 
 /// Clones a resident spawner, which serves its own socket until the
