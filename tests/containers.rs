@@ -1615,7 +1615,14 @@ fn a_prewarmed_root_container_is_used_by_its_start_and_dropped_by_another() {
         let mut sb = Sandbox::boot_with(&["--prewarm", prewarmed]);
         // Made while booting: the resident, which joins its v1 cgroups
         // while the supervisor starts (perhaps not yet when it is ready).
-        let residents = children_named(sb.sv.pid(), "sv-resident");
+        // It takes its name once it has re-executed from the read-only
+        // binary: wait for that, not for a time.
+        let named = Instant::now() + Duration::from_secs(10);
+        let mut residents = children_named(sb.sv.pid(), "sv-resident");
+        while residents.is_empty() && Instant::now() < named {
+            std::thread::sleep(Duration::from_millis(5));
+            residents = children_named(sb.sv.pid(), "sv-resident");
+        }
         assert_eq!(residents.len(), 1, "residents: {residents:?}");
         let prewarm_path = format!("/sandvisor/{SANDBOX}/{prewarmed}");
         let deadline = Instant::now() + Duration::from_secs(5);
