@@ -556,6 +556,52 @@ fn bad_input_is_refused_and_leaves_nothing_behind() {
     assert!(rt.ids().is_empty());
 }
 
+/// A value the user chose that the kernel refuses is the user's error,
+/// named, not an `internal` one.
+#[test]
+fn user_errors_the_kernel_refuses_are_not_internal() {
+    let rt = runtime();
+    let mut bundle = Bundle::new("usererr", &["sleep", "100"]);
+    bundle.edit(|c| {
+        c["mounts"]
+            .as_array_mut()
+            .expect("mounts")
+            .push(json!({"destination": "/x", "type": "nosuchfs", "source": "none"}))
+    });
+    let refused = rt.fails(&["run", "-b", &bundle.path_string(), &unique("fstype")]);
+    assert!(
+        refused.contains("invalid_argument: mount \"/x\": unknown filesystem type \"nosuchfs\""),
+        "{refused}"
+    );
+
+    let mut bundle = Bundle::new("usererr", &["sleep", "100"]);
+    let long = format!("/{}", vec!["a".repeat(250); 20].join("/"));
+    bundle.edit(|c| c["linux"]["cgroupsPath"] = json!(long));
+    let refused = rt.fails(&["run", "-b", &bundle.path_string(), &unique("cgpath")]);
+    assert!(
+        refused.contains("invalid_argument: create cgroup"),
+        "{refused}"
+    );
+    assert!(refused.contains("too long"), "{refused}");
+
+    // Below what the container uses now: v1 refuses with EBUSY.
+    let bundle = Bundle::new("usererr", &["sleep", "100"]);
+    let id = unique("below-usage");
+    rt.ok(&["run", "-d", "-b", &bundle.path_string(), &id]);
+    // (v2 takes such a limit and lets the OOM killer act.)
+    if std::path::Path::new("/sys/fs/cgroup/memory/memory.limit_in_bytes").exists() {
+        let refused = rt.fails(&["update", "--memory", "4096", &id]);
+        assert!(
+            refused.contains("failed_precondition: apply resources"),
+            "{refused}"
+        );
+        assert!(refused.contains("\"4096\""), "{refused}");
+        assert!(refused.contains("memory.limit_in_bytes"), "{refused}");
+    }
+    rt.ok(&["delete", "--force", &id]);
+    assert!(rt.ids().is_empty());
+}
+
 #[test]
 fn a_paused_container_does_not_run_until_resumed() {
     let rt = runtime();

@@ -106,20 +106,33 @@ impl From<ContainerError> for RpcError {
             ContainerError::Exists(_) | ContainerError::RootExists(_) => ErrorCode::AlreadyExists,
             ContainerError::Spec(SpecError::Invalid { .. }) => ErrorCode::InvalidArgument,
             ContainerError::Spec(SpecError::Unsupported { .. }) => ErrorCode::Unsupported,
+            // A name the caller chose is missing or too long (an
+            // over-long cgroupsPath).
             ContainerError::Host { source, .. }
-                if source.kind() == std::io::ErrorKind::NotFound =>
+                if matches!(
+                    source.kind(),
+                    std::io::ErrorKind::NotFound | std::io::ErrorKind::InvalidFilename
+                ) =>
             {
                 ErrorCode::InvalidArgument
             }
             ContainerError::Host { .. } | ContainerError::Tty(_) => ErrorCode::Internal,
             ContainerError::Devices(e) if e.is_bad_rule() => ErrorCode::InvalidArgument,
             ContainerError::Devices(_) => ErrorCode::Internal,
-            ContainerError::Limits { source, .. } => match source.raw_os_error() {
-                Some(libc::EINVAL | libc::ERANGE | libc::EBUSY | libc::ENOENT) => {
-                    ErrorCode::InvalidArgument
-                }
-                _ if source.kind() == std::io::ErrorKind::Unsupported => ErrorCode::Unsupported,
-                _ => ErrorCode::Internal,
+            // The refusal's message names the file and the value; its kind
+            // keeps the errno's meaning.
+            ContainerError::Limits { source, .. } => match source.kind() {
+                // A memory limit below what the cgroup uses now.
+                std::io::ErrorKind::ResourceBusy => ErrorCode::FailedPrecondition,
+                std::io::ErrorKind::InvalidInput
+                | std::io::ErrorKind::NotFound
+                | std::io::ErrorKind::InvalidFilename => ErrorCode::InvalidArgument,
+                std::io::ErrorKind::Unsupported => ErrorCode::Unsupported,
+                _ => match source.raw_os_error() {
+                    Some(libc::EINVAL | libc::ERANGE | libc::ENOENT) => ErrorCode::InvalidArgument,
+                    Some(libc::EBUSY) => ErrorCode::FailedPrecondition,
+                    _ => ErrorCode::Internal,
+                },
             },
             ContainerError::Spawn(SpawnError::Unavailable(_)) => ErrorCode::Unavailable,
             ContainerError::Spawn(SpawnError::Plan(_)) => ErrorCode::InvalidArgument,
@@ -144,7 +157,13 @@ impl From<ContainerError> for RpcError {
             ContainerError::Child { errno, .. } => match *errno {
                 libc::ENOENT | libc::ENOTDIR => ErrorCode::NotFound,
                 libc::EACCES | libc::EPERM => ErrorCode::PermissionDenied,
-                libc::EINVAL => ErrorCode::InvalidArgument,
+                // A spec's value the kernel does not take: an unknown
+                // filesystem type (ENODEV), a source that is no block
+                // device, a path too long or looping.
+                libc::EINVAL | libc::ENODEV | libc::ENOTBLK | libc::ENAMETOOLONG | libc::ELOOP => {
+                    ErrorCode::InvalidArgument
+                }
+                libc::EBUSY => ErrorCode::FailedPrecondition,
                 _ => ErrorCode::Internal,
             },
         };

@@ -480,7 +480,14 @@ fn mount_one(root: BorrowedFd<'_>, m: &MountPlan) -> Step {
             )?;
         }
     } else {
-        mount::mount(source, &target, fstype, m.flags, data, &m.destination)?;
+        mount::mount(source, &target, fstype, m.flags, data, &m.destination).map_err(|f| {
+            let unknown_type = f.errno == Errno::ENODEV;
+            let mut failure = Failure::from(f);
+            if unknown_type {
+                failure.message = format!("unknown filesystem type {:?}", m.fstype);
+            }
+            failure
+        })?;
     }
     // Re-open: the descriptor taken before mounting names the covered
     // directory, not the new mount.
