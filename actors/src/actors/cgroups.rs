@@ -107,16 +107,27 @@ impl Cgroups {
                 file: format!("{}/{}", file.path, file.name),
                 source: std::io::ErrorKind::InvalidInput.into(),
             })?;
+            // Any pid may be written there, a host process's included: it
+            // would then live under the container's limits and device
+            // rules, or a container's process under another's.
+            if PROCESS_PLACEMENT_FILES.contains(&file.name.as_str()) {
+                return Err(ControlFileError::MovesProcesses(file.name.clone()));
+            }
             control_files::write_beneath(base, &file.path, &file.name, value).map(|()| None)
         }))
     }
 }
 
+/// Control files whose writes move processes (v1 and v2), refused.
+const PROCESS_PLACEMENT_FILES: [&str; 3] = ["cgroup.procs", "tasks", "cgroup.threads"];
+
 /// The wire code of a failed item.
 fn code_of(e: &ControlFileError) -> ErrorCode {
     match e {
         ControlFileError::BadName(_) => ErrorCode::InvalidArgument,
-        ControlFileError::Escapes(_) => ErrorCode::PermissionDenied,
+        ControlFileError::Escapes(_) | ControlFileError::MovesProcesses(_) => {
+            ErrorCode::PermissionDenied
+        }
         ControlFileError::NotFound(_) => ErrorCode::NotFound,
         ControlFileError::Io { source, .. } => match source.raw_os_error() {
             Some(libc::EINVAL | libc::ERANGE | libc::EBUSY) => ErrorCode::InvalidArgument,

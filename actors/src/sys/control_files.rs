@@ -19,6 +19,9 @@ pub enum ControlFileError {
     /// The path would leave the cgroup (or goes through a symlink).
     #[error("path {0:?} leaves the sandbox's cgroup")]
     Escapes(String),
+    /// Writing the file would move processes between cgroups.
+    #[error("writing {0} moves processes between cgroups: only the runtime places processes")]
+    MovesProcesses(String),
     /// No such cgroup or file.
     #[error("no control file {0}")]
     NotFound(String),
