@@ -4,7 +4,7 @@
 
 mod common;
 
-use std::os::fd::{AsFd, BorrowedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 use std::time::Duration;
 
 use common::*;
@@ -347,4 +347,105 @@ fn a_peer_with_another_uid_is_denied() {
     );
     assert_eq!(sv.settle_fds(baseline), baseline);
     assert_eq!(sv.client().ping(b"root").unwrap(), b"root");
+}
+
+#[test]
+fn a_frame_left_incomplete_closes_its_connection_after_the_timeout() {
+    let (sv, bystander, baseline) = setup(&["--partial-frame-timeout-ms", "300"]);
+    // Under a header, and nothing more: before, this held a connection
+    // slot (and its descriptor) for as long as the peer liked.
+    let stalled = sv.raw();
+    send(&stalled, &frame(0, &[0xa0])[..3], &[]);
+    // Half a frame, the header included.
+    let half = sv.raw();
+    send(&half, &frame(0, &[0u8; 4096])[..2048], &[]);
+    for stream in [&stalled, &half] {
+        // The read blocks until the server gives up: no sleep here (the
+        // timeout only turns a server that never gives up into a failure).
+        stream
+            .set_read_timeout(Some(Duration::from_secs(60)))
+            .unwrap();
+        let error = expect_error_then_close(stream);
+        assert_eq!(error.code, ErrorCode::DeadlineExceeded, "{error}");
+        assert!(error.message.contains("still incomplete"), "{error}");
+        assert!(error.message.contains("the limit is 300 ms"), "{error}");
+    }
+    drop((stalled, half));
+    check_clean(&sv, &bystander, baseline);
+}
+
+#[test]
+fn half_sent_large_frames_are_bounded_across_connections() {
+    let (sv, bystander, baseline) = setup(&[]);
+    let rss_before = sv.rss_kib();
+    const BODY: usize = 15 * 1024 * 1024;
+    let header = sandvisor::actors::wire::frame::encode_header(0, BODY as u32);
+    let half = vec![0u8; BODY / 2];
+    let mut open = Vec::new();
+    let mut refused = Vec::new();
+    for _ in 0..10 {
+        let stream = sv.raw();
+        send(&stream, &header, &[]);
+        // A refused connection is closed while its bytes still arrive.
+        if std::io::Write::write_all(&mut &stream, &half).is_err() {
+            refused.push(stream);
+            continue;
+        }
+        open.push(stream);
+    }
+    // 64 MiB hold eight halves of 7.5 MiB: the ninth and tenth are refused
+    // (while their bytes still arrived, so their writes failed).
+    assert_eq!((open.len(), refused.len()), (8, 2));
+    // The error frame is sent before the close, but a peer still sending
+    // when a Unix socket closes with unread bytes may only see a reset:
+    // the supervisor's log says why each was closed.
+    for stream in &refused {
+        let mut reader = Reader::default();
+        let mut buf = [0u8; 1];
+        if nix::sys::socket::recv(
+            stream.as_raw_fd(),
+            &mut buf,
+            nix::sys::socket::MsgFlags::MSG_PEEK,
+        )
+        .is_ok()
+        {
+            if let Some(response) = reader.next(stream) {
+                let error = response.outcome.expect_err("an error frame");
+                assert_eq!(error.code, ErrorCode::ResourceExhausted, "{error}");
+            }
+        }
+    }
+    // The log is written asynchronously: wait for its lines.
+    let closed = |log: &str| {
+        log.lines()
+            .filter(|l| {
+                l.contains("closing connection")
+                    && l.contains("over the supervisor's limit of 67108864")
+            })
+            .count()
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let mut log = sv.log_text();
+    while closed(&log) < 2 && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+        log = sv.log_text();
+    }
+    assert_eq!(closed(&log), 2, "{log}");
+    for stream in &open {
+        let mut ready = [nix::poll::PollFd::new(
+            stream.as_fd(),
+            nix::poll::PollFlags::POLLIN,
+        )];
+        let n = nix::poll::poll(&mut ready, nix::poll::PollTimeout::ZERO).unwrap();
+        assert_eq!(n, 0, "a connection within the budget got an answer");
+    }
+    let grown_mib = (sv.rss_kib().saturating_sub(rss_before)) / 1024;
+    eprintln!("the supervisor grew by {grown_mib} MiB");
+    assert!(
+        grown_mib <= 64 + 16,
+        "the supervisor grew by {grown_mib} MiB for 10 half-sent 15 MiB frames"
+    );
+    drop(open);
+    drop(refused);
+    check_clean(&sv, &bystander, baseline);
 }

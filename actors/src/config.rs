@@ -18,6 +18,12 @@ pub struct ServerLimits {
     /// Bytes of requests in flight plus replies not yet written on one
     /// connection before the server stops reading it.
     pub connection_buffer_budget: usize,
+    /// How long a frame may take from its first byte to its last; a
+    /// connection that leaves one incomplete longer is closed.
+    pub partial_frame_timeout: std::time::Duration,
+    /// Bytes of incomplete frames all connections together may hold; a
+    /// connection whose incomplete frame would go beyond is refused.
+    pub partial_frames_budget: usize,
 }
 
 impl Default for ServerLimits {
@@ -27,6 +33,8 @@ impl Default for ServerLimits {
             max_connections: 4096,
             max_in_flight: 1024,
             connection_buffer_budget: 4 * 1024 * 1024,
+            partial_frame_timeout: std::time::Duration::from_secs(10),
+            partial_frames_budget: 64 * 1024 * 1024,
         }
     }
 }

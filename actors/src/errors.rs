@@ -43,6 +43,8 @@ impl From<IngressError> for RpcError {
             | IngressError::ControlTruncated { .. }
             | IngressError::Read(_) => ErrorCode::Protocol,
             IngressError::DuplicateId(_) => ErrorCode::InvalidArgument,
+            IngressError::IncompleteFrame { .. } => ErrorCode::DeadlineExceeded,
+            IngressError::PartialFramesBudget { .. } => ErrorCode::ResourceExhausted,
             IngressError::DecodePanicked => ErrorCode::Internal,
         };
         rpc(code, &e)

@@ -33,6 +33,15 @@ pub struct BootArgs {
     #[arg(long, value_name = "BYTES", default_value_t = MAX_BODY_LEN,
           value_parser = clap::value_parser!(u32).range(64..=i64::from(MAX_BODY_LEN)))]
     max_frame_len: u32,
+    /// Milliseconds a frame may take from its first byte to its last; a
+    /// connection that leaves one incomplete longer is closed.
+    #[arg(long, value_name = "MS", default_value_t = 10_000,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    partial_frame_timeout_ms: u64,
+    /// Bytes of incomplete frames all connections together may hold; a
+    /// connection whose incomplete frame would go beyond is refused.
+    #[arg(long, value_name = "BYTES", default_value_t = 64 * 1024 * 1024)]
+    partial_frames_budget: usize,
     /// Milliseconds in-flight calls get to finish after SIGTERM or SIGINT.
     #[arg(long, value_name = "MS", default_value_t = 5000)]
     shutdown_grace_ms: u64,
@@ -204,6 +213,9 @@ pub fn run(global: &GlobalOptions, args: BootArgs) -> Result<ExitCode, BootComma
     let mut config = BootConfig::new(args.id.clone(), args.socket.clone());
     config.fault_injection = args.enable_fault_injection;
     config.limits.frame.max_body_len = args.max_frame_len;
+    config.limits.partial_frame_timeout =
+        std::time::Duration::from_millis(args.partial_frame_timeout_ms);
+    config.limits.partial_frames_budget = args.partial_frames_budget;
     config.shutdown_grace = std::time::Duration::from_millis(args.shutdown_grace_ms);
     config.state_dir = global.root.join(&args.id);
 

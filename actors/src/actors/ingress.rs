@@ -10,13 +10,16 @@
 
 use std::cell::{Cell, RefCell};
 use std::collections::{HashSet, VecDeque};
+use std::future::Future;
 use std::io::{self, IoSlice};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::pin::Pin;
 use std::rc::Rc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::task::{Context as TaskContext, Poll, Waker};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use actix::{
     Actor, ActorContext, ActorFutureExt, AsyncContext, Context, Handler, Message, StreamHandler,
@@ -57,6 +60,50 @@ pub enum IngressError {
     /// Handling a frame panicked (a bug); the connection is closed.
     #[error("internal error while decoding a request; the connection is closed")]
     DecodePanicked,
+    /// A frame was begun and not finished in time.
+    #[error("a frame begun {waited_ms} ms ago is still incomplete ({buffered} bytes received); the limit is {limit_ms} ms")]
+    IncompleteFrame {
+        /// Bytes of it received.
+        buffered: usize,
+        /// How long it has been waited for.
+        waited_ms: u128,
+        /// The limit.
+        limit_ms: u128,
+    },
+    /// The incomplete frames of all connections hold too many bytes.
+    #[error("incomplete frames of all connections would hold {total} bytes (this one {buffered}), over the supervisor's limit of {limit}")]
+    PartialFramesBudget {
+        /// This connection's incomplete frame, in bytes.
+        buffered: usize,
+        /// All connections' together.
+        total: usize,
+        /// The limit.
+        limit: usize,
+    },
+}
+
+/// Bytes of incomplete frames held by all of a supervisor's connections:
+/// each may hold up to a frame's limit, so without a common bound a few
+/// half-sent frames hold hundreds of megabytes.
+#[derive(Debug)]
+pub struct PartialFrames {
+    held: AtomicUsize,
+    limit: usize,
+}
+
+impl PartialFrames {
+    /// A budget of `limit` bytes.
+    pub fn new(limit: usize) -> Self {
+        PartialFrames {
+            held: AtomicUsize::new(0),
+            limit,
+        }
+    }
+
+    /// Bytes held now.
+    pub fn held(&self) -> usize {
+        self.held.load(Ordering::Relaxed)
+    }
 }
 
 /// Tells a connection to stop reading requests, answer the calls in flight
@@ -128,12 +175,82 @@ struct FrameStream {
     flow: Rc<FlowControl>,
     done: bool,
     reads_in_a_row: u32,
+    /// The supervisor-wide budget, and this connection's share of it.
+    partial_frames: Arc<PartialFrames>,
+    held: usize,
+    /// When the incomplete frame began, and the timer that ends its wait.
+    partial_since: Option<(Instant, Pin<Box<tokio::time::Sleep>>)>,
+    partial_frame_timeout: Duration,
 }
 
 impl FrameStream {
     fn finish(&mut self, item: Incoming) -> Poll<Option<Incoming>> {
         self.done = true;
+        self.account(0);
         Poll::Ready(Some(item))
+    }
+
+    /// Sets this connection's share of the budget to `now` bytes; returns
+    /// the total held by all connections.
+    fn account(&mut self, now: usize) -> usize {
+        let total = if now >= self.held {
+            self.partial_frames
+                .held
+                .fetch_add(now - self.held, Ordering::Relaxed)
+                + (now - self.held)
+        } else {
+            self.partial_frames
+                .held
+                .fetch_sub(self.held - now, Ordering::Relaxed)
+                - (self.held - now)
+        };
+        self.held = now;
+        total
+    }
+
+    /// Checks the incomplete frame left once every whole frame is out:
+    /// within the common budget, and not older than the timeout.
+    fn check_partial(&mut self) -> Result<(), IngressError> {
+        let buffered = self.decoder.buffered();
+        let total = self.account(buffered);
+        if buffered == 0 {
+            self.partial_since = None;
+            return Ok(());
+        }
+        if total > self.partial_frames.limit {
+            return Err(IngressError::PartialFramesBudget {
+                buffered,
+                total,
+                limit: self.partial_frames.limit,
+            });
+        }
+        if self.partial_since.is_none() {
+            let deadline = tokio::time::Instant::now() + self.partial_frame_timeout;
+            self.partial_since =
+                Some((Instant::now(), Box::pin(tokio::time::sleep_until(deadline))));
+        }
+        Ok(())
+    }
+
+    /// Polls the incomplete frame's timer: an error once it has run out.
+    fn poll_partial_deadline(&mut self, cx: &mut TaskContext<'_>) -> Result<(), IngressError> {
+        let Some((since, timer)) = self.partial_since.as_mut() else {
+            return Ok(());
+        };
+        match timer.as_mut().poll(cx) {
+            Poll::Pending => Ok(()),
+            Poll::Ready(()) => Err(IngressError::IncompleteFrame {
+                buffered: self.decoder.buffered(),
+                waited_ms: since.elapsed().as_millis(),
+                limit_ms: self.partial_frame_timeout.as_millis(),
+            }),
+        }
+    }
+}
+
+impl Drop for FrameStream {
+    fn drop(&mut self) {
+        self.account(0);
     }
 }
 
@@ -151,11 +268,17 @@ impl actix::prelude::Stream for FrameStream {
                 Ok(None) => {}
                 Err(e) => return this.finish(Incoming::Broken(e.into())),
             }
+            if let Err(e) = this.check_partial() {
+                return this.finish(Incoming::Broken(e));
+            }
             if this.flow.stopped.get() {
                 this.done = true;
                 return Poll::Ready(None);
             }
             if this.flow.paused.get() {
+                // Not reading is the server's choice: the frame's time
+                // starts again when reading resumes.
+                this.partial_since = None;
                 this.flow.park(cx.waker());
                 return Poll::Pending;
             }
@@ -166,6 +289,9 @@ impl actix::prelude::Stream for FrameStream {
             }
             let mut ready = match this.conn.poll_read_ready(cx) {
                 Poll::Pending => {
+                    if let Err(e) = this.poll_partial_deadline(cx) {
+                        return this.finish(Incoming::Broken(e));
+                    }
                     this.reads_in_a_row = 0;
                     this.flow.park(cx.waker());
                     return Poll::Pending;
@@ -241,6 +367,7 @@ impl Ingress {
         limits: ServerLimits,
         logger: Logger,
         slot: ConnectionSlot,
+        partial_frames: Arc<PartialFrames>,
     ) -> io::Result<actix::Addr<Ingress>> {
         let conn = Rc::new(register_async(conn)?);
         Ok(Ingress::create(move |ctx| {
@@ -252,6 +379,10 @@ impl Ingress {
                 flow: flow.clone(),
                 done: false,
                 reads_in_a_row: 0,
+                partial_frames,
+                held: 0,
+                partial_since: None,
+                partial_frame_timeout: limits.partial_frame_timeout,
             });
             Ingress {
                 conn,

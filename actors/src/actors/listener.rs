@@ -17,7 +17,7 @@ use slog::{debug, info, o, warn, Logger};
 use thiserror::Error;
 use tokio::io::unix::AsyncFd;
 
-use super::ingress::{Drain, Ingress};
+use super::ingress::{Drain, Ingress, PartialFrames};
 use crate::config::ServerLimits;
 use crate::containment::{check_peer, ContainedNamespaces, ContainedPeer, OwnPlace};
 use crate::router::Router;
@@ -168,6 +168,8 @@ pub struct Listener {
     own_place: Option<OwnPlace>,
     /// The mount namespaces of this supervisor's containers.
     contained: Arc<ContainedNamespaces>,
+    /// Bytes of incomplete frames, all connections together.
+    partial_frames: Arc<PartialFrames>,
     connections: Vec<WeakAddr<Ingress>>,
     accepting: Option<SpawnHandle>,
     next_connection: u64,
@@ -199,6 +201,7 @@ impl Listener {
             allowed_uid: nix::unistd::geteuid().as_raw(),
             own_place: OwnPlace::read().ok(),
             contained,
+            partial_frames: Arc::new(PartialFrames::new(limits.partial_frames_budget)),
             connections: Vec::new(),
             accepting: None,
             next_connection: 0,
@@ -231,7 +234,14 @@ impl Listener {
             "conn" => self.next_connection, "peer_pid" => creds.pid, "peer_uid" => creds.uid));
         debug!(logger, "connection accepted");
         let slot = ConnectionSlot::new(self.stats.clone());
-        match Ingress::start(conn, self.router.clone(), self.limits, logger, slot) {
+        match Ingress::start(
+            conn,
+            self.router.clone(),
+            self.limits,
+            logger,
+            slot,
+            self.partial_frames.clone(),
+        ) {
             Ok(addr) => {
                 self.connections.retain(|c| c.upgrade().is_some());
                 self.connections.push(addr.downgrade());
