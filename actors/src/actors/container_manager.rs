@@ -369,7 +369,13 @@ struct ProcessRecord {
     container: String,
     /// Its pid in the container's pid namespace.
     container_pid: i32,
-    pidfd: OwnedFd,
+    /// Its pidfd while it runs; closed once its exit is recorded (a
+    /// status nobody collects must not hold a descriptor).
+    pidfd: Option<OwnedFd>,
+    /// When it was registered, in registration order: of two records with
+    /// the same pid in the container (one kept, never collected), the
+    /// later is the process a caller means.
+    registered: u64,
     exit: Option<WaitStatus>,
     waiters: Vec<oneshot::Sender<WaitStatus>>,
     /// The container's resident spawner: not one of its processes for
@@ -386,6 +392,16 @@ struct ProcessRecord {
     /// Its pidfd's inode where pidfds live in pidfs (Linux 6.9+): names it
     /// exactly, even once reaped.
     pidfs_inode: Option<u64>,
+}
+
+impl ProcessRecord {
+    /// Sends `signal` through its pidfd (ESRCH once it has exited).
+    fn signal(&self, signal: i32) -> std::io::Result<()> {
+        match &self.pidfd {
+            Some(pidfd) => pidfd_signal(pidfd.as_fd(), signal),
+            None => Err(std::io::Error::from_raw_os_error(libc::ESRCH)),
+        }
+    }
 }
 
 /// What names a registered process beyond its pid.
@@ -445,6 +461,8 @@ pub struct ContainerManager {
     /// exit once the process is cloned) whose exit is still to come: it
     /// belongs to no process.
     helper_exits: std::collections::HashSet<i32>,
+    /// Processes registered so far (see `ProcessRecord::registered`).
+    registrations: u64,
     /// This actor's address, for messages to itself.
     myself: Option<actix::Addr<Self>>,
     /// The root container's resident and cgroups, made at boot.
@@ -553,6 +571,7 @@ impl ContainerManager {
             processes: HashMap::new(),
             early_exits: std::collections::VecDeque::new(),
             helper_exits: std::collections::HashSet::new(),
+            registrations: 0,
             myself: None,
             prewarmed: None,
             unused_cgroups: Vec::new(),
@@ -1042,7 +1061,7 @@ impl ContainerManager {
             .into_iter()
             .map(|pid| {
                 if let Some(p) = self.processes.get(&pid) {
-                    let _ = pidfd_signal(p.pidfd.as_fd(), libc::SIGKILL);
+                    let _ = p.signal(libc::SIGKILL);
                 }
                 self.exit_waiter(pid)
             })
@@ -1491,16 +1510,15 @@ impl ContainerManager {
     /// here before a request is lost on it.
     fn resident_alive(&self, link: &ResidentLink) -> bool {
         !link.connection.is_broken()
-            && self
-                .processes
-                .get(&link.pid)
-                .is_some_and(|p| p.exit.is_none() && !pidfd_exited(p.pidfd.as_fd()))
+            && self.processes.get(&link.pid).is_some_and(|p| {
+                p.exit.is_none() && !p.pidfd.as_ref().is_none_or(|fd| pidfd_exited(fd.as_fd()))
+            })
     }
 
     fn kill_resident_process(&mut self, pid: i32) {
         if let Some(p) = self.processes.get(&pid) {
             if p.exit.is_none() {
-                let _ = pidfd_signal(p.pidfd.as_fd(), libc::SIGKILL);
+                let _ = p.signal(libc::SIGKILL);
             }
         }
     }
@@ -1574,6 +1592,7 @@ impl ContainerManager {
     }
 
     fn register(&mut self, pid: i32, pidfd: OwnedFd, cid: &str, resident: bool) {
+        self.registrations += 1;
         // Read while the pidfd shows the process unreaped, the start time
         // is its own, not that of a later process given the same pid.
         let start_time = procfs::stat(pid)
@@ -1600,7 +1619,8 @@ impl ContainerManager {
                 confirmed: resident,
                 container: cid.to_owned(),
                 container_pid: pid,
-                pidfd,
+                pidfd: Some(pidfd),
+                registered: self.registrations,
                 exit: None,
                 waiters: Vec::new(),
                 resident,
@@ -1674,7 +1694,7 @@ impl ContainerManager {
         if let Some(pid) = c.init {
             if let Some(p) = self.processes.get(&pid) {
                 if p.exit.is_none() {
-                    let _ = pidfd_signal(p.pidfd.as_fd(), libc::SIGKILL);
+                    let _ = p.signal(libc::SIGKILL);
                 }
             }
         }
@@ -1830,6 +1850,7 @@ impl ContainerManager {
         };
         p.exit = Some(status);
         p.oom_killed = oom_killed;
+        p.pidfd = None;
         for waiter in p.waiters.drain(..) {
             let _ = waiter.send(status);
         }
@@ -1979,13 +2000,11 @@ impl ContainerManager {
                         cid: req.cid.clone(),
                         pid: req.pid,
                     }),
-                    Some(p) => {
-                        pidfd_signal(p.pidfd.as_fd(), req.signo).map_err(|e| ContainerError::Kill {
-                            signo: req.signo,
-                            target: format!("pid {}", req.pid),
-                            source: nix::Error::from_raw(e.raw_os_error().unwrap_or(0)),
-                        })
-                    }
+                    Some(p) => p.signal(req.signo).map_err(|e| ContainerError::Kill {
+                        signo: req.signo,
+                        target: format!("pid {}", req.pid),
+                        source: nix::Error::from_raw(e.raw_os_error().unwrap_or(0)),
+                    }),
                     None => kill(host, format!("pid {}", req.pid)),
                 }
             }
@@ -2147,7 +2166,8 @@ impl ContainerManager {
         let found = self
             .processes
             .iter()
-            .find(|(_, p)| p.container == req.cid && p.container_pid == req.pid && !p.resident)
+            .filter(|(_, p)| p.container == req.cid && p.container_pid == req.pid && !p.resident)
+            .max_by_key(|(_, p)| p.registered)
             .map(|(host, _)| *host);
         let Some(host) = found else {
             return Reply::Now(Err(ContainerError::NoSuchProcess {
@@ -2267,7 +2287,7 @@ impl ContainerManager {
                 .collect();
             for pid in pids {
                 if let Some(p) = self.processes.get(&pid) {
-                    let _ = pidfd_signal(p.pidfd.as_fd(), libc::SIGKILL);
+                    let _ = p.signal(libc::SIGKILL);
                 }
                 exits.push(self.exit_waiter(pid));
             }
@@ -2629,7 +2649,7 @@ impl ContainerManager {
                     let result = match waited {
                         Err(_elapsed) => {
                             if let Some(p) = act.processes.get(&pid) {
-                                let _ = pidfd_signal(p.pidfd.as_fd(), libc::SIGKILL);
+                                let _ = p.signal(libc::SIGKILL);
                             }
                             Err(HookError::TimedOut {
                                 path: hook.path.clone(),
@@ -2694,7 +2714,7 @@ impl Subsystem for ContainerManager {
         for pid in unconfirmed {
             if let Some(p) = self.processes.remove(&pid) {
                 warn!(self.logger, "killing a process whose exec was interrupted by a restart"; "host_pid" => pid);
-                let _ = pidfd_signal(p.pidfd.as_fd(), libc::SIGKILL);
+                let _ = p.signal(libc::SIGKILL);
             }
         }
         // Waiters' futures died too; their callers were answered.
