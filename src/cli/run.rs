@@ -11,7 +11,7 @@ use std::process::{Child, Command, ExitCode, Stdio};
 use clap::Args;
 use nix::sys::signal::{SigSet, Signal};
 use oci_spec::runtime::Spec;
-use sandvisor_actors::api::container::{Signal as SignalCall, SignalMode, StartRoot, Wait};
+use sandvisor_actors::api::container::{Signal as SignalCall, SignalMode, Start, StartRoot, Wait};
 use sandvisor_actors::api::Fds;
 use sandvisor_actors::container::spec::{default_spec, hide_host_dir};
 use sandvisor_actors::sys::process::{self, WaitStatus};
@@ -453,7 +453,10 @@ pub fn run(global: &GlobalOptions, args: RunArgs) -> Result<ExitCode, RunError> 
             .as_deref()
             .map(absolute_text)
             .transpose()?,
-        hold: false,
+        // As runc's run is create then start: the state entry exists before
+        // the program runs, so that `exec`, `state` and `kill` find it as
+        // soon as the program can be seen to run.
+        hold: true,
         preserve_fds: args.create.preserve_fds,
         fds: Fds(stdio),
     });
@@ -475,6 +478,14 @@ pub fn run(global: &GlobalOptions, args: RunArgs) -> Result<ExitCode, RunError> 
             false
         }
     };
+    if let Err(e) = client.invoke(Start { cid: id.clone() }) {
+        if registered {
+            let _ = StateDir::open(&global.root).and_then(|dir| dir.lock(&id)?.forget());
+        }
+        supervisor.stop();
+        eprintln!("sandvisor: {e}");
+        return Ok(ExitCode::from(exec_failure_code(&e)));
+    }
     let master = started.fds.0.into_iter().next();
     let attached = AttachedTerminal::new(master.as_ref(), &id)?;
     forward_signals(

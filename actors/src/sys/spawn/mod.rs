@@ -198,7 +198,21 @@ fn serve_forked(socket: OwnedFd, parent: i32, role: Role, procs: &[PathBuf]) -> 
     // SAFETY: closes descriptors from 4 up; none is owned by live Rust objects
     // of this process except the socket at 3.
     unsafe { libc::syscall(libc::SYS_close_range, SOCKET_FD as u32 + 1, u32::MAX, 0u32) };
-    let mut args: Vec<std::ffi::OsString> = vec![role.name().into(), parent.to_string().into()];
+    // The main spawner's re-exec is off the path of a start (the root
+    // container's init comes from the prewarmed resident): at the lowest
+    // priority it leaves the CPUs to the supervisor's own start meanwhile,
+    // and takes back the supervisor's priority before it serves.
+    // SAFETY: getpriority and setpriority on this process, with integers.
+    let priority = unsafe { libc::getpriority(libc::PRIO_PROCESS, 0) };
+    if role == Role::Main {
+        // SAFETY: as above.
+        unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, 19) };
+    }
+    let mut args: Vec<std::ffi::OsString> = vec![
+        role.name().into(),
+        parent.to_string().into(),
+        priority.to_string().into(),
+    ];
     args.extend(procs.iter().map(|p| p.as_os_str().to_owned()));
     let error = protected_exe::reexec(&args);
     drop(socket);
@@ -225,7 +239,8 @@ fn die_with(parent: i32) -> io::Result<()> {
 
 /// The spawner (or a resident spawner forked at start), re-executed from
 /// a read-only mount of the binary ([`protected_exe`]) with `args`: its
-/// role, the supervisor's pid, and the `cgroup.procs` files to join. Call
+/// role, the supervisor's pid, its priority (nice value) to take back,
+/// and the `cgroup.procs` files to join. Call
 /// it first thing in `main` when the first argument is
 /// [`protected_exe::SPAWNER_ARG`]; it never returns.
 pub fn serve_reexecuted(args: &[std::ffi::OsString]) -> ! {
@@ -240,7 +255,12 @@ pub fn serve_reexecuted(args: &[std::ffi::OsString]) -> ! {
         // SAFETY: as above.
         None => unsafe { libc::_exit(2) },
     };
-    let procs: Vec<PathBuf> = args.iter().skip(2).map(PathBuf::from).collect();
+    let priority = args.get(2).and_then(|a| a.to_str()?.parse::<i32>().ok());
+    if let Some(priority) = priority {
+        // SAFETY: setpriority on this process, with integers.
+        unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, priority) };
+    }
+    let procs: Vec<PathBuf> = args.iter().skip(3).map(PathBuf::from).collect();
     if die_with(parent).is_err() || !protected_exe::executable_is_read_only() {
         // SAFETY: as above.
         unsafe { libc::_exit(1) };
