@@ -201,11 +201,19 @@ fn serve_forked(socket: OwnedFd, parent: i32, role: Role, procs: &[PathBuf]) -> 
     // The main spawner's re-exec is off the path of a start (the root
     // container's init comes from the prewarmed resident): at the lowest
     // priority it leaves the CPUs to the supervisor's own start meanwhile,
-    // and takes back the supervisor's priority before it serves.
-    // SAFETY: getpriority and setpriority on this process, with integers.
+    // and takes back the supervisor's priority before it serves. Only with
+    // CAP_SYS_NICE, which taking it back needs: containers must never
+    // inherit the lowered one.
+    // SAFETY: getpriority on this process, with integers.
     let priority = unsafe { libc::getpriority(libc::PRIO_PROCESS, 0) };
-    if role == Role::Main {
-        // SAFETY: as above.
+    let can_restore = caps::has_cap(
+        None,
+        caps::CapSet::Effective,
+        caps::Capability::CAP_SYS_NICE,
+    )
+    .unwrap_or(false);
+    if role == Role::Main && can_restore {
+        // SAFETY: setpriority on this process, with integers.
         unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, 19) };
     }
     let mut args: Vec<std::ffi::OsString> = vec![
@@ -257,8 +265,16 @@ pub fn serve_reexecuted(args: &[std::ffi::OsString]) -> ! {
     };
     let priority = args.get(2).and_then(|a| a.to_str()?.parse::<i32>().ok());
     if let Some(priority) = priority {
-        // SAFETY: setpriority on this process, with integers.
-        unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, priority) };
+        // SAFETY: getpriority and setpriority on this process, with integers.
+        let restored = unsafe {
+            libc::getpriority(libc::PRIO_PROCESS, 0) == priority
+                || libc::setpriority(libc::PRIO_PROCESS, 0, priority) == 0
+        };
+        if !restored {
+            // Every container would inherit the lowered priority.
+            // SAFETY: ending this process without destructors.
+            unsafe { libc::_exit(1) };
+        }
     }
     let procs: Vec<PathBuf> = args.iter().skip(3).map(PathBuf::from).collect();
     if die_with(parent).is_err() || !protected_exe::executable_is_read_only() {
