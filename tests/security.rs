@@ -9,7 +9,8 @@
 //! 3. the control sockets seen from a built-in-spec container, and a
 //!    supervisor answering a peer inside its own container;
 //! 4. the built-in spec's /proc and /sys: masked and read-only paths;
-//! 5. the runtime binary opened through /proc/PID/exe;
+//! 5. the runtime binary opened through /proc/PID/exe, and held until
+//!    nothing runs it, then opened for writing;
 //! 6. WaitPID statuses across ContainerManager restarts (a pid reused by
 //!    the host must not inherit a killed process's status);
 //! 7. a host process pulled into a container's cgroup through
@@ -22,6 +23,7 @@ mod common;
 #[path = "security/harness.rs"]
 mod harness;
 
+use std::os::fd::AsRawFd;
 use std::os::unix::fs::MetadataExt;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::Arc;
@@ -303,6 +305,99 @@ fn runtime_binary_cannot_be_opened_or_written() {
         runtime.join("\n"),
         summary(exes)
     );
+}
+
+/// The spawners are the processes containers are cloned from. The attack
+/// of CVE-2019-5736, by the host's root: hold the spawner's executable
+/// through /proc/PID/exe, wait until nothing runs it any more, and open it
+/// for writing. It is a read-only mount of the binary: EROFS. (That the
+/// container cannot reach the link at all is the exec-children scans'.)
+#[test]
+fn the_binary_that_enters_containers_is_read_only() {
+    // A copy nobody else runs, so that it stops being busy.
+    let dir = tempfile::tempdir().expect("temp dir");
+    let binary = dir.path().join("sandvisor");
+    std::fs::copy(SANDVISOR, &binary).expect("copy the binary");
+    let socket = dir.path().join("run/ctl.sock");
+    let mut boot = std::process::Command::new(&binary)
+        .args(["--root"])
+        .arg(dir.path().join("state"))
+        .args(["boot", "--id", "ro", "--socket"])
+        .arg(&socket)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("boot the copy");
+    // The spawner names itself once it has re-executed: wait for that.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let spawner = loop {
+        if let Some(pid) = child_named(boot.id(), "sv-spawner") {
+            break pid;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no sv-spawner under {}",
+            boot.id()
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    let held = nix::fcntl::open(
+        format!("/proc/{spawner}/exe").as_str(),
+        nix::fcntl::OFlag::O_PATH | nix::fcntl::OFlag::O_CLOEXEC,
+        nix::sys::stat::Mode::empty(),
+    )
+    .expect("hold the spawner's executable");
+    let held_stat = nix::sys::stat::fstat(&held).expect("fstat");
+    let copy = std::fs::metadata(&binary).expect("stat the copy");
+    assert_eq!(
+        (held_stat.st_dev, held_stat.st_ino),
+        (copy.dev(), copy.ino())
+    );
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(boot.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .expect("stop the supervisor");
+    boot.wait().expect("the supervisor's exit");
+    // Its spawner dies with it (its parent-death signal): then nothing
+    // runs the copy.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while std::path::Path::new(&format!("/proc/{spawner}")).exists() {
+        assert!(
+            Instant::now() < deadline,
+            "the spawner outlived its supervisor"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let reopened = std::fs::OpenOptions::new()
+        .write(true)
+        .open(format!("/proc/self/fd/{}", held.as_raw_fd()));
+    assert_eq!(
+        reopened.as_ref().map_err(|e| e.raw_os_error()).err(),
+        Some(Some(libc::EROFS)),
+        "reopening the spawner's executable for writing once nobody ran it: {reopened:?}"
+    );
+    // The copy is untouched and writable by its own path.
+    assert!(std::fs::OpenOptions::new()
+        .write(true)
+        .open(&binary)
+        .is_ok());
+}
+
+/// A child of `parent` whose comm is `comm`.
+fn child_named(parent: u32, comm: &str) -> Option<u32> {
+    std::fs::read_dir("/proc")
+        .ok()?
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .find(|pid| {
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+            let ppid = stat
+                .rsplit_once(") ")
+                .and_then(|(_, rest)| rest.split_whitespace().nth(1)?.parse::<u32>().ok());
+            let name = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+            ppid == Some(parent) && name.trim() == comm
+        })
 }
 
 /// A wait status in words.
