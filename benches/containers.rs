@@ -1503,6 +1503,7 @@ fn run_steps_once(ws: &Workspace, id: &str, steps: Option<&mut RunSteps>, hangs:
         console_socket: None,
         preserve_fds: 0,
         hold: false,
+        caller_spawner: false,
         fds: stdio,
     });
     let started = start.elapsed();
@@ -1658,6 +1659,7 @@ fn sandvisor_exec_once(conn: &Connection, cid: &str, results: &mut ExecResults, 
         terminal: false,
         console_socket: None,
         preserve_fds: 0,
+        caller_spawner: false,
         fds: stdio,
     });
     let started = start.elapsed();
@@ -1700,6 +1702,7 @@ fn subcontainer_once(
         console_socket: None,
         preserve_fds: 0,
         hold: false,
+        caller_spawner: false,
         fds: stdio,
     });
     let started = start.elapsed();
@@ -1743,6 +1746,7 @@ fn exec_cases(config: &Config, ws: &Workspace, runc: Option<&RuncRoot>) -> ExecR
         console_socket: None,
         preserve_fds: 0,
         hold: false,
+        caller_spawner: false,
         fds: dev_null_stdio(),
     });
     // The runc container to exec into.

@@ -77,6 +77,7 @@ fn exec_and_wait_survive_panics_in_the_manager_and_the_reaper() {
             console_socket: None,
             preserve_fds: 0,
             hold: false,
+            caller_spawner: false,
             fds: Fds(dev_null()),
         })
         .unwrap();
@@ -121,6 +122,7 @@ fn exec_and_wait_survive_panics_in_the_manager_and_the_reaper() {
                 terminal: false,
                 console_socket: None,
                 preserve_fds: 0,
+                caller_spawner: false,
                 fds: Fds(dev_null()),
             })
         });

@@ -343,6 +343,7 @@ fn start_root_request(cid: &str, bundle: &Bundle) -> (StartRoot, Output) {
             console_socket: None,
             preserve_fds: 0,
             hold: false,
+            caller_spawner: false,
             fds: Fds(fds),
         },
         output,
@@ -371,6 +372,7 @@ fn exec_request(cid: &str, argv: &[&str]) -> ExecuteAsync {
         terminal: false,
         console_socket: None,
         preserve_fds: 0,
+        caller_spawner: false,
         fds: Fds::none(),
     }
 }
@@ -2276,6 +2278,7 @@ fn concurrent_waiters_all_get_the_status_and_later_waits_get_it_at_once() {
             console_socket: None,
             preserve_fds: 0,
             hold: false,
+            caller_spawner: false,
             fds: Fds(fds),
         },
     )
@@ -2356,6 +2359,7 @@ fn start_sub(
             console_socket: None,
             preserve_fds: 0,
             hold: false,
+            caller_spawner: false,
             fds: Fds(fds),
         },
     );
@@ -2831,6 +2835,7 @@ fn start_root_refuses_bad_descriptors_specs_and_duplicates() {
         console_socket: None,
         preserve_fds: 0,
         hold: false,
+        caller_spawner: false,
         fds: Fds(vec![null, out_w]),
     };
     assert_rpc_error(
@@ -2880,6 +2885,7 @@ fn start_root_refuses_bad_descriptors_specs_and_duplicates() {
         console_socket: None,
         preserve_fds: 0,
         hold: false,
+        caller_spawner: false,
         fds: Fds(vec![null, out_w, err_w]),
     };
     assert_rpc_error(

@@ -37,8 +37,8 @@ fn become_subreaper() {
     });
 }
 
-/// Waits for child `pid` (a relay, reparented to this subreaper); returns
-/// its raw wait status.
+/// Waits for child `pid` (a container's process, reparented to this
+/// subreaper); returns its raw wait status.
 fn reap(pid: i32, timeout: Duration) -> i32 {
     let deadline = Instant::now() + timeout;
     loop {
@@ -56,6 +56,11 @@ fn reap(pid: i32, timeout: Duration) -> i32 {
         assert!(Instant::now() < deadline, "pid {pid} did not exit");
         std::thread::sleep(Duration::from_millis(5));
     }
+}
+
+fn assert_killed(status: i32) {
+    assert!(libc::WIFSIGNALED(status), "status {status:#x}");
+    assert_eq!(libc::WTERMSIG(status), libc::SIGKILL);
 }
 
 fn read_pid(path: &Path) -> i32 {
@@ -101,7 +106,7 @@ fn bundle_writing_to(out: &Path, args: &[&str]) -> Bundle {
 // ---------------------------------------------------------------------------
 
 #[test]
-fn create_holds_the_init_until_start_and_the_pid_file_names_its_relay() {
+fn create_holds_the_init_until_start_and_the_pid_file_names_it() {
     let rt = runtime();
     let out = tempfile::tempdir().expect("temp dir");
     let bundle = bundle_writing_to(out.path(), &["sh", "-c", "echo started > /out/log; exit 7"]);
@@ -127,10 +132,15 @@ fn create_holds_the_init_until_start_and_the_pid_file_names_its_relay() {
         !out.path().join("log").exists(),
         "the program ran before start"
     );
-    // The relay is this subreaper's child now that create has exited.
-    let relay = read_pid(&pid_file);
-    assert_ne!(relay, init);
-    assert_eq!(parent_of(relay), std::process::id() as i32);
+    // runc's contract: the pid file names the init, which is this
+    // subreaper's child now that create has exited, and in the container's
+    // namespaces, not the host's.
+    assert_eq!(read_pid(&pid_file), init);
+    assert_eq!(parent_of(init), std::process::id() as i32);
+    for ns in ["pid", "net", "ipc", "uts", "mnt"] {
+        let link = |pid: &str| std::fs::read_link(format!("/proc/{pid}/ns/{ns}")).expect("ns");
+        assert_ne!(link(&init.to_string()), link("self"), "{ns}");
+    }
     let list = rt.ok(&["list"]);
     assert!(
         list.lines()
@@ -139,17 +149,25 @@ fn create_holds_the_init_until_start_and_the_pid_file_names_its_relay() {
         "{list}"
     );
 
-    // In the container's cgroups (containerd's shim reads them through
-    // this pid), but not one of its processes.
-    let cgroups =
-        |pid: i32| std::fs::read_to_string(format!("/proc/{pid}/cgroup")).expect("cgroup");
-    assert_eq!(cgroups(relay), cgroups(init));
+    // The init is the only process in the container's cgroups: no helper of
+    // sandvisor's is counted against its limits.
     let pids: Vec<i32> =
         serde_json::from_str(&rt.ok(&["ps", "--format", "json", &id])).expect("ps json");
     assert_eq!(pids, vec![init]);
+    let cgroups = std::fs::read_to_string(format!("/proc/{init}/cgroup")).expect("cgroup");
+    let pids_cgroup = cgroups
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix(|c: char| c.is_ascii_digit())?
+                .strip_prefix(":pids:")
+        })
+        .expect("a pids cgroup");
+    let current = std::fs::read_to_string(format!("/sys/fs/cgroup/pids{pids_cgroup}/pids.current"))
+        .expect("pids.current");
+    assert_eq!(current.trim(), "1");
 
     rt.ok(&["start", &id]);
-    let status = reap(relay, Duration::from_secs(10));
+    let status = reap(init, Duration::from_secs(10));
     assert!(libc::WIFEXITED(status));
     assert_eq!(libc::WEXITSTATUS(status), 7);
     assert_eq!(
@@ -174,7 +192,7 @@ fn create_holds_the_init_until_start_and_the_pid_file_names_its_relay() {
 }
 
 #[test]
-fn a_killed_created_container_stops_and_its_relay_dies_by_the_same_signal() {
+fn a_killed_created_container_stops_and_its_init_is_reaped_as_killed() {
     let rt = runtime();
     let bundle = Bundle::new("killed", &["sleep", "100"]);
     let id = unique("killed");
@@ -187,9 +205,9 @@ fn a_killed_created_container_stops_and_its_relay_dies_by_the_same_signal() {
         pid_file.to_str().expect("utf-8"),
         &id,
     ]);
-    let relay = read_pid(&pid_file);
+    let init = read_pid(&pid_file);
     rt.ok(&["kill", &id, "KILL"]);
-    let status = reap(relay, Duration::from_secs(10));
+    let status = reap(init, Duration::from_secs(10));
     assert!(libc::WIFSIGNALED(status), "status {status:#x}");
     assert_eq!(libc::WTERMSIG(status), libc::SIGKILL);
     eventually("stopped", || rt.state(&id)["status"] == "stopped");
@@ -223,8 +241,8 @@ fn start_twice_and_delete_of_a_running_container_are_refused_and_a_created_one_d
         "{refused}"
     );
     rt.ok(&["delete", "--force", &id]);
-    // delete waited for the init (the supervisor reaped it before exiting).
-    assert!(!Path::new(&format!("/proc/{init}/stat")).exists());
+    // delete waited for the init to be killed; this subreaper reaps it.
+    assert_killed(reap(init, Duration::from_secs(10)));
 
     // A created container is deleted without --force, its init with it.
     let id = unique("created");
@@ -232,9 +250,7 @@ fn start_twice_and_delete_of_a_running_container_are_refused_and_a_created_one_d
     let init = rt.state(&id)["pid"].as_i64().expect("pid") as i32;
     rt.ok(&["delete", &id]);
     assert!(rt.ids().is_empty());
-    eventually("the held init gone", || {
-        !Path::new(&format!("/proc/{init}/stat")).exists()
-    });
+    assert_killed(reap(init, Duration::from_secs(10)));
 }
 
 #[test]
@@ -343,7 +359,7 @@ fn exec_runs_from_flags_or_a_process_file_and_ps_lists_it() {
     let bad = rt.fails(&["exec", "-p", process.to_str().expect("utf-8"), &id]);
     assert!(bad.contains("process.json"), "{bad}");
 
-    // Detached, with a relay that ends as the process does.
+    // Detached: the pid file names the process, this subreaper's child.
     let pid_file = rt.pid_file("exec.pid");
     rt.ok(&[
         "exec",
@@ -355,7 +371,10 @@ fn exec_runs_from_flags_or_a_process_file_and_ps_lists_it() {
         "-c",
         "sleep 0.3; exit 9",
     ]);
-    let relay = read_pid(&pid_file);
+    let exec_pid = read_pid(&pid_file);
+    assert_eq!(parent_of(exec_pid), std::process::id() as i32);
+    let pid_ns = |pid: i64| std::fs::read_link(format!("/proc/{pid}/ns/pid")).expect("ns");
+    assert_eq!(pid_ns(exec_pid as i64), pid_ns(init));
     // The init, the exec'd shell and its sleep.
     let pids: Vec<i64> =
         serde_json::from_str(&rt.ok(&["ps", "--format", "json", &id])).expect("json");
@@ -368,7 +387,7 @@ fn exec_runs_from_flags_or_a_process_file_and_ps_lists_it() {
     let listed: Vec<&str> = lines.collect();
     assert_eq!(listed.len(), 3, "{table}");
     assert!(listed.iter().any(|l| l.ends_with("sleep 100")), "{table}");
-    let status = reap(relay, Duration::from_secs(10));
+    let status = reap(exec_pid, Duration::from_secs(10));
     assert!(libc::WIFEXITED(status));
     assert_eq!(libc::WEXITSTATUS(status), 9);
     assert_eq!(
@@ -426,18 +445,14 @@ fn containers_annotated_with_a_sandbox_join_its_supervisor() {
     // Deleting the member leaves the pod running.
     rt.ok(&["delete", "-f", &app]);
     assert_eq!(rt.state(&pod)["status"], "running");
-    eventually("the member's init gone", || {
-        !Path::new(&format!("/proc/{app_init}/stat")).exists()
-    });
+    assert_killed(reap(app_init, Duration::from_secs(10)));
     // Deleting the pod's root container destroys the sandbox and what is in it.
     let app2 = unique("app");
     rt.ok(&["create", "-b", &member.path_string(), &app2]);
     rt.ok(&["start", &app2]);
     let app2_init = rt.state(&app2)["pid"].as_i64().expect("pid") as i32;
     rt.ok(&["delete", "-f", &pod]);
-    eventually("the sandbox's containers gone", || {
-        !Path::new(&format!("/proc/{app2_init}/stat")).exists()
-    });
+    assert_killed(reap(app2_init, Duration::from_secs(10)));
     assert_eq!(rt.state(&app2)["status"], "stopped");
     rt.ok(&["delete", &app2]);
 
@@ -649,9 +664,8 @@ fn a_paused_container_does_not_run_until_resumed() {
     let init = rt.state(&id)["pid"].as_i64().expect("pid");
     rt.ok(&["delete", "--force", &id]);
     assert!(rt.ids().is_empty());
-    eventually("the init gone", || {
-        !Path::new(&format!("/proc/{init}/stat")).exists()
-    });
+    // This subreaper inherited it, as it would from runc.
+    assert_killed(reap(init as i32, Duration::from_secs(10)));
 
     // A stopped container can be neither paused nor resumed.
     let stopped = unique("stopped");
@@ -785,8 +799,8 @@ fn limits_apply_at_create_change_with_update_and_show_in_events() {
     assert_eq!(event["id"], id.as_str());
     assert_eq!(event["data"]["memory"]["usage"]["limit"], 67_108_864);
     assert_eq!(event["data"]["pids"]["limit"], 20);
-    // The init and the resident spawner.
-    assert_eq!(event["data"]["pids"]["current"], 2);
+    // The init alone: no helper of sandvisor's counts against its limits.
+    assert_eq!(event["data"]["pids"]["current"], 1);
     assert!(
         event["data"]["memory"]["usage"]["usage"]
             .as_u64()

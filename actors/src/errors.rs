@@ -149,7 +149,8 @@ impl From<ContainerError> for RpcError {
             | ContainerError::NotCreated { .. }
             | ContainerError::NotPaused(_)
             | ContainerError::NoneInPhase(_)
-            | ContainerError::DestroyRoot(_) => ErrorCode::FailedPrecondition,
+            | ContainerError::DestroyRoot(_)
+            | ContainerError::StatusUnknown(_) => ErrorCode::FailedPrecondition,
             ContainerError::NoSuchProcess { .. } => ErrorCode::NotFound,
             ContainerError::Kill { source, .. } => match source {
                 nix::Error::ESRCH => ErrorCode::NotFound,

@@ -4,9 +4,8 @@
 //! existing sandbox becomes a subcontainer of that sandbox's supervisor;
 //! any other gets a supervisor (a new sandbox) of its own.
 
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, ExitCode, Stdio};
+use std::process::ExitCode;
 
 use clap::Args;
 use oci_spec::runtime::Spec;
@@ -14,12 +13,11 @@ use sandvisor_actors::api::container::{
     CreateSubcontainer, DestroySubcontainer, Start, StartRoot, StartSubcontainer,
 };
 use sandvisor_actors::api::Fds;
-use sandvisor_actors::sys::cgroup;
 
+use super::caller_spawner::CallerSpawner;
 use super::inspect::live_status;
 use super::run::{
-    caller_stdio, close_from_on_exec, io, read_bundle_spec, supervisor_identity, EntryMeta,
-    RunError, Supervisor,
+    caller_stdio, io, read_bundle_spec, supervisor_identity, EntryMeta, RunError, Supervisor,
 };
 use super::GlobalOptions;
 use crate::client::Client;
@@ -39,12 +37,9 @@ pub struct CreateFlags {
     /// terminal.
     #[arg(long, value_name = "PATH")]
     pub console_socket: Option<PathBuf>,
-    /// Write a pid here: that of a process which lives as long as the
-    /// container's init, exits with its status and forwards the signals it
-    /// gets to it. It is a child of this command, so that a subreaper above
-    /// (containerd's shim, conmon) reaps it and learns how the container
-    /// ended, and it is in the container's cgroups (not in its pid
-    /// namespace); `state` gives the init's own pid.
+    /// Write the container's init's pid here. The init is a descendant of
+    /// this command, so that a subreaper above (containerd's shim, conmon)
+    /// inherits it when this command exits and reaps it.
     #[arg(long, value_name = "PATH")]
     pub pid_file: Option<PathBuf>,
     /// Enter the root without pivot_root (unsupported: sandvisor always
@@ -124,9 +119,11 @@ pub(super) fn create_container(
         (Some(path), true) => Some(absolute_text(path)?),
         (None, false) => None,
     };
-    let stdio = caller_stdio(terminal, flags.preserve_fds)?;
+    let mut stdio = caller_stdio(terminal, flags.preserve_fds)?;
     let dir = StateDir::open(&global.root)?;
     let locked = dir.create(id)?;
+    let mut spawner = CallerSpawner::fork()?;
+    stdio.insert(0, spawner.take_socket()?);
     let bundle_text = bundle.display().to_string();
     let request = Request {
         id,
@@ -148,16 +145,9 @@ pub(super) fn create_container(
             return Err(e);
         }
     };
-    if let Some(pid_file) = &flags.pid_file {
-        let relay = spawn_exit_relay(&entry.socket, id, None)?;
-        // In the container's cgroups: containerd's shim finds the cgroup to
-        // report on and watch for OOM kills through this pid.
-        if let Some(init) = entry.init {
-            let hierarchies = cgroup::hierarchies().unwrap_or_default();
-            cgroup::join_cgroups_of(&hierarchies, init.pid, relay)
-                .map_err(io("move the exit relay into the container's cgroups"))?;
-        }
-        write_pid_file(pid_file, relay)?;
+    spawner.finish();
+    if let (Some(pid_file), Some(init)) = (&flags.pid_file, entry.init) {
+        write_pid_file(pid_file, init.pid)?;
     }
     Ok(())
 }
@@ -192,13 +182,8 @@ fn create_root(
     request: Request<'_>,
 ) -> Result<Entry, RunError> {
     let id = request.id;
-    let default_cgroup = request
-        .spec
-        .linux()
-        .as_ref()
-        .and_then(|l| l.cgroups_path().as_ref())
-        .is_none();
-    let mut supervisor = Supervisor::start(global, id, default_cgroup, true)?;
+    // No prewarmed resident: the init comes from this command's spawner.
+    let mut supervisor = Supervisor::start(global, id, false, true)?;
     let created = (|| {
         let started = Client::connect(&supervisor.socket)?.invoke(StartRoot {
             cid: id.to_owned(),
@@ -207,6 +192,7 @@ fn create_root(
             console_socket: request.console_socket,
             hold: true,
             preserve_fds: request.preserve_fds,
+            caller_spawner: true,
             fds: request.fds,
         })?;
         let identity = supervisor_identity(&supervisor)?;
@@ -257,6 +243,7 @@ fn create_member(
             console_socket: request.console_socket,
             hold: true,
             preserve_fds: request.preserve_fds,
+            caller_spawner: true,
             fds: request.fds,
         })?;
         let entry = request.meta.entry(
@@ -292,42 +279,6 @@ pub(super) fn start_container(global: &GlobalOptions, id: &str) -> Result<(), Ru
     }
     Client::connect(&entry.socket)?.invoke(Start { cid: id.to_owned() })?;
     Ok(())
-}
-
-/// Starts `sandvisor relay-exit` for the init of `cid` (or its exec'd
-/// process `pid`, a pid of the container's namespace); returns its pid.
-pub(super) fn spawn_exit_relay(
-    socket: &Path,
-    cid: &str,
-    pid: Option<i32>,
-) -> Result<i32, RunError> {
-    let exe = std::env::current_exe().map_err(io("find this executable"))?;
-    let mut command = Command::new(exe);
-    command
-        .arg("relay-exit")
-        .arg("--socket")
-        .arg(socket)
-        .args(["--cid", cid]);
-    if let Some(pid) = pid {
-        command.args(["--pid", &pid.to_string()]);
-    }
-    command
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
-    // SAFETY: setsid and close_range are async-signal-safe and only change
-    // the child: a session of its own (the caller's terminal signals are
-    // not the container's), and none of the caller's descriptors.
-    unsafe {
-        command.pre_exec(|| {
-            if libc::setsid() < 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            close_from_on_exec(3)
-        });
-    }
-    let child = command.spawn().map_err(io("spawn the exit relay"))?;
-    Ok(child.id() as i32)
 }
 
 /// Writes `pid` to `path` atomically (a temporary file, then rename), as

@@ -14,7 +14,8 @@ use sandvisor_actors::api::Fds;
 use sandvisor_actors::sys::process::WaitStatus;
 use sandvisor_actors::wire::ErrorCode;
 
-use super::create::{absolute_text, spawn_exit_relay, write_pid_file};
+use super::caller_spawner::CallerSpawner;
+use super::create::{absolute_text, write_pid_file};
 use super::inspect::live_status;
 use super::run::{caller_stdio, dup, forward_signals, io, AttachedTerminal, RunError, FORWARDED};
 use super::GlobalOptions;
@@ -116,7 +117,12 @@ pub fn exec(global: &GlobalOptions, args: ExecArgs) -> Result<ExitCode, RunError
         .map(absolute_text)
         .transpose()?;
     request.preserve_fds = args.preserve_fds;
-    request.fds = Fds(caller_stdio(request.terminal, args.preserve_fds)?);
+    let mut fds = caller_stdio(request.terminal, args.preserve_fds)?;
+    // Before any thread exists, and before signals are blocked.
+    let mut spawner = CallerSpawner::fork()?;
+    fds.insert(0, spawner.take_socket()?);
+    request.fds = Fds(fds);
+    request.caller_spawner = true;
     // Forwarded signals are taken by one thread: block them before any
     // thread exists.
     let mut forwarded = SigSet::empty();
@@ -136,15 +142,15 @@ pub fn exec(global: &GlobalOptions, args: ExecArgs) -> Result<ExitCode, RunError
         Ok(executed) => executed,
         Err(e) => return Err(exec_failed(e)),
     };
-    if args.detach {
-        if let Some(pid_file) = &args.pid_file {
-            let relay = spawn_exit_relay(&entry.socket, &args.id, Some(executed.pid))?;
-            write_pid_file(pid_file, relay)?;
-        }
-        return Ok(ExitCode::SUCCESS);
-    }
+    // The process is this command's child from here on (see
+    // `caller_spawner`): a detached one passes to the subreaper above when
+    // this command exits.
+    spawner.finish();
     if let Some(pid_file) = &args.pid_file {
         write_pid_file(pid_file, executed.host_pid)?;
+    }
+    if args.detach {
+        return Ok(ExitCode::SUCCESS);
     }
     let master = executed.fds.0.into_iter().next();
     let attached = AttachedTerminal::new(master.as_ref(), &args.id)?;
@@ -158,7 +164,10 @@ pub fn exec(global: &GlobalOptions, args: ExecArgs) -> Result<ExitCode, RunError
     let status = client.invoke(WaitPid {
         cid: args.id.clone(),
         pid: executed.pid,
-    })?;
+    });
+    // The supervisor read the status from the zombie: reap it.
+    let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(executed.host_pid), None);
+    let status = status?;
     attached.finish();
     if status.oom_killed {
         eprintln!(
@@ -245,6 +254,7 @@ fn from_process_file(cid: &str, path: &std::path::Path) -> Result<ExecuteAsync, 
         terminal: process.terminal().unwrap_or(false),
         console_socket: None,
         preserve_fds: 0,
+        caller_spawner: false,
         fds: Fds::none(),
     })
 }
@@ -302,6 +312,7 @@ fn from_flags(args: &ExecArgs, bundle: &std::path::Path) -> Result<ExecuteAsync,
         terminal: args.tty,
         console_socket: None,
         preserve_fds: 0,
+        caller_spawner: false,
         fds: Fds::none(),
     })
 }

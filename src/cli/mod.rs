@@ -2,6 +2,7 @@
 
 mod boot;
 mod call;
+mod caller_spawner;
 mod create;
 mod delete;
 mod events;
@@ -13,7 +14,7 @@ mod kill;
 mod metric_server;
 mod pause;
 mod ps;
-mod relay;
+
 mod run;
 mod spec;
 mod update;
@@ -114,9 +115,6 @@ enum Command {
     Update(update::UpdateArgs),
     /// Print the memory use of a container's sandbox, as JSON.
     Usage(usage::UsageArgs),
-    /// Stand for a container's process for a subreaper (internal).
-    #[command(hide = true)]
-    RelayExit(relay::RelayArgs),
     /// Write a starting config.json (as runc spec).
     Spec(spec::SpecArgs),
     /// Print what this runtime supports, as JSON (as runc features).
@@ -163,7 +161,6 @@ pub fn main() -> ExitCode {
         Command::Events(args) => events::events(&cli.global, args).map_err(Into::into),
         Command::Update(args) => update::update(&cli.global, args).map_err(Into::into),
         Command::Usage(args) => usage::usage(&cli.global, args).map_err(Into::into),
-        Command::RelayExit(args) => Ok(relay::relay(args)),
         Command::Spec(args) => spec::run(args).map_err(Into::into),
         Command::Features => features::run().map_err(Into::into),
         Command::State(args) => inspect::state(&cli.global, args).map_err(Into::into),

@@ -458,6 +458,7 @@ pub fn run(global: &GlobalOptions, args: RunArgs) -> Result<ExitCode, RunError> 
         // soon as the program can be seen to run.
         hold: true,
         preserve_fds: args.create.preserve_fds,
+        caller_spawner: false,
         fds: Fds(stdio),
     });
     let started = match started {

@@ -263,6 +263,7 @@ pub fn exec_request(cid: &str, code: u32) -> ExecuteAsync {
         terminal: false,
         console_socket: None,
         preserve_fds: 0,
+        caller_spawner: false,
         fds: Fds(dev_null()),
     }
 }
@@ -330,6 +331,7 @@ impl Sandbox {
             console_socket: None,
             preserve_fds: 0,
             hold: false,
+            caller_spawner: false,
             fds: Fds(dev_null()),
         };
         client.invoke(start).expect("StartRoot");

@@ -21,11 +21,11 @@ use std::time::{Duration, Instant};
 
 use actix::{fut, ActorFutureExt, AsyncContext, Context, Handler, ResponseActFuture, WrapFuture};
 use nix::fcntl::OFlag;
-use slog::{debug, info, warn, Logger};
+use slog::{debug, error, info, warn, Logger};
 use thiserror::Error;
 use tokio::sync::oneshot;
 
-use super::reaper::{ChildrenExited, ExitJournal};
+use super::reaper::{self, ChildrenExited, ExitJournal};
 use crate::api::container::{
     ContainerRuntimeState, CreateSubcontainer, DestroySubcontainer, Event, EventReply,
     ExecCapabilities, ExecRlimit, ExecuteAsync, Executed, Pause, ProcessInfo, ProcessList,
@@ -168,6 +168,10 @@ pub enum ContainerError {
     /// The root container goes with the sandbox.
     #[error("container {0:?} is the root container: it is destroyed with the sandbox")]
     DestroyRoot(String),
+    /// A caller's process ended, but the status went to the subreaper
+    /// that reaped it.
+    #[error("the exit status of pid {0} went to the subreaper that reaped it, and this kernel (before linux 6.15) keeps none for others")]
+    StatusUnknown(i32),
     /// Sending the signal failed.
     #[error("send signal {signo} to {target}: {source}")]
     Kill {
@@ -360,6 +364,9 @@ struct SpecSource<'a> {
     hold: bool,
     /// Descriptors passed through after stdio.
     preserve_fds: u32,
+    /// The init is cloned by a caller's spawner: no resident of the
+    /// sandvisor's is made or taken for it.
+    caller_spawned: bool,
 }
 
 struct ProcessRecord {
@@ -392,6 +399,10 @@ struct ProcessRecord {
     /// Its pidfd's inode where pidfds live in pidfs (Linux 6.9+): names it
     /// exactly, even once reaped.
     pidfs_inode: Option<u64>,
+    /// A caller's child (see `sys::spawn::fork_caller_spawner`): its exit
+    /// is watched through its pidfd, and the status its caller's subreaper
+    /// collects is not kept for a WaitPID nobody asked for.
+    caller_parented: bool,
 }
 
 impl ProcessRecord {
@@ -463,6 +474,9 @@ pub struct ContainerManager {
     helper_exits: std::collections::HashSet<i32>,
     /// Processes registered so far (see `ProcessRecord::registered`).
     registrations: u64,
+    /// Exited caller's processes whose status nobody collected yet, oldest
+    /// first, by pid and registration.
+    uncollected: std::collections::VecDeque<(i32, u64)>,
     /// This actor's address, for messages to itself.
     myself: Option<actix::Addr<Self>>,
     /// The root container's resident and cgroups, made at boot.
@@ -492,6 +506,9 @@ const FREEZE_PATIENCE: Duration = Duration::from_secs(2);
 
 /// Exits of unknown pids kept for a registration that may follow.
 const EARLY_EXITS_KEPT: usize = 256;
+
+/// How many exited caller's processes keep their status for a WaitPID.
+const UNCOLLECTED_KEPT: usize = 64;
 
 /// Checks a container id as runc does.
 pub fn valid_container_id(id: &str) -> bool {
@@ -572,6 +589,7 @@ impl ContainerManager {
             early_exits: std::collections::VecDeque::new(),
             helper_exits: std::collections::HashSet::new(),
             registrations: 0,
+            uncollected: std::collections::VecDeque::new(),
             myself: None,
             prewarmed: None,
             unused_cgroups: Vec::new(),
@@ -682,17 +700,26 @@ impl ContainerManager {
     }
 
     fn start_root(&mut self, mut req: StartRoot, _: &mut Context<Self>) -> Reply<Self, Started> {
-        let fds = req.fds.take();
+        let mut fds = req.fds.take();
+        let caller = match take_caller_spawner(
+            &mut fds,
+            req.caller_spawner,
+            <StartRoot as crate::api::Method>::NAME,
+        ) {
+            Ok(caller) => caller,
+            Err(e) => return Reply::Now(Err(e.into())),
+        };
         let source = SpecSource {
             cid: &req.cid,
             spec: &req.spec,
             bundle: req.bundle.as_deref(),
             hold: req.hold,
             preserve_fds: req.preserve_fds,
+            caller_spawned: caller.is_some(),
         };
         match self.prepare_container(source, fds, Kind::Root) {
             Ok((blueprint, opened)) => {
-                Reply::Later(self.launch(req.cid, blueprint, opened, req.console_socket))
+                Reply::Later(self.launch(req.cid, blueprint, opened, req.console_socket, caller))
             }
             Err(e) => Reply::Now(Err(e.into())),
         }
@@ -944,7 +971,10 @@ impl ContainerManager {
         Ok(RuntimeState {
             status: c.phase.runtime_status(),
             pid: c.init,
-            exit_status: c.exit.map(|status| status.0),
+            exit_status: c
+                .exit
+                .filter(|s| *s != WaitStatus::UNKNOWN)
+                .map(|status| status.0),
             oom_killed: c.init_oom_killed,
         })
     }
@@ -988,8 +1018,14 @@ impl ContainerManager {
         mut req: StartSubcontainer,
         _: &mut Context<Self>,
     ) -> Reply<Self, Started> {
-        let fds = req.fds.take();
+        let mut fds = req.fds.take();
+        let mut caller = None;
         let prepared = (|| {
+            caller = take_caller_spawner(
+                &mut fds,
+                req.caller_spawner,
+                <StartSubcontainer as crate::api::Method>::NAME,
+            )?;
             let root_pid = self.root_init()?;
             match self.containers.get(&req.cid).map(|c| c.phase) {
                 None => return Err(ContainerError::NotFound(req.cid.clone())),
@@ -1003,12 +1039,13 @@ impl ContainerManager {
                 bundle: req.bundle.as_deref(),
                 hold: req.hold,
                 preserve_fds: req.preserve_fds,
+                caller_spawned: caller.is_some(),
             };
             self.prepare_container(source, fds, Kind::Sub)
         })();
         match prepared {
             Ok((blueprint, opened)) => {
-                Reply::Later(self.launch(req.cid, blueprint, opened, req.console_socket))
+                Reply::Later(self.launch(req.cid, blueprint, opened, req.console_socket, caller))
             }
             Err(e) => Reply::Now(Err(e.into())),
         }
@@ -1169,9 +1206,15 @@ impl ContainerManager {
             })?,
             None => self.config.cgroup_parent.join(cid),
         };
-        let mut resident = self.take_prewarmed(cid, &relative);
-        if resident.is_none() && relative == self.config.cgroup_parent.join(cid) {
-            resident = self.adopt_spare(cid);
+        // A caller's process is cloned by the caller's spawner; a resident
+        // would only stand in the container's cgroups, counted as one of
+        // its processes.
+        let mut resident = None;
+        if !source.caller_spawned {
+            resident = self.take_prewarmed(cid, &relative);
+            if resident.is_none() && relative == self.config.cgroup_parent.join(cid) {
+                resident = self.adopt_spare(cid);
+            }
         }
         let cgroup = ContainerCgroup::create(&self.hierarchies, &relative)
             .map_err(|e| ContainerError::host("create cgroup", &relative, e))?;
@@ -1301,7 +1344,13 @@ impl ContainerManager {
         blueprint: Blueprint,
         opened: Opened,
         init: bool,
+        caller: Option<Rc<SpawnerConnection>>,
     ) -> ResponseActFuture<Self, Result<SpawnOutcome, ContainerError>> {
+        let mut blueprint = blueprint;
+        if let Some(caller) = caller {
+            blueprint.plan.caller_parented = true;
+            return self.spawn_with(cid, blueprint, opened, init, caller);
+        }
         let resident = match self.containers.get(&cid).and_then(|c| c.resident.as_ref()) {
             Some(r) if self.resident_alive(r) => Some(r.connection.clone()),
             Some(_) => {
@@ -1311,7 +1360,6 @@ impl ContainerManager {
             }
             None => None,
         };
-        let mut blueprint = blueprint;
         let spawner = match resident {
             Some(resident) => {
                 // Born in the container's cgroups: nothing to join.
@@ -1330,6 +1378,20 @@ impl ContainerManager {
                 }
             },
         };
+        self.spawn_with(cid, blueprint, opened, init, spawner)
+    }
+
+    /// Spawns the plan through `spawner` and waits for the exec (or the
+    /// failure), as [`Self::spawn_process`].
+    fn spawn_with(
+        &mut self,
+        cid: String,
+        blueprint: Blueprint,
+        opened: Opened,
+        init: bool,
+        spawner: Rc<SpawnerConnection>,
+    ) -> ResponseActFuture<Self, Result<SpawnOutcome, ContainerError>> {
+        let caller_parented = blueprint.plan.caller_parented;
         let Opened {
             fds,
             status_read,
@@ -1366,7 +1428,13 @@ impl ContainerManager {
                 if let Some(helper) = spawned.helper {
                     act.expect_helper_exit(helper);
                 }
+                if caller_parented {
+                    act.watch_caller_process(host_pid, &spawned.pidfd);
+                }
                 act.register(host_pid, spawned.pidfd, &cid, false);
+                if let Some(p) = act.processes.get_mut(&host_pid) {
+                    p.caller_parented = caller_parented;
+                }
                 let exit = act.exit_waiter(host_pid);
                 let reader = match ReportReader::new(status_read) {
                     Ok(r) => r,
@@ -1461,11 +1529,15 @@ impl ContainerManager {
         blueprint: Blueprint,
         opened: Opened,
         console_socket: Option<String>,
+        caller: Option<Rc<SpawnerConnection>>,
     ) -> ResponseActFuture<Self, Result<Started, RpcError>> {
-        let resident = self.start_resident(&cid);
+        let resident = match caller {
+            Some(_) => Box::pin(fut::ready(Ok(()))),
+            None => self.start_resident(&cid),
+        };
         Box::pin(resident.then(move |resident, act, _| {
             let spawned = match resident {
-                Ok(()) => act.spawn_process(cid.clone(), blueprint, opened, true),
+                Ok(()) => act.spawn_process(cid.clone(), blueprint, opened, true, caller),
                 Err(e) => Box::pin(fut::ready(Err(e))),
             };
             spawned.map(move |outcome, act, _| act.launched(cid, outcome, console_socket))
@@ -1627,11 +1699,33 @@ impl ContainerManager {
                 oom_killed: false,
                 start_time: identity.start_time,
                 pidfs_inode: identity.pidfs_inode,
+                caller_parented: false,
             },
         );
         if let Some(reaped) = early {
             self.record_exit(reaped);
         }
+    }
+
+    /// Watches caller's process `pid` for its exit, which the Reaper never
+    /// sees: the caller's subreaper reaps it.
+    fn watch_caller_process(&self, pid: i32, pidfd: &OwnedFd) {
+        let (Some(myself), Ok(pidfd)) = (self.myself.as_ref(), pidfd.try_clone()) else {
+            error!(self.logger, "cannot watch a caller's process for its exit"; "pid" => pid);
+            return;
+        };
+        let start_time = procfs::stat(pid).ok().map(|s| s.start_time);
+        reaper::watch_caller_reaped(
+            pidfd,
+            pid,
+            start_time,
+            reaper::ExitSink {
+                journal: self.journal.clone(),
+                manager: myself.clone().recipient(),
+                manager_status: self.status.clone(),
+                logger: self.logger.clone(),
+            },
+        );
     }
 
     /// The exit of exec helper `pid` is expected: it is dropped when it
@@ -1860,6 +1954,28 @@ impl ContainerManager {
             return;
         }
         let cid = p.container.clone();
+        let is_init = self
+            .containers
+            .get(&cid)
+            .is_some_and(|c| c.init == Some(pid));
+        if p.caller_parented && !is_init {
+            // Its caller's subreaper collected its status; a WaitPID may
+            // still ask for it (with the OOM flag), but nobody has to: the
+            // oldest uncollected ones are let go.
+            self.uncollected.push_back((pid, p.registered));
+            while self.uncollected.len() > UNCOLLECTED_KEPT {
+                if let Some((old, registered)) = self.uncollected.pop_front() {
+                    if self
+                        .processes
+                        .get(&old)
+                        .is_some_and(|p| p.registered == registered)
+                    {
+                        self.processes.remove(&old);
+                    }
+                }
+            }
+            return;
+        }
         if let Some(c) = self.containers.get_mut(&cid) {
             if c.init == Some(pid) {
                 c.exit = Some(status);
@@ -1888,23 +2004,17 @@ impl ContainerManager {
         let Some(c) = self.containers.get_mut(&req.cid) else {
             return Reply::Now(Err(ContainerError::NotFound(req.cid).into()));
         };
+        let init = c.init.unwrap_or(0);
         if let Some(status) = c.exit {
-            return Reply::Now(Ok(WaitStatusReply {
-                status: status.0,
-                oom_killed: c.init_oom_killed,
-            }));
+            return Reply::Now(status_reply(status, c.init_oom_killed, init).map_err(Into::into));
         }
         let (tx, rx) = oneshot::channel();
         c.waiters.push(tx);
         let cid = req.cid;
         Reply::Later(Box::pin(rx.into_actor(self).map(move |status, act, _| {
             let oom_killed = act.containers.get(&cid).is_some_and(|c| c.init_oom_killed);
-            status
-                .map(|s| WaitStatusReply {
-                    status: s.0,
-                    oom_killed,
-                })
-                .map_err(|_| ContainerError::NotFound(cid).into())
+            let status = status.map_err(|_| ContainerError::NotFound(cid))?;
+            status_reply(status, oom_killed, init).map_err(Into::into)
         })))
     }
 
@@ -2049,13 +2159,21 @@ impl ContainerManager {
         _: &mut Context<Self>,
     ) -> Reply<Self, Executed> {
         let started = Instant::now();
-        let fds = req.fds.take();
+        let mut fds = req.fds.take();
         let console_socket = req.console_socket.take();
         let cid = req.cid.clone();
+        let caller = match take_caller_spawner(
+            &mut fds,
+            req.caller_spawner,
+            <ExecuteAsync as crate::api::Method>::NAME,
+        ) {
+            Ok(caller) => caller,
+            Err(e) => return Reply::Now(Err(e.into())),
+        };
         match self.prepare_exec(req, fds) {
             Err(e) => Reply::Now(Err(e.into())),
             Ok((blueprint, opened)) => {
-                let spawned = self.spawn_process(cid.clone(), blueprint, opened, false);
+                let spawned = self.spawn_process(cid.clone(), blueprint, opened, false, caller);
                 Reply::Later(Box::pin(spawned.map(move |outcome, act, _| {
                     let outcome = outcome?;
                     act.config.instruments.observe_exec(started.elapsed());
@@ -2194,10 +2312,7 @@ impl ContainerManager {
             if !is_init {
                 self.processes.remove(&host);
             }
-            return Reply::Now(Ok(WaitStatusReply {
-                status: status.0,
-                oom_killed,
-            }));
+            return Reply::Now(status_reply(status, oom_killed, host).map_err(Into::into));
         }
         let (tx, rx) = oneshot::channel();
         p.waiters.push(tx);
@@ -2213,10 +2328,7 @@ impl ContainerManager {
             if !is_init {
                 act.processes.remove(&host);
             }
-            Ok(WaitStatusReply {
-                status: status.0,
-                oom_killed,
-            })
+            status_reply(status, oom_killed, host).map_err(Into::into)
         })))
     }
 
@@ -2357,6 +2469,44 @@ async fn stop_spare(spare: Spare) -> ContainerCgroup {
 }
 
 /// Takes the pty master a child sent on the console channel.
+/// The answer to a wait for host pid `pid`, which ended with `status`.
+fn status_reply(
+    status: WaitStatus,
+    oom_killed: bool,
+    pid: i32,
+) -> Result<WaitStatusReply, ContainerError> {
+    if status == WaitStatus::UNKNOWN {
+        return Err(ContainerError::StatusUnknown(pid));
+    }
+    Ok(WaitStatusReply {
+        status: status.0,
+        oom_killed,
+    })
+}
+
+/// The caller's spawner, when the call says its first descriptor is one.
+fn take_caller_spawner(
+    fds: &mut Vec<OwnedFd>,
+    given: bool,
+    method: &'static str,
+) -> Result<Option<Rc<SpawnerConnection>>, ContainerError> {
+    if !given {
+        return Ok(None);
+    }
+    if fds.is_empty() {
+        return Err(ContainerError::FdCount {
+            method,
+            expected: 1,
+            what: "the caller's spawner first",
+            got: 0,
+        });
+    }
+    let socket = fds.remove(0);
+    SpawnerConnection::new(socket)
+        .map(Some)
+        .map_err(|e| ContainerError::host("watch the caller's spawner", "socket", e))
+}
+
 fn receive_master(console: OwnedFd) -> std::io::Result<OwnedFd> {
     let mut buf = [0u8; 16];
     let mut control = crate::sys::socket::ControlBuffer::default();
@@ -2624,7 +2774,7 @@ impl ContainerManager {
         };
         let stdin = opened.hook_stdin.take();
         let path = hook.path.clone();
-        let spawned = self.spawn_process(String::new(), blueprint, opened, false);
+        let spawned = self.spawn_process(String::new(), blueprint, opened, false, None);
         Box::pin(spawned.then(move |outcome, act, _| -> ResponseActFuture<Self, Result<(), HookError>> {
             let outcome = match outcome {
                 Ok(o) => o,

@@ -4,6 +4,10 @@
 //!
 //! The journal lives outside both actors: a status the Reaper collected is
 //! never lost, even if the ContainerManager restarts before applying it.
+//!
+//! Processes that are not the supervisor's children (a caller's, cloned by
+//! a caller's spawner) are watched through their pidfds instead
+//! ([`watch_caller_reaped`]), and their exits go into the same journal.
 
 use std::collections::VecDeque;
 use std::pin::Pin;
@@ -16,7 +20,8 @@ use slog::{error, warn, Logger};
 use tokio::signal::unix::{signal, Signal, SignalKind};
 
 use crate::supervision::{guarded, supervised_actor, ActorStatus, MailboxTicket, Subsystem};
-use crate::sys::process::{reap_any, Reaped};
+use crate::sys::pidfd_exit::{probe_exit, ExitProbe};
+use crate::sys::process::{reap_any, Reaped, WaitStatus};
 
 /// Exit statuses collected and not yet applied by the ContainerManager.
 #[derive(Debug, Default)]
@@ -25,7 +30,7 @@ pub struct ExitJournal {
 }
 
 impl ExitJournal {
-    fn push(&self, reaped: Reaped) {
+    pub(crate) fn push(&self, reaped: Reaped) {
         self.lock().push_back(reaped);
     }
 
@@ -164,3 +169,65 @@ impl StreamHandler<()> for Reaper {
 }
 
 supervised_actor!(Reaper);
+
+/// Where an exit watched through a pidfd goes: the journal, then a word to
+/// the ContainerManager.
+pub struct ExitSink {
+    /// The journal.
+    pub journal: Arc<ExitJournal>,
+    /// The ContainerManager.
+    pub manager: Recipient<ChildrenExited>,
+    /// Its status, for the mailbox ticket.
+    pub manager_status: Arc<ActorStatus>,
+    /// For what cannot be watched.
+    pub logger: Logger,
+}
+
+/// Journals the exit of process `pid` (behind `pidfd`, started at
+/// `start_time`), which another process reaps: at its exit while it is a
+/// zombie, or once reaped. The task outlives restarts of the actors; it
+/// ends with the process.
+pub fn watch_caller_reaped(
+    pidfd: std::os::fd::OwnedFd,
+    pid: i32,
+    start_time: Option<u64>,
+    sink: ExitSink,
+) {
+    let pidfs_inode = crate::sys::process::pidfd_inode(std::os::fd::AsFd::as_fd(&pidfd));
+    actix_rt::spawn(async move {
+        let watched = match crate::sys::socket::register_async(pidfd) {
+            Ok(fd) => fd,
+            Err(e) => {
+                error!(sink.logger, "cannot watch a caller's process for its exit"; "pid" => pid, "error" => %e);
+                return;
+            }
+        };
+        let status = loop {
+            let mut ready = match watched.readable().await {
+                Ok(ready) => ready,
+                Err(e) => {
+                    error!(sink.logger, "cannot watch a caller's process for its exit"; "pid" => pid, "error" => %e);
+                    return;
+                }
+            };
+            match probe_exit(std::os::fd::AsFd::as_fd(watched.get_ref()), pid) {
+                // Readable again at the reap, if not before.
+                ExitProbe::Running => ready.clear_ready(),
+                ExitProbe::Exited(status) => break status,
+                ExitProbe::Unknown => {
+                    warn!(sink.logger, "a caller's process was reaped before its status could be read, and this kernel keeps none for pidfds"; "pid" => pid);
+                    break WaitStatus::UNKNOWN;
+                }
+            }
+        };
+        sink.journal.push(Reaped {
+            pid,
+            status,
+            start_time,
+            pidfs_inode,
+        });
+        sink.manager.do_send(ChildrenExited {
+            ticket: sink.manager_status.ticket(),
+        });
+    });
+}

@@ -60,6 +60,12 @@ pub struct StartRoot {
     /// many of the call's descriptors become the process's 3, 4, ...
     #[serde(default, skip_serializing_if = "is_zero")]
     pub preserve_fds: u32,
+    /// The call's first descriptor is a caller's spawner (a socket to a
+    /// process the caller forked as `sys::spawn::fork_caller_spawner`):
+    /// the process is cloned by it, as the caller's child, and reaped by
+    /// the caller or the subreaper above it, as runc's processes are.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub caller_spawner: bool,
     /// The descriptors (not part of the body).
     #[serde(skip)]
     pub fds: Fds,
@@ -127,6 +133,7 @@ impl<'a> arbitrary::Arbitrary<'a> for StartRoot {
             console_socket: u.arbitrary()?,
             hold: u.arbitrary()?,
             preserve_fds: 0,
+            caller_spawner: false,
             fds: Fds::none(),
         })
     }
@@ -222,6 +229,12 @@ pub struct ExecuteAsync {
     /// Descriptors passed through, as [`StartRoot::preserve_fds`].
     #[serde(default, skip_serializing_if = "is_zero")]
     pub preserve_fds: u32,
+    /// The call's first descriptor is a caller's spawner (a socket to a
+    /// process the caller forked as `sys::spawn::fork_caller_spawner`):
+    /// the process is cloned by it, as the caller's child, and reaped by
+    /// the caller or the subreaper above it, as runc's processes are.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub caller_spawner: bool,
     /// The descriptors (not part of the body).
     #[serde(skip)]
     pub fds: Fds,
@@ -402,6 +415,12 @@ pub struct StartSubcontainer {
     /// many of the call's descriptors become the process's 3, 4, ...
     #[serde(default, skip_serializing_if = "is_zero")]
     pub preserve_fds: u32,
+    /// The call's first descriptor is a caller's spawner (a socket to a
+    /// process the caller forked as `sys::spawn::fork_caller_spawner`):
+    /// the process is cloned by it, as the caller's child, and reaped by
+    /// the caller or the subreaper above it, as runc's processes are.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub caller_spawner: bool,
     /// The descriptors (not part of the body).
     #[serde(skip)]
     pub fds: Fds,
@@ -424,6 +443,7 @@ impl<'a> arbitrary::Arbitrary<'a> for StartSubcontainer {
             console_socket: u.arbitrary()?,
             hold: u.arbitrary()?,
             preserve_fds: 0,
+            caller_spawner: false,
             fds: Fds::none(),
         })
     }

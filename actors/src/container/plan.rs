@@ -31,6 +31,12 @@ pub struct SpawnPlan {
     /// A cgroup v2 directory the child is cloned into (`CLONE_INTO_CGROUP`):
     /// born there, it never migrates into the v2 hierarchy.
     pub clone_into_cgroup: Option<FdIndex>,
+    /// Cloned by a caller's spawner (`sandvisor create` and `exec`): the
+    /// caller, then the subreaper above it, is the parent and reaps it, as
+    /// runc's contract has it. No death signal is armed (that parent exits
+    /// right after the create or exec) and the parent is not checked.
+    #[serde(default)]
+    pub caller_parented: bool,
 }
 
 /// What kind of process is spawned.

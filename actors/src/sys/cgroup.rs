@@ -398,18 +398,6 @@ pub fn enable_v2_controller(mount: &Path, relative: &Path, controller: &str) -> 
     Ok(())
 }
 
-/// Moves process `pid` into the cgroups process `of` is in, in every
-/// hierarchy of `hierarchies` (as `/proc/OF/cgroup` names them).
-pub fn join_cgroups_of(hierarchies: &[Hierarchy], of: i32, pid: i32) -> io::Result<()> {
-    let text = std::fs::read_to_string(format!("/proc/{of}/cgroup"))?;
-    for h in hierarchies {
-        if let Some(dir) = dir_in(h, &text) {
-            write_control(&dir, "cgroup.procs", &pid.to_string())?;
-        }
-    }
-    Ok(())
-}
-
 /// The directory of process `pid`'s cgroup for `controller` (v1 where a v1
 /// hierarchy has it, else v2), and whether it is v2.
 pub fn controller_dir_of(

@@ -9,6 +9,7 @@ pub mod device_filter;
 pub mod hooks;
 pub mod mount;
 pub mod oom_watch;
+pub mod pidfd_exit;
 pub mod process;
 pub mod procfs;
 pub mod seccomp;

@@ -98,6 +98,11 @@ fn parse_task_stat(tid: u32, stat: &str) -> Option<ThreadInfo> {
 pub struct WaitStatus(pub u32);
 
 impl WaitStatus {
+    /// Not a status waitid gives: the process ended, but it was reaped by
+    /// another (its caller's subreaper) on a kernel that keeps no status
+    /// for pidfds (see `sys::pidfd_exit`).
+    pub const UNKNOWN: WaitStatus = WaitStatus(u32::MAX);
+
     /// An exit with `code`.
     pub fn exited(code: i32) -> Self {
         WaitStatus(((code & 0xff) as u32) << 8)

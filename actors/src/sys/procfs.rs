@@ -29,6 +29,10 @@ pub struct ProcStat {
     pub num_threads: u32,
     /// Start time after boot, in clock ticks.
     pub start_time: u64,
+    /// The exit status in waitpid's form, once it has exited (0 while it
+    /// runs, and to readers not allowed to trace it); `None` where the
+    /// kernel does not give it.
+    pub exit_code: Option<i32>,
 }
 
 /// Parses the text of /proc/PID/stat.
@@ -51,6 +55,7 @@ pub fn parse_stat(text: &str) -> Option<ProcStat> {
         stime: field(15)?.parse().ok()?,
         num_threads: field(20)?.parse().ok()?,
         start_time: field(22)?.parse().ok()?,
+        exit_code: field(52).and_then(|f| f.parse().ok()),
     })
 }
 

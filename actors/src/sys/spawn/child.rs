@@ -189,7 +189,9 @@ pub(super) fn report(fd: RawFd, report: &ChildReport) {
 }
 
 fn setup_and_exec(plan: &SpawnPlan, fds: &Fds<'_>) -> Step<Never> {
-    die_with_supervisor(plan.supervisor_pid)?;
+    if !plan.caller_parented {
+        die_with_supervisor(plan.supervisor_pid)?;
+    }
     let status = fds.get(plan.status, "status pipe")?;
     report(
         status.as_raw_fd(),
@@ -645,6 +647,7 @@ pub(super) fn exec_process(p: &ProcessPlan, fds: &Fds<'_>, stdio_done: bool) -> 
         // SAFETY: umask cannot fail.
         unsafe { libc::umask(mask as libc::mode_t) };
     }
+    reset_signals()?;
     if p.no_new_privileges {
         // SAFETY: prctl with integer arguments.
         if unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) } < 0 {
@@ -663,6 +666,25 @@ pub(super) fn exec_process(p: &ProcessPlan, fds: &Fds<'_>, stdio_done: bool) -> 
     // strings; execve only returns on failure.
     unsafe { libc::execve(program.as_ptr(), argv_ptrs.as_ptr(), envp_ptrs.as_ptr()) };
     Err(last_errno("exec", program.to_string_lossy().into_owned()))
+}
+
+/// Gives the program the signal state a process started by runc gets:
+/// nothing blocked (a caller may have blocked the signals it forwards), and
+/// SIGPIPE at its default (Rust's runtime ignores it, and execve keeps
+/// ignored signals ignored).
+fn reset_signals() -> Step {
+    nix::sys::signal::SigSet::empty()
+        .thread_set_mask()
+        .map_err(|e| errno_failure("unblock signals", "", e))?;
+    // SAFETY: setting a default disposition installs no handler.
+    unsafe {
+        nix::sys::signal::signal(
+            nix::sys::signal::Signal::SIGPIPE,
+            nix::sys::signal::SigHandler::SigDfl,
+        )
+    }
+    .map_err(|e| errno_failure("reset the SIGPIPE disposition", "", e))?;
+    Ok(())
 }
 
 /// Refuses a working directory outside the process's root, which a path

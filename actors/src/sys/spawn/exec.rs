@@ -6,9 +6,10 @@
 //! (with the descriptors that takes), closes every descriptor but the
 //! process's own (status pipe, stdio, the ones its spec passes) and the
 //! channel back to the spawner, and only then clones the process into the
-//! container's pid namespace (`CLONE_PARENT`: a child of the supervisor,
-//! as every container process). It sends the process's pidfd back and
-//! exits. The process closes the channel, and sets itself up and execs as
+//! container's pid namespace (`CLONE_PARENT`: the helper's parent's child,
+//! the supervisor's for the main spawner and the caller's spawner's own for
+//! a caller's exec). It sends the process's pidfd back and exits; a
+//! caller's spawner, whose child it is, reaps it. The process closes the channel, and sets itself up and execs as
 //! any other (`child::exec_process`); like everything the spawner clones,
 //! it is non-dumpable until execve.
 //!
@@ -67,6 +68,12 @@ pub(super) fn spawn(
             drop(theirs);
             drop(fds);
             match receive_pidfd(&ours) {
+                Some((pid, pidfd)) if flags & libc::CLONE_PARENT as u64 == 0 => {
+                    // Ours: it exits right after sending, and is nobody
+                    // else's to reap.
+                    let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(helper_pid), None);
+                    Ok((Cloned { pid, helper: None }, pidfd))
+                }
                 Some((pid, pidfd)) => Ok((
                     Cloned {
                         pid,
@@ -117,7 +124,9 @@ fn helper(plan: &SpawnPlan, fds: &Fds<'_>, channel: RawFd) -> Step<Never> {
     let PlanKind::Exec(exec) = &plan.kind else {
         return Err(child::other("spawn", "", "not an exec plan"));
     };
-    child::die_with_supervisor(plan.supervisor_pid)?;
+    if !plan.caller_parented {
+        child::die_with_supervisor(plan.supervisor_pid)?;
+    }
     child::join_container(exec, fds)?;
     if let Some(index) = exec.pid_ns {
         let pid_ns = fds.get(index, "pid namespace")?;
@@ -156,7 +165,9 @@ fn process(plan: &SpawnPlan, fds: &Fds<'_>, channel: RawFd) -> ! {
         // SAFETY: the channel is the helper's; this copy of it is closed
         // once and never used.
         unsafe { libc::close(channel) };
-        die_with_parent(plan.supervisor_pid)?;
+        if !plan.caller_parented {
+            die_with_parent(plan.supervisor_pid)?;
+        }
         let status = fds.get(plan.status, "status pipe")?;
         child::report(
             status.as_raw_fd(),

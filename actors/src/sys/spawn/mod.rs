@@ -14,6 +14,14 @@
 //! for that container, so that its processes are born in its cgroups
 //! instead of migrating into them (see `child::become_resident`).
 //!
+//! A caller's spawner ([`fork_caller_spawner`]) is forked by the
+//! runc-compatible CLI (`create`, `exec`) and handed to the supervisor with
+//! the request: it clones the process as its own child, without
+//! `CLONE_PARENT`, and exits once the supervisor closes its socket, so that
+//! the process passes to the caller (a child subreaper) and from it to the
+//! subreaper above (conmon, containerd's shim), which reaps it: runc's
+//! contract, in which the pid file names the container's init.
+//!
 //! Message: one datagram, a CBOR body, descriptors as `SCM_RIGHTS`.
 
 pub mod child;
@@ -60,6 +68,8 @@ enum Role {
     Main,
     /// A resident spawner in a container's cgroups.
     Resident,
+    /// A caller's spawner: clones one request's process as its own child.
+    Caller,
 }
 
 impl Role {
@@ -68,6 +78,7 @@ impl Role {
         match self {
             Role::Main => "main",
             Role::Resident => "resident",
+            Role::Caller => "caller",
         }
     }
 }
@@ -130,6 +141,22 @@ pub struct SpawnerHandle {
 /// closes its end, and never returns.
 pub fn fork_spawner() -> io::Result<SpawnerHandle> {
     fork_helper(Role::Main, &[])
+}
+
+/// Forks a caller's spawner (see the module's documentation): the
+/// returned socket goes to the supervisor with a request whose
+/// `caller_spawner` is set. Call it while the process has a single thread.
+/// The spawner dies with this process; the caller makes itself a child
+/// subreaper first, so that the process it clones passes to the caller when
+/// the spawner exits.
+pub fn fork_caller_spawner() -> io::Result<SpawnerHandle> {
+    let threads = std::fs::read_dir("/proc/self/task")?.count();
+    if threads != 1 {
+        return Err(io::Error::other(format!(
+            "a caller's spawner is forked from a single-threaded process, and this one has {threads} threads"
+        )));
+    }
+    fork_helper(Role::Caller, &[])
 }
 
 /// A resident spawner forked at start ([`fork_resident`]).
@@ -255,6 +282,7 @@ pub fn serve_reexecuted(args: &[std::ffi::OsString]) -> ! {
     let role = match args.first().and_then(|a| a.to_str()) {
         Some(name) if name == Role::Main.name() => Role::Main,
         Some(name) if name == Role::Resident.name() => Role::Resident,
+        Some(name) if name == Role::Caller.name() => Role::Caller,
         // SAFETY: ending this process without destructors.
         _ => unsafe { libc::_exit(2) },
     };
@@ -292,6 +320,7 @@ pub fn serve_reexecuted(args: &[std::ffi::OsString]) -> ! {
     crate::sys::process::set_thread_name(match role {
         Role::Main => "sv-spawner",
         Role::Resident => "sv-resident",
+        Role::Caller => "sv-caller-spawn",
     });
     // SAFETY: descriptor 3 is the socket the forked spawner kept across
     // the re-exec; nothing else owns it.
@@ -408,11 +437,19 @@ fn spawn(order: &Order, fds: Vec<OwnedFd>, role: Role) -> Result<(Cloned, OwnedF
     };
     let plan = match order {
         Order::Spawn(plan) => plan,
-        Order::Resident(_) if role == Role::Resident => {
+        Order::Resident(_) if role != Role::Main => {
             return Err(failure("clone a resident from a resident", Errno::EPERM))
         }
         Order::Resident(resident) => return spawn_resident(resident, fds),
     };
+    // A process is the caller's exactly when a caller's spawner clones it:
+    // it then arms no death signal for the supervisor.
+    if plan.caller_parented != (role == Role::Caller) {
+        return Err(failure(
+            "match the plan's parent to the spawner",
+            Errno::EPERM,
+        ));
+    }
     // The child puts passed-through descriptors at 3, 4, ...: none of the
     // plan's may sit there.
     let floor = 3 + plan.process.preserved_fds.len() as i32;
@@ -432,7 +469,11 @@ fn spawn(order: &Order, fds: Vec<OwnedFd>, role: Role) -> Result<(Cloned, OwnedF
             Ok(unsafe { OwnedFd::from_raw_fd(moved) })
         })
         .collect::<Result<Vec<OwnedFd>, SpawnFailure>>()?;
-    let mut flags = (libc::CLONE_PIDFD | libc::CLONE_PARENT) as u64;
+    let mut flags = libc::CLONE_PIDFD as u64;
+    if role != Role::Caller {
+        // The supervisor's child, reaped by its Reaper.
+        flags |= libc::CLONE_PARENT as u64;
+    }
     if let PlanKind::Container(c) = &plan.kind {
         for ns in &c.new_namespaces {
             flags |= ns.clone_flag();
@@ -516,9 +557,8 @@ fn spawn_resident(
     }
 }
 
-/// `clone3` with `flags`, `CLONE_PARENT` style (no exit signal of its own),
-/// into the cgroup v2 directory `into_cgroup` if given: the parent gets the
-/// child's pid and pidfd, the child `None`.
+/// `clone3` with `flags` into the cgroup v2 directory `into_cgroup` if
+/// given: the parent gets the child's pid and pidfd, the child `None`.
 fn clone_child(flags: u64, into_cgroup: Option<RawFd>) -> Result<Option<(i32, OwnedFd)>, Errno> {
     let mut pidfd: RawFd = -1;
     // SAFETY: clone_args is plain data for which zeroes are valid.
@@ -530,8 +570,13 @@ fn clone_child(flags: u64, into_cgroup: Option<RawFd>) -> Result<Option<(i32, Ow
     }
     args.pidfd = &mut pidfd as *mut RawFd as u64;
     // With CLONE_PARENT the kernel takes the exit signal from this process
-    // (SIGCHLD, as it was forked) and refuses an explicit one.
-    args.exit_signal = 0;
+    // (SIGCHLD, as it was forked); a child of this process needs SIGCHLD
+    // too, or a parent's plain waitpid (a subreaper's) never sees it.
+    args.exit_signal = if flags & libc::CLONE_PARENT as u64 != 0 {
+        0
+    } else {
+        libc::SIGCHLD as u64
+    };
     // SAFETY: clone3 without CLONE_VM is a fork: the child gets a copy of
     // this single-threaded process and returns 0 here; `args` and `pidfd`
     // outlive the call.
