@@ -314,7 +314,9 @@ pub struct ProcessPlan {
     /// Descriptors passed through (runc's `--preserve-fds`): the Nth
     /// becomes the process's descriptor 3+N.
     pub preserved_fds: Vec<FdIndex>,
-    /// A compiled seccomp filter, installed last.
+    /// A compiled seccomp filter: installed just before execve with
+    /// `no_new_privileges`, else before the user and capabilities change
+    /// (without no_new_privs the kernel wants CAP_SYS_ADMIN for it).
     pub seccomp: Option<SeccompProgram>,
 }
 

@@ -629,6 +629,13 @@ pub(super) fn exec_process(p: &ProcessPlan, fds: &Fds<'_>, stdio_done: bool) -> 
         .map(|a| CString::new(a.as_str()))
         .collect::<Result<_, _>>()
         .map_err(|_| other("exec", &p.args[0], "an environment entry has a nul byte"))?;
+    let seccomp_stage = p
+        .seccomp
+        .as_ref()
+        .map(|_| SeccompStage::for_no_new_privileges(p.no_new_privileges));
+    if seccomp_stage == Some(SeccompStage::BeforeIdentity) {
+        install_seccomp(p)?;
+    }
     set_identity(p)?;
     // A change of credentials sets the dumpable flag to fs.suid_dumpable,
     // which a host may have at 1: until execve nothing in the container
@@ -651,9 +658,8 @@ pub(super) fn exec_process(p: &ProcessPlan, fds: &Fds<'_>, stdio_done: bool) -> 
             return Err(last_errno("set no_new_privs", ""));
         }
     }
-    if let Some(program) = &p.seccomp {
-        crate::sys::seccomp::install(program)
-            .map_err(|e| other("install seccomp filter", "", e.to_string()))?;
+    if seccomp_stage == Some(SeccompStage::BeforeExec) {
+        install_seccomp(p)?;
     }
     let mut argv_ptrs: Vec<*const libc::c_char> = argv.iter().map(|a| a.as_ptr()).collect();
     argv_ptrs.push(std::ptr::null());
@@ -663,6 +669,45 @@ pub(super) fn exec_process(p: &ProcessPlan, fds: &Fds<'_>, stdio_done: bool) -> 
     // strings; execve only returns on failure.
     unsafe { libc::execve(program.as_ptr(), argv_ptrs.as_ptr(), envp_ptrs.as_ptr()) };
     Err(last_errno("exec", program.to_string_lossy().into_owned()))
+}
+
+/// When a process's seccomp filter goes in (runc's order).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum SeccompStage {
+    /// Before the user changes and capabilities are dropped: without
+    /// no_new_privs the kernel installs a filter only for a thread with
+    /// CAP_SYS_ADMIN, which the drop takes away.
+    BeforeIdentity,
+    /// Just before execve, so that as few of the setup's system calls as
+    /// possible run under the filter (and need the profile to allow them).
+    BeforeExec,
+}
+
+impl SeccompStage {
+    fn for_no_new_privileges(no_new_privileges: bool) -> SeccompStage {
+        if no_new_privileges {
+            SeccompStage::BeforeExec
+        } else {
+            SeccompStage::BeforeIdentity
+        }
+    }
+}
+
+fn install_seccomp(p: &ProcessPlan) -> Step {
+    match &p.seccomp {
+        Some(program) => crate::sys::seccomp::install(program).map_err(seccomp_failure),
+        None => Ok(()),
+    }
+}
+
+/// A refused filter, with the errno the kernel gave (EACCES: neither
+/// no_new_privs nor CAP_SYS_ADMIN).
+fn seccomp_failure(e: crate::sys::seccomp::SeccompError) -> Failure {
+    let failure = other("install seccomp filter", "", e.to_string());
+    match e.errno() {
+        Some(errno) => failure.with_errno(errno),
+        None => failure,
+    }
 }
 
 /// Refuses a working directory outside the process's root, which a path
@@ -945,5 +990,36 @@ fn setup_stdio(stdio: &StdioPlan, fds: &Fds<'_>) -> Step {
             crate::sys::tty::become_controlling_terminal(slave)
                 .map_err(|e| other("controlling terminal", "", e.to_string()))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sys::seccomp::SeccompError;
+
+    #[test]
+    fn without_no_new_privileges_the_filter_goes_in_before_the_identity_changes() {
+        assert_eq!(
+            SeccompStage::for_no_new_privileges(false),
+            SeccompStage::BeforeIdentity
+        );
+        assert_eq!(
+            SeccompStage::for_no_new_privileges(true),
+            SeccompStage::BeforeExec
+        );
+    }
+
+    #[test]
+    fn a_refused_filter_reports_the_kernel_s_errno() {
+        let failure = seccomp_failure(SeccompError::Install {
+            flags: 0,
+            errno: Errno::EACCES,
+        });
+        assert_eq!(failure.errno, libc::EACCES);
+        assert_eq!(failure.step, "install seccomp filter");
+        assert!(failure.message.contains("EACCES"), "{}", failure.message);
+        let failure = seccomp_failure(SeccompError::BadProgram { len: 3, max: 4096 });
+        assert_eq!(failure.errno, 0, "no system call failed");
     }
 }

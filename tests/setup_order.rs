@@ -1,0 +1,111 @@
+//! The order of a container's setup steps, black box, from the command
+//! line: what clients (podman, docker) ask for and what only works when
+//! each step comes at its place: the seccomp filter before the capability
+//! drop when no_new_privs is off, sysctls before /proc/sys is made
+//! read-only, `tmpcopyup` tmpfs mounts, and a shared rootfs propagation
+//! before `pivot_root`.
+//!
+//! Needs root and /bin/busybox (static), as in CI.
+
+mod common;
+
+use common::bundle::Bundle;
+use common::runtime::{unique, Outcome, Runtime};
+use serde_json::{json, Value};
+
+/// A profile that allows everything but `mkdir`, which fails with EPERM.
+fn mkdir_denied_profile() -> Value {
+    json!({
+        "defaultAction": "SCMP_ACT_ALLOW",
+        "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO", "errnoRet": 1}]
+    })
+}
+
+/// Checks, from inside, that `mkdir` is refused with EPERM and what
+/// credentials the process has.
+const MKDIR_PROBE: &str = "mkdir /tmp/denied 2>/dev/null; echo mkdir=$?; \
+     test -d /tmp/denied && echo created; \
+     echo uid=$(id -u); grep -E '^(Seccomp|NoNewPrivs|CapEff):' /proc/self/status";
+
+/// Runs the bundle to its end; returns what the command did.
+fn run(rt: &Runtime, bundle: &Bundle, prefix: &str) -> Outcome {
+    let id = unique(prefix);
+    rt.cli(&["run", "--bundle", &bundle.path_string(), &id])
+}
+
+/// The run's stdout; fails the test, with its stderr, unless it exited 0.
+fn run_ok(rt: &Runtime, bundle: &Bundle, prefix: &str) -> String {
+    let outcome = run(rt, bundle, prefix);
+    assert_eq!(
+        outcome.code(),
+        Some(0),
+        "run failed: stderr {:?}, stdout {:?}",
+        outcome.stderr,
+        outcome.stdout
+    );
+    outcome.stdout
+}
+
+fn assert_mkdir_denied_for_unprivileged_user(stdout: &str) {
+    assert!(stdout.contains("mkdir=1\n"), "{stdout}");
+    assert!(!stdout.contains("created"), "{stdout}");
+    assert!(stdout.contains("uid=1000\n"), "{stdout}");
+    assert!(stdout.contains("Seccomp:\t2\n"), "{stdout}");
+    assert!(stdout.contains("NoNewPrivs:\t0\n"), "{stdout}");
+    assert!(
+        stdout.contains("CapEff:\t0000000000000000\n"),
+        "capabilities were not dropped: {stdout}"
+    );
+}
+
+// ---------------------------------------------------------------------------
+// Seccomp without no_new_privs
+// ---------------------------------------------------------------------------
+
+/// What docker and podman send: a seccomp profile without noNewPrivileges,
+/// a non-root user, no capabilities. Without no_new_privs the kernel needs
+/// CAP_SYS_ADMIN to install a filter: it must go in before the drop.
+#[test]
+fn a_seccomp_profile_without_no_new_privileges_applies_to_an_unprivileged_init() {
+    let rt = Runtime::new();
+    let mut bundle = Bundle::new("seccomp", &["sh", "-c", MKDIR_PROBE]);
+    bundle.edit(|c| {
+        c["process"]["noNewPrivileges"] = json!(false);
+        c["process"]["user"] = json!({"uid": 1000, "gid": 1000});
+        c["process"]["capabilities"] =
+            json!({"bounding": [], "effective": [], "permitted": [], "inheritable": []});
+        c["linux"]["seccomp"] = mkdir_denied_profile();
+    });
+    let stdout = run_ok(&rt, &bundle, "seccomp-init");
+    assert_mkdir_denied_for_unprivileged_user(&stdout);
+}
+
+#[test]
+fn a_seccomp_profile_without_no_new_privileges_applies_to_an_unprivileged_exec() {
+    let rt = Runtime::new();
+    let mut bundle = Bundle::new("seccomp-exec", &["sleep", "100"]);
+    bundle.edit(|c| {
+        c["process"]["noNewPrivileges"] = json!(false);
+        c["linux"]["seccomp"] = mkdir_denied_profile();
+    });
+    let id = unique("seccomp-exec");
+    rt.ok(&["run", "--detach", "--bundle", &bundle.path_string(), &id]);
+    let process = rt.pid_file("process.json");
+    std::fs::write(
+        &process,
+        json!({
+            "args": ["sh", "-c", MKDIR_PROBE],
+            "env": ["PATH=/bin"],
+            "cwd": "/",
+            "user": {"uid": 1000, "gid": 1000},
+            "capabilities": {"bounding": [], "effective": [], "permitted": []},
+            "noNewPrivileges": false
+        })
+        .to_string(),
+    )
+    .expect("process.json");
+    let outcome = rt.cli(&["exec", "--process", process.to_str().expect("utf-8"), &id]);
+    assert_eq!(outcome.code(), Some(0), "exec failed: {}", outcome.stderr);
+    assert_mkdir_denied_for_unprivileged_user(&outcome.stdout);
+    rt.ok(&["delete", "--force", &id]);
+}
