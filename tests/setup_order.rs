@@ -109,3 +109,38 @@ fn a_seccomp_profile_without_no_new_privileges_applies_to_an_unprivileged_exec()
     assert_mkdir_denied_for_unprivileged_user(&outcome.stdout);
     rt.ok(&["delete", "--force", &id]);
 }
+
+// ---------------------------------------------------------------------------
+// Sysctls and a read-only /proc/sys
+// ---------------------------------------------------------------------------
+
+/// docker adds net.ipv4 sysctls to every container, and masks /proc/sys
+/// read-only: the values are written before it is.
+#[test]
+fn sysctls_are_written_before_proc_sys_is_made_read_only() {
+    let rt = Runtime::new();
+    let mut bundle = Bundle::new(
+        "sysctl",
+        &[
+            "sh",
+            "-c",
+            "cat /proc/sys/net/ipv4/ip_unprivileged_port_start /proc/sys/kernel/msgmax; \
+             grep ' /proc/sys ' /proc/self/mounts | grep -c ' ro,'",
+        ],
+    );
+    bundle.edit(|c| {
+        c["linux"]["sysctl"] = json!({
+            "net.ipv4.ip_unprivileged_port_start": "0",
+            "kernel.msgmax": "65536"
+        });
+    });
+    let readonly = &bundle.config["linux"]["readonlyPaths"];
+    assert!(
+        readonly
+            .as_array()
+            .expect("readonlyPaths")
+            .contains(&json!("/proc/sys")),
+        "{readonly}"
+    );
+    assert_eq!(run_ok(&rt, &bundle, "sysctl"), "0\n65536\n1\n");
+}

@@ -6,7 +6,6 @@
 //! it never returns: it execs or `_exit`s.
 
 use std::ffi::CString;
-use std::io::Write;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
@@ -298,15 +297,12 @@ fn setup_container(c: &ContainerPlan, plan: &SpawnPlan, fds: &Fds<'_>) -> Step<b
         )
         .map_err(|e| other("createContainer hook", "", e.to_string()))?;
     }
-    enter_rootfs(&c.rootfs)?;
+    super::enter_root::enter_rootfs(&c.rootfs, &c.sysctl)?;
     // From here on the container's root is this process's: keep nothing of
     // the host but what the process is given (and the gate it waits at).
     let mut keep = descriptors::process_fd_indexes(plan);
     keep.extend(c.start_gate);
     descriptors::close_all_except(&descriptors::raw_fds(fds, &keep)?)?;
-    for (key, value) in &c.sysctl {
-        write_sysctl(key, value)?;
-    }
     let mut stdio_done = false;
     if let Some(gate) = c.start_gate {
         // The terminal exists at create, as runc's: whoever holds the
@@ -513,54 +509,6 @@ fn mount_one(root: BorrowedFd<'_>, m: &MountPlan) -> Step {
         )?;
     }
     Ok(())
-}
-
-/// `pivot_root` (or move + chroot), masked and read-only paths, read-only `/`.
-fn enter_rootfs(r: &RootfsPlan) -> Step {
-    let root = CString::new(r.path.as_str())
-        .map_err(|_| other("chdir", &r.path, "path has a nul byte"))?;
-    // SAFETY: `root` is a live C string.
-    if unsafe { libc::chdir(root.as_ptr()) } < 0 {
-        return Err(last_errno("chdir", &r.path));
-    }
-    if r.pivot_root {
-        mount::pivot_into_cwd()?;
-    } else {
-        mount::move_root_into_cwd()?;
-    }
-    for path in &r.masked_paths {
-        mount::mask_path(path)?;
-    }
-    for path in &r.readonly_paths {
-        mount::make_readonly(path)?;
-    }
-    if r.readonly {
-        let root = nix::fcntl::open(
-            "/",
-            nix::fcntl::OFlag::O_PATH
-                | nix::fcntl::OFlag::O_DIRECTORY
-                | nix::fcntl::OFlag::O_CLOEXEC,
-            nix::sys::stat::Mode::empty(),
-        )
-        .map_err(|e| errno_failure("open", "/", e))?;
-        mount::set_mount_attributes(root.as_fd_ref(), false, libc::MOUNT_ATTR_RDONLY, 0, "/")?;
-    }
-    Ok(())
-}
-
-fn write_sysctl(key: &str, value: &str) -> Step {
-    let path = format!("/proc/sys/{}", key.replace('.', "/"));
-    std::fs::OpenOptions::new()
-        .write(true)
-        .open(&path)
-        .and_then(|mut f| f.write_all(value.as_bytes()))
-        .map_err(|e| {
-            errno_failure(
-                "sysctl",
-                key,
-                Errno::from_raw(e.raw_os_error().unwrap_or(0)),
-            )
-        })
 }
 
 fn loopback_up() -> Step {

@@ -19,6 +19,7 @@
 pub mod child;
 mod client;
 mod descriptors;
+mod enter_root;
 mod exec;
 pub mod protected_exe;
 pub mod reports;
