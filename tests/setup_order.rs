@@ -144,3 +144,25 @@ fn sysctls_are_written_before_proc_sys_is_made_read_only() {
     );
     assert_eq!(run_ok(&rt, &bundle, "sysctl"), "0\n65536\n1\n");
 }
+
+// ---------------------------------------------------------------------------
+// rootfsPropagation
+// ---------------------------------------------------------------------------
+
+#[test]
+fn every_rootfs_propagation_starts_a_container() {
+    let rt = Runtime::new();
+    for propagation in [
+        "shared", "rshared", "slave", "rslave", "private", "rprivate",
+    ] {
+        let mut bundle = Bundle::new("propagation", &["true"]);
+        bundle.edit(|c| c["linux"]["rootfsPropagation"] = json!(propagation));
+        let outcome = run(&rt, &bundle, "propagation");
+        assert_eq!(
+            outcome.code(),
+            Some(0),
+            "rootfsPropagation {propagation:?}: {}",
+            outcome.stderr
+        );
+    }
+}

@@ -8,6 +8,7 @@ pub mod control_files;
 pub mod device_filter;
 pub mod hooks;
 pub mod mount;
+pub mod mountinfo;
 pub mod oom_watch;
 pub mod process;
 pub mod procfs;

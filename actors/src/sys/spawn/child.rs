@@ -363,6 +363,9 @@ fn wait_for_start(gate: BorrowedFd<'_>) -> Step {
 fn prepare_rootfs(r: &RootfsPlan) -> Step {
     // Nothing done from here on may propagate back to the host.
     mount::mount(None, "/", None, r.propagation, None, "/")?;
+    // A shared propagation (`rootfsPropagation: shared`) must not reach
+    // the new root's own mount, nor its parent's.
+    mount::make_parent_mount_private(&r.path)?;
     // pivot_root needs the new root to be a mount point.
     mount::mount(
         Some(&r.path),
