@@ -9,6 +9,9 @@
 
 mod common;
 
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::Path;
+
 use common::bundle::Bundle;
 use common::runtime::{unique, Outcome, Runtime};
 use serde_json::{json, Value};
@@ -143,6 +146,92 @@ fn sysctls_are_written_before_proc_sys_is_made_read_only() {
         "{readonly}"
     );
     assert_eq!(run_ok(&rt, &bundle, "sysctl"), "0\n65536\n1\n");
+}
+
+// ---------------------------------------------------------------------------
+// tmpcopyup
+// ---------------------------------------------------------------------------
+
+/// A rootfs whose /data holds a file, a subdirectory, a relative symlink
+/// and a symlink to the host's root (which must be copied as a link, not
+/// followed).
+fn rootfs_with_data(rootfs: &Path) {
+    let data = rootfs.join("data");
+    std::fs::create_dir_all(data.join("sub")).expect("data dirs");
+    std::fs::write(data.join("hello"), "from the image\n").expect("hello");
+    // Others may read and write it: the container's root has no
+    // CAP_DAC_OVERRIDE.
+    std::fs::set_permissions(data.join("hello"), std::fs::Permissions::from_mode(0o646))
+        .expect("chmod hello");
+    std::os::unix::fs::chown(data.join("hello"), Some(1234), Some(5678)).expect("chown hello");
+    std::fs::write(data.join("sub/deep"), "deeper\n").expect("deep");
+    std::fs::set_permissions(data.join("sub"), std::fs::Permissions::from_mode(0o710))
+        .expect("chmod sub");
+    std::os::unix::fs::symlink("hello", data.join("link")).expect("link");
+    std::os::unix::fs::symlink("/", data.join("hostroot")).expect("hostroot");
+    std::fs::set_permissions(&data, std::fs::Permissions::from_mode(0o751)).expect("chmod data");
+}
+
+#[test]
+fn a_tmpcopyup_tmpfs_starts_with_the_image_s_content_and_leaves_the_image_alone() {
+    let rt = Runtime::new();
+    let script = "busybox stat -c '%n %a %u:%g' /data /data/hello /data/sub; \
+                  cat /data/hello /data/sub/deep; \
+                  readlink /data/link; readlink /data/hostroot; \
+                  echo changed > /data/hello && cat /data/hello; \
+                  touch /data/new && echo new-file; \
+                  grep ' /data ' /proc/self/mounts | cut -d' ' -f3";
+    let mut bundle = Bundle::new("copyup", &["sh", "-c", script]);
+    rootfs_with_data(&bundle.rootfs());
+    bundle.edit(|c| {
+        c["mounts"].as_array_mut().expect("mounts").push(json!({
+            "destination": "/data", "type": "tmpfs", "source": "tmpfs",
+            "options": ["tmpcopyup", "nosuid", "nodev"]
+        }));
+    });
+    let stdout = run_ok(&rt, &bundle, "copyup");
+    assert_eq!(
+        stdout,
+        "/data 751 0:0\n\
+         /data/hello 646 1234:5678\n\
+         /data/sub 710 0:0\n\
+         from the image\n\
+         deeper\n\
+         hello\n\
+         /\n\
+         changed\n\
+         new-file\n\
+         tmpfs\n"
+    );
+    // The image's own directory is as it was.
+    let data = bundle.rootfs().join("data");
+    assert_eq!(
+        std::fs::read_to_string(data.join("hello")).expect("hello"),
+        "from the image\n"
+    );
+    assert!(!data.join("new").exists());
+    let meta = std::fs::metadata(data.join("hello")).expect("hello");
+    assert_eq!((meta.uid(), meta.gid()), (1234, 5678));
+}
+
+/// A read-only tmpcopyup tmpfs is filled, then made read-only.
+#[test]
+fn a_read_only_tmpcopyup_tmpfs_is_filled_before_it_is_made_read_only() {
+    let rt = Runtime::new();
+    let script = "cat /data/hello; touch /data/new 2>/dev/null || echo refused; \
+                  grep ' /data ' /proc/self/mounts | cut -d' ' -f4 | cut -d, -f1";
+    let mut bundle = Bundle::new("copyup-ro", &["sh", "-c", script]);
+    rootfs_with_data(&bundle.rootfs());
+    bundle.edit(|c| {
+        c["mounts"].as_array_mut().expect("mounts").push(json!({
+            "destination": "/data", "type": "tmpfs", "source": "tmpfs",
+            "options": ["tmpcopyup", "ro"]
+        }));
+    });
+    assert_eq!(
+        run_ok(&rt, &bundle, "copyup-ro"),
+        "from the image\nrefused\nro\n"
+    );
 }
 
 // ---------------------------------------------------------------------------

@@ -240,6 +240,10 @@ pub struct MountPlan {
     pub recursive_attr_set: u64,
     /// `MOUNT_ATTR_*` bits cleared recursively.
     pub recursive_attr_clear: u64,
+    /// `tmpcopyup`: the tmpfs starts with a copy of the directory it
+    /// covers (and is made read-only, if asked, only once filled).
+    #[serde(default)]
+    pub copy_up: bool,
 }
 
 impl MountPlan {

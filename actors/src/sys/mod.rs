@@ -15,5 +15,6 @@ pub mod procfs;
 pub mod seccomp;
 pub mod socket;
 pub mod spawn;
+pub mod tree_copy;
 pub mod tty;
 pub mod usage_page;

@@ -11,7 +11,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use nix::errno::Errno;
 
-use super::descriptors;
+use super::{descriptors, tmpcopyup};
 use crate::container::plan::{
     CapabilityPlan, ChildFailure, ChildReport, ContainerPlan, ExecPlan, JoinNs, MountPlan, NsKind,
     PlanKind, ProcessPlan, ResidentPlan, RootfsPlan, SpawnPlan, StdioPlan,
@@ -451,6 +451,7 @@ fn mount_one(root: BorrowedFd<'_>, m: &MountPlan) -> Step {
     };
     let dest = mount::create_in_root(root, &m.destination, target_kind)?;
     let target = mount::fd_path(dest.as_fd_ref());
+    let covered = tmpcopyup::open_covered(m, &target)?;
     let fstype = (!m.fstype.is_empty()).then_some(m.fstype.as_str());
     let data = (!m.data.is_empty()).then_some(m.data.as_str());
     let source = (!m.source.is_empty()).then_some(m.source.as_str());
@@ -479,7 +480,8 @@ fn mount_one(root: BorrowedFd<'_>, m: &MountPlan) -> Step {
             )?;
         }
     } else {
-        mount::mount(source, &target, fstype, m.flags, data, &m.destination).map_err(|f| {
+        let flags = tmpcopyup::mount_flags(m);
+        mount::mount(source, &target, fstype, flags, data, &m.destination).map_err(|f| {
             let unknown_type = f.errno == Errno::ENODEV;
             let mut failure = Failure::from(f);
             if unknown_type {
@@ -490,6 +492,9 @@ fn mount_one(root: BorrowedFd<'_>, m: &MountPlan) -> Step {
     }
     // Re-open: the descriptor taken before mounting names the covered
     // directory, not the new mount.
+    if let Some(covered) = &covered {
+        tmpcopyup::fill(root, m, covered)?;
+    }
     let mounted = mount::open_in_root(root, &m.destination, libc::O_PATH)
         .map_err(|e| errno_failure("open mount destination", &m.destination, e))?;
     if m.propagation != 0 {
@@ -727,6 +732,11 @@ fn find_program(p: &ProcessPlan) -> Step<CString> {
 impl Failure {
     fn with_errno(mut self, errno: Errno) -> Self {
         self.errno = errno as i32;
+        self
+    }
+
+    pub(super) fn with_message(mut self, message: String) -> Self {
+        self.message = message;
         self
     }
 }

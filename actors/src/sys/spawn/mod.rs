@@ -25,6 +25,7 @@ pub mod protected_exe;
 pub mod reports;
 pub mod resident;
 pub mod spare;
+mod tmpcopyup;
 
 pub use client::{SpawnError, Spawned, SpawnerConnection};
 
