@@ -175,7 +175,7 @@ fn rootfs_with_data(rootfs: &Path) {
 #[test]
 fn a_tmpcopyup_tmpfs_starts_with_the_image_s_content_and_leaves_the_image_alone() {
     let rt = Runtime::new();
-    let script = "busybox stat -c '%n %a %u:%g' /data /data/hello /data/sub; \
+    let script = "busybox stat -c '%n %a %u:%g' /data /data/hello /data/sub /fresh; \
                   cat /data/hello /data/sub/deep; \
                   readlink /data/link; readlink /data/hostroot; \
                   echo changed > /data/hello && cat /data/hello; \
@@ -184,9 +184,15 @@ fn a_tmpcopyup_tmpfs_starts_with_the_image_s_content_and_leaves_the_image_alone(
     let mut bundle = Bundle::new("copyup", &["sh", "-c", script]);
     rootfs_with_data(&bundle.rootfs());
     bundle.edit(|c| {
-        c["mounts"].as_array_mut().expect("mounts").push(json!({
+        let mounts = c["mounts"].as_array_mut().expect("mounts");
+        mounts.push(json!({
             "destination": "/data", "type": "tmpfs", "source": "tmpfs",
             "options": ["tmpcopyup", "nosuid", "nodev"]
+        }));
+        // Not in the image: nothing to copy, the tmpfs keeps its own mode.
+        mounts.push(json!({
+            "destination": "/fresh", "type": "tmpfs", "source": "tmpfs",
+            "options": ["tmpcopyup"]
         }));
     });
     let stdout = run_ok(&rt, &bundle, "copyup");
@@ -195,6 +201,7 @@ fn a_tmpcopyup_tmpfs_starts_with_the_image_s_content_and_leaves_the_image_alone(
         "/data 751 0:0\n\
          /data/hello 646 1234:5678\n\
          /data/sub 710 0:0\n\
+         /fresh 1777 0:0\n\
          from the image\n\
          deeper\n\
          hello\n\

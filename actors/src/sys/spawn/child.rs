@@ -449,9 +449,9 @@ fn mount_one(root: BorrowedFd<'_>, m: &MountPlan) -> Step {
     } else {
         Target::Directory
     };
+    let covered = tmpcopyup::open_covered(root, m)?;
     let dest = mount::create_in_root(root, &m.destination, target_kind)?;
     let target = mount::fd_path(dest.as_fd_ref());
-    let covered = tmpcopyup::open_covered(m, &target)?;
     let fstype = (!m.fstype.is_empty()).then_some(m.fstype.as_str());
     let data = (!m.data.is_empty()).then_some(m.data.as_str());
     let source = (!m.source.is_empty()).then_some(m.source.as_str());

@@ -7,9 +7,13 @@
 //! before mounting (a descriptor taken then keeps naming the covered
 //! directory), mounts the tmpfs writable, copies from that descriptor
 //! into the new mount, and only then makes it read-only if asked. Nothing
-//! runs in the container's mount namespace meanwhile.
+//! runs in the container's mount namespace meanwhile. The tmpfs's root
+//! takes the covered directory's mode and owner, unless the mount's
+//! options set them; over a directory the image lacks it keeps its own.
 
 use std::os::fd::{AsFd, OwnedFd};
+
+use nix::errno::Errno;
 
 use super::child::{errno_failure, Step};
 use crate::container::plan::MountPlan;
@@ -26,19 +30,26 @@ pub(super) fn mount_flags(m: &MountPlan) -> u64 {
     }
 }
 
-/// The directory a copy-up tmpfs will cover (`target` is the
-/// `/proc/self/fd/N` path of its destination), opened before it does.
-pub(super) fn open_covered(m: &MountPlan, target: &str) -> Step<Option<OwnedFd>> {
+/// The directory a copy-up tmpfs will cover, opened (under `root`)
+/// before it does; `None` when there is nothing to copy: not a copy-up
+/// mount, or a destination the image does not have (created for the
+/// mount, it keeps the tmpfs's own mode, as runc's does).
+pub(super) fn open_covered(
+    root: std::os::fd::BorrowedFd<'_>,
+    m: &MountPlan,
+) -> Step<Option<OwnedFd>> {
     if !m.copy_up {
         return Ok(None);
     }
-    nix::fcntl::open(
-        target,
-        nix::fcntl::OFlag::O_RDONLY | nix::fcntl::OFlag::O_DIRECTORY | nix::fcntl::OFlag::O_CLOEXEC,
-        nix::sys::stat::Mode::empty(),
-    )
-    .map(Some)
-    .map_err(|e| errno_failure("tmpcopyup: open covered directory", &m.destination, e))
+    match mount::open_in_root(root, &m.destination, libc::O_RDONLY | libc::O_DIRECTORY) {
+        Ok(fd) => Ok(Some(fd)),
+        Err(Errno::ENOENT) => Ok(None),
+        Err(e) => Err(errno_failure(
+            "tmpcopyup: open covered directory",
+            &m.destination,
+            e,
+        )),
+    }
 }
 
 /// Copies `covered` into the tmpfs now mounted at `m.destination` (under
