@@ -6,9 +6,9 @@
 //! result without a directory on the host: it opens the destination
 //! before mounting (a descriptor taken then keeps naming the covered
 //! directory), mounts the tmpfs writable, copies from that descriptor
-//! into the new mount, and only then makes it read-only if asked. Nothing
-//! runs in the container's mount namespace meanwhile. The tmpfs's root
-//! takes the covered directory's mode and owner, unless the mount's
+//! into the new mount, and only then makes it read-only if asked (no
+//! process of the container runs yet to see it half filled). The tmpfs's
+//! root takes the covered directory's mode and owner, unless the mount's
 //! options set them; over a directory the image lacks it keeps its own.
 
 use std::os::fd::{AsFd, OwnedFd};
