@@ -154,8 +154,16 @@ fn features_says_what_this_runtime_supports() {
         ]
     );
     let options = strings(&doc["mountOptions"]);
-    assert_eq!(options.len(), 48);
-    for option in ["ro", "rbind", "rro", "rnosymfollow", "rslave", "nosuid"] {
+    assert_eq!(options.len(), 49);
+    for option in [
+        "ro",
+        "rbind",
+        "rro",
+        "rnosymfollow",
+        "rslave",
+        "nosuid",
+        "tmpcopyup",
+    ] {
         assert!(options.contains(&option), "{option}");
     }
     assert!(!options.contains(&"idmap"));

@@ -246,6 +246,10 @@ pub struct MountPlan {
     pub recursive_attr_set: u64,
     /// `MOUNT_ATTR_*` bits cleared recursively.
     pub recursive_attr_clear: u64,
+    /// `tmpcopyup`: the tmpfs starts with a copy of the directory it
+    /// covers (and is made read-only, if asked, only once filled).
+    #[serde(default)]
+    pub copy_up: bool,
 }
 
 impl MountPlan {
@@ -320,7 +324,9 @@ pub struct ProcessPlan {
     /// Descriptors passed through (runc's `--preserve-fds`): the Nth
     /// becomes the process's descriptor 3+N.
     pub preserved_fds: Vec<FdIndex>,
-    /// A compiled seccomp filter, installed last.
+    /// A compiled seccomp filter: installed just before execve with
+    /// `no_new_privileges`, else before the user and capabilities change
+    /// (without no_new_privs the kernel wants CAP_SYS_ADMIN for it).
     pub seccomp: Option<SeccompProgram>,
 }
 

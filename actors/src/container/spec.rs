@@ -626,6 +626,7 @@ fn rootfs(spec: &Spec, ctx: &ContainerContext<'_>) -> Result<RootfsPlan, SpecErr
             propagation: 0,
             recursive_attr_set: if readonly { libc::MOUNT_ATTR_RDONLY } else { 0 },
             recursive_attr_clear: 0,
+            copy_up: false,
         });
         ctx.scratch_root.to_path_buf()
     } else {
@@ -774,6 +775,7 @@ pub const KNOWN_MOUNT_OPTIONS: &[&str] = &[
     "strictatime",
     "suid",
     "sync",
+    "tmpcopyup",
     "unbindable",
 ];
 
@@ -802,6 +804,8 @@ enum MountOption {
     Propagation(u64),
     RecursiveSet(u64),
     RecursiveClear(u64),
+    /// `tmpcopyup`: a tmpfs filled with what it covers.
+    CopyUp,
     Data,
 }
 
@@ -849,6 +853,7 @@ fn mount_option(name: &str) -> MountOption {
         "rstrictatime" => RecursiveSet(libc::MOUNT_ATTR_STRICTATIME),
         "rnosymfollow" => RecursiveSet(libc::MOUNT_ATTR_NOSYMFOLLOW),
         "rsymfollow" => RecursiveClear(libc::MOUNT_ATTR_NOSYMFOLLOW),
+        "tmpcopyup" => CopyUp,
         other => match propagation_flags(other) {
             Some(f) => Propagation(f),
             None => Data,
@@ -876,10 +881,9 @@ fn mount_plan(m: &Mount, field: &str, bundle: &Path) -> Result<MountPlan, SpecEr
     let fstype = m.typ().clone().unwrap_or_default();
     let (mut flags, mut propagation, mut rset, mut rclear) = (0u64, 0u64, 0u64, 0u64);
     let mut data = Vec::new();
+    let mut copy_up = false;
     for option in m.options().iter().flatten() {
-        if matches!(option.as_str(), "tmpcopyup" | "idmap" | "ridmap")
-            || option.starts_with("X-mount.")
-        {
+        if matches!(option.as_str(), "idmap" | "ridmap") || option.starts_with("X-mount.") {
             return Err(unsupported(
                 format!("{field}.options"),
                 format!("mount option {option:?} is not supported yet"),
@@ -897,8 +901,15 @@ fn mount_plan(m: &Mount, field: &str, bundle: &Path) -> Result<MountPlan, SpecEr
                 rclear |= f;
                 rset &= !f;
             }
+            MountOption::CopyUp => copy_up = true,
             MountOption::Data => data.push(option.clone()),
         }
+    }
+    if copy_up && fstype != "tmpfs" {
+        return Err(invalid(
+            format!("{field}.options"),
+            format!("tmpcopyup applies to tmpfs mounts only, not to type {fstype:?}"),
+        ));
     }
     let bind = fstype == "bind" || flags & libc::MS_BIND as u64 != 0;
     if bind {
@@ -943,6 +954,7 @@ fn mount_plan(m: &Mount, field: &str, bundle: &Path) -> Result<MountPlan, SpecEr
         propagation,
         recursive_attr_set: rset,
         recursive_attr_clear: rclear,
+        copy_up,
     })
 }
 
@@ -961,6 +973,7 @@ fn cgroup_mounts(m: &MountPlan, dirs: &[(Option<String>, PathBuf)]) -> Vec<Mount
         propagation: m.propagation,
         recursive_attr_set: m.recursive_attr_set,
         recursive_attr_clear: m.recursive_attr_clear,
+        copy_up: false,
     };
     if let [(None, dir)] = dirs {
         return vec![bind(dir, m.destination.clone())];
@@ -974,6 +987,7 @@ fn cgroup_mounts(m: &MountPlan, dirs: &[(Option<String>, PathBuf)]) -> Vec<Mount
         propagation: 0,
         recursive_attr_set: 0,
         recursive_attr_clear: 0,
+        copy_up: false,
     }];
     for (name, dir) in dirs {
         let name = name.clone().unwrap_or_else(|| "unified".into());
@@ -998,6 +1012,7 @@ fn cgroup_mounts(m: &MountPlan, dirs: &[(Option<String>, PathBuf)]) -> Vec<Mount
             propagation: 0,
             recursive_attr_set: 0,
             recursive_attr_clear: 0,
+            copy_up: false,
         });
     }
     out
@@ -1563,7 +1578,7 @@ mod tests {
             );
         }
         assert!(matches!(mount_option("size=1m"), MountOption::Data));
-        assert_eq!(KNOWN_MOUNT_OPTIONS.len(), 48);
+        assert_eq!(KNOWN_MOUNT_OPTIONS.len(), 49);
     }
 
     #[test]
@@ -1727,7 +1742,8 @@ mod tests {
             (base(r#","linux":{"namespaces":[{"type":"mount"}],"sysctl":{"net.ipv4.ip_forward":"1"}}"#), "linux.sysctl.net.ipv4.ip_forward: needs a net namespace"),
             (base(r#","linux":{"namespaces":[{"type":"mount"}],"resources":{"memory":{"kernel":1000}}}"#), "linux.resources.memory.kernel: kernel memory limits are deprecated by the kernel and not applied"),
             (base(r#","linux":{"namespaces":[{"type":"mount"},{"type":"user"}]}"#), "linux.namespaces[1]: new user namespaces (uid/gid mappings) are not supported yet; join one by path"),
-            (base(r#","mounts":[{"destination":"/x","type":"tmpfs","options":["tmpcopyup"]}],"linux":{"namespaces":[{"type":"mount"}]}"#), "mounts[0].options: mount option \"tmpcopyup\" is not supported yet"),
+            (base(r#","mounts":[{"destination":"/x","type":"tmpfs","options":["idmap"]}],"linux":{"namespaces":[{"type":"mount"}]}"#), "mounts[0].options: mount option \"idmap\" is not supported yet"),
+            (base(r#","mounts":[{"destination":"/x","type":"bind","source":"/y","options":["tmpcopyup"]}],"linux":{"namespaces":[{"type":"mount"}]}"#), "mounts[0].options: tmpcopyup applies to tmpfs mounts only, not to type \"bind\""),
         ];
         for (json, expected) in cases {
             let err =

@@ -10,6 +10,7 @@ use std::path::{Component, Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use crate::container::resources::ControlWrite;
+use crate::sys::mountinfo::unescape;
 
 /// One mounted hierarchy.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -143,13 +144,6 @@ pub fn parse_mountinfo(text: &str) -> Vec<Hierarchy> {
         }
     });
     out
-}
-
-fn unescape(s: &str) -> String {
-    s.replace("\\040", " ")
-        .replace("\\011", "\t")
-        .replace("\\012", "\n")
-        .replace("\\134", "\\")
 }
 
 /// The hierarchies of this host.

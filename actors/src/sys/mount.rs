@@ -179,6 +179,35 @@ pub fn mount(
     Ok(())
 }
 
+/// Makes the mount that holds `path` private if it is shared, before the
+/// new root is bound onto itself there (runc does the same): the bind of
+/// a shared mount would be shared too and propagate to the mount's peers,
+/// and `pivot_root` refuses (EINVAL) a new root that is shared or whose
+/// parent is. Only that mount's own propagation changes.
+pub fn make_parent_mount_private(path: &str) -> MountResult<()> {
+    let io_failure = |step, e: std::io::Error| {
+        MountFailure::new(
+            step,
+            path,
+            Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO)),
+        )
+    };
+    let resolved = std::fs::canonicalize(path).map_err(|e| io_failure("resolve rootfs", e))?;
+    let table = std::fs::read_to_string("/proc/self/mountinfo")
+        .map_err(|e| io_failure("read /proc/self/mountinfo", e))?;
+    match crate::sys::mountinfo::mount_holding(&table, &resolved) {
+        Some(parent) if parent.shared => mount(
+            None,
+            &parent.mount_point,
+            None,
+            libc::MS_PRIVATE as u64,
+            None,
+            &parent.mount_point,
+        ),
+        _ => Ok(()),
+    }
+}
+
 /// `mount_setattr(fd, "", AT_EMPTY_PATH [| AT_RECURSIVE], set, clear)`.
 pub fn set_mount_attributes(
     fd: BorrowedFd<'_>,

@@ -374,7 +374,9 @@ pub fn support() -> Support {
     }
 }
 
-/// Installs in the calling thread (the child calls it just before execve; it has no other threads).
+/// Installs in the calling thread (the child, which has no other threads,
+/// calls it just before execve, or before it changes user and drops
+/// capabilities when no_new_privs is off).
 /// Uses seccomp(SECCOMP_SET_MODE_FILTER, flags, &sock_fprog) directly (libc::syscall), not libseccomp.
 ///
 /// The thread must have no_new_privs set or `CAP_SYS_ADMIN` in its user
@@ -419,6 +421,16 @@ pub fn install(program: &SeccompProgram) -> Result<(), SeccompError> {
             flags: program.flags,
             errno: Errno::last(),
         }),
+    }
+}
+
+impl SeccompError {
+    /// The errno the kernel answered, for a failure of seccomp(2) itself.
+    pub fn errno(&self) -> Option<Errno> {
+        match self {
+            SeccompError::Install { errno, .. } => Some(*errno),
+            _ => None,
+        }
     }
 }
 

@@ -6,13 +6,12 @@
 //! it never returns: it execs or `_exit`s.
 
 use std::ffi::CString;
-use std::io::Write;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use nix::errno::Errno;
 
-use super::descriptors;
+use super::{descriptors, tmpcopyup};
 use crate::container::plan::{
     CapabilityPlan, ChildFailure, ChildReport, ContainerPlan, ExecPlan, JoinNs, MountPlan, NsKind,
     PlanKind, ProcessPlan, ResidentPlan, RootfsPlan, SpawnPlan, StdioPlan,
@@ -300,15 +299,12 @@ fn setup_container(c: &ContainerPlan, plan: &SpawnPlan, fds: &Fds<'_>) -> Step<b
         )
         .map_err(|e| other("createContainer hook", "", e.to_string()))?;
     }
-    enter_rootfs(&c.rootfs)?;
+    super::enter_root::enter_rootfs(&c.rootfs, &c.sysctl)?;
     // From here on the container's root is this process's: keep nothing of
     // the host but what the process is given (and the gate it waits at).
     let mut keep = descriptors::process_fd_indexes(plan);
     keep.extend(c.start_gate);
     descriptors::close_all_except(&descriptors::raw_fds(fds, &keep)?)?;
-    for (key, value) in &c.sysctl {
-        write_sysctl(key, value)?;
-    }
     let mut stdio_done = false;
     if let Some(gate) = c.start_gate {
         // The terminal exists at create, as runc's: whoever holds the
@@ -369,6 +365,9 @@ fn wait_for_start(gate: BorrowedFd<'_>) -> Step {
 fn prepare_rootfs(r: &RootfsPlan) -> Step {
     // Nothing done from here on may propagate back to the host.
     mount::mount(None, "/", None, r.propagation, None, "/")?;
+    // A shared propagation (`rootfsPropagation: shared`) must not reach
+    // the new root's own mount, nor its parent's.
+    mount::make_parent_mount_private(&r.path)?;
     // pivot_root needs the new root to be a mount point.
     mount::mount(
         Some(&r.path),
@@ -452,6 +451,7 @@ fn mount_one(root: BorrowedFd<'_>, m: &MountPlan) -> Step {
     } else {
         Target::Directory
     };
+    let covered = tmpcopyup::open_covered(root, m)?;
     let dest = mount::create_in_root(root, &m.destination, target_kind)?;
     let target = mount::fd_path(dest.as_fd_ref());
     let fstype = (!m.fstype.is_empty()).then_some(m.fstype.as_str());
@@ -482,7 +482,8 @@ fn mount_one(root: BorrowedFd<'_>, m: &MountPlan) -> Step {
             )?;
         }
     } else {
-        mount::mount(source, &target, fstype, m.flags, data, &m.destination).map_err(|f| {
+        let flags = tmpcopyup::mount_flags(m);
+        mount::mount(source, &target, fstype, flags, data, &m.destination).map_err(|f| {
             let unknown_type = f.errno == Errno::ENODEV;
             let mut failure = Failure::from(f);
             if unknown_type {
@@ -493,6 +494,9 @@ fn mount_one(root: BorrowedFd<'_>, m: &MountPlan) -> Step {
     }
     // Re-open: the descriptor taken before mounting names the covered
     // directory, not the new mount.
+    if let Some(covered) = &covered {
+        tmpcopyup::fill(root, m, covered)?;
+    }
     let mounted = mount::open_in_root(root, &m.destination, libc::O_PATH)
         .map_err(|e| errno_failure("open mount destination", &m.destination, e))?;
     if m.propagation != 0 {
@@ -515,54 +519,6 @@ fn mount_one(root: BorrowedFd<'_>, m: &MountPlan) -> Step {
         )?;
     }
     Ok(())
-}
-
-/// `pivot_root` (or move + chroot), masked and read-only paths, read-only `/`.
-fn enter_rootfs(r: &RootfsPlan) -> Step {
-    let root = CString::new(r.path.as_str())
-        .map_err(|_| other("chdir", &r.path, "path has a nul byte"))?;
-    // SAFETY: `root` is a live C string.
-    if unsafe { libc::chdir(root.as_ptr()) } < 0 {
-        return Err(last_errno("chdir", &r.path));
-    }
-    if r.pivot_root {
-        mount::pivot_into_cwd()?;
-    } else {
-        mount::move_root_into_cwd()?;
-    }
-    for path in &r.masked_paths {
-        mount::mask_path(path)?;
-    }
-    for path in &r.readonly_paths {
-        mount::make_readonly(path)?;
-    }
-    if r.readonly {
-        let root = nix::fcntl::open(
-            "/",
-            nix::fcntl::OFlag::O_PATH
-                | nix::fcntl::OFlag::O_DIRECTORY
-                | nix::fcntl::OFlag::O_CLOEXEC,
-            nix::sys::stat::Mode::empty(),
-        )
-        .map_err(|e| errno_failure("open", "/", e))?;
-        mount::set_mount_attributes(root.as_fd_ref(), false, libc::MOUNT_ATTR_RDONLY, 0, "/")?;
-    }
-    Ok(())
-}
-
-fn write_sysctl(key: &str, value: &str) -> Step {
-    let path = format!("/proc/sys/{}", key.replace('.', "/"));
-    std::fs::OpenOptions::new()
-        .write(true)
-        .open(&path)
-        .and_then(|mut f| f.write_all(value.as_bytes()))
-        .map_err(|e| {
-            errno_failure(
-                "sysctl",
-                key,
-                Errno::from_raw(e.raw_os_error().unwrap_or(0)),
-            )
-        })
 }
 
 fn loopback_up() -> Step {
@@ -631,6 +587,13 @@ pub(super) fn exec_process(p: &ProcessPlan, fds: &Fds<'_>, stdio_done: bool) -> 
         .map(|a| CString::new(a.as_str()))
         .collect::<Result<_, _>>()
         .map_err(|_| other("exec", &p.args[0], "an environment entry has a nul byte"))?;
+    let seccomp_stage = p
+        .seccomp
+        .as_ref()
+        .map(|_| SeccompStage::for_no_new_privileges(p.no_new_privileges));
+    if seccomp_stage == Some(SeccompStage::BeforeIdentity) {
+        install_seccomp(p)?;
+    }
     set_identity(p)?;
     // A change of credentials sets the dumpable flag to fs.suid_dumpable,
     // which a host may have at 1: until execve nothing in the container
@@ -654,9 +617,8 @@ pub(super) fn exec_process(p: &ProcessPlan, fds: &Fds<'_>, stdio_done: bool) -> 
             return Err(last_errno("set no_new_privs", ""));
         }
     }
-    if let Some(program) = &p.seccomp {
-        crate::sys::seccomp::install(program)
-            .map_err(|e| other("install seccomp filter", "", e.to_string()))?;
+    if seccomp_stage == Some(SeccompStage::BeforeExec) {
+        install_seccomp(p)?;
     }
     let mut argv_ptrs: Vec<*const libc::c_char> = argv.iter().map(|a| a.as_ptr()).collect();
     argv_ptrs.push(std::ptr::null());
@@ -685,6 +647,45 @@ fn reset_signals() -> Step {
     }
     .map_err(|e| errno_failure("reset the SIGPIPE disposition", "", e))?;
     Ok(())
+}
+
+/// When a process's seccomp filter goes in (runc's order).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum SeccompStage {
+    /// Before the user changes and capabilities are dropped: without
+    /// no_new_privs the kernel installs a filter only for a thread with
+    /// CAP_SYS_ADMIN, which the drop takes away.
+    BeforeIdentity,
+    /// Just before execve, so that as few of the setup's system calls as
+    /// possible run under the filter (and need the profile to allow them).
+    BeforeExec,
+}
+
+impl SeccompStage {
+    fn for_no_new_privileges(no_new_privileges: bool) -> SeccompStage {
+        if no_new_privileges {
+            SeccompStage::BeforeExec
+        } else {
+            SeccompStage::BeforeIdentity
+        }
+    }
+}
+
+fn install_seccomp(p: &ProcessPlan) -> Step {
+    match &p.seccomp {
+        Some(program) => crate::sys::seccomp::install(program).map_err(seccomp_failure),
+        None => Ok(()),
+    }
+}
+
+/// A refused filter, with the errno the kernel gave (EACCES: neither
+/// no_new_privs nor CAP_SYS_ADMIN).
+fn seccomp_failure(e: crate::sys::seccomp::SeccompError) -> Failure {
+    let failure = other("install seccomp filter", "", e.to_string());
+    match e.errno() {
+        Some(errno) => failure.with_errno(errno),
+        None => failure,
+    }
 }
 
 /// Refuses a working directory outside the process's root, which a path
@@ -753,6 +754,11 @@ fn find_program(p: &ProcessPlan) -> Step<CString> {
 impl Failure {
     fn with_errno(mut self, errno: Errno) -> Self {
         self.errno = errno as i32;
+        self
+    }
+
+    pub(super) fn with_message(mut self, message: String) -> Self {
+        self.message = message;
         self
     }
 }
@@ -967,5 +973,36 @@ fn setup_stdio(stdio: &StdioPlan, fds: &Fds<'_>) -> Step {
             crate::sys::tty::become_controlling_terminal(slave)
                 .map_err(|e| other("controlling terminal", "", e.to_string()))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sys::seccomp::SeccompError;
+
+    #[test]
+    fn without_no_new_privileges_the_filter_goes_in_before_the_identity_changes() {
+        assert_eq!(
+            SeccompStage::for_no_new_privileges(false),
+            SeccompStage::BeforeIdentity
+        );
+        assert_eq!(
+            SeccompStage::for_no_new_privileges(true),
+            SeccompStage::BeforeExec
+        );
+    }
+
+    #[test]
+    fn a_refused_filter_reports_the_kernel_s_errno() {
+        let failure = seccomp_failure(SeccompError::Install {
+            flags: 0,
+            errno: Errno::EACCES,
+        });
+        assert_eq!(failure.errno, libc::EACCES);
+        assert_eq!(failure.step, "install seccomp filter");
+        assert!(failure.message.contains("EACCES"), "{}", failure.message);
+        let failure = seccomp_failure(SeccompError::BadProgram { len: 3, max: 4096 });
+        assert_eq!(failure.errno, 0, "no system call failed");
     }
 }

@@ -27,11 +27,13 @@
 pub mod child;
 mod client;
 mod descriptors;
+mod enter_root;
 mod exec;
 pub mod protected_exe;
 pub mod reports;
 pub mod resident;
 pub mod spare;
+mod tmpcopyup;
 
 pub use client::{SpawnError, Spawned, SpawnerConnection};
 
