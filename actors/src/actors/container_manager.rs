@@ -44,6 +44,7 @@ use crate::supervision::{
 };
 use crate::sys::cgroup::{self, ContainerCgroup, Hierarchy};
 use crate::sys::cgroup_stats::CgroupFiles;
+use crate::sys::cgroup_writes::{self, LimitError};
 use crate::sys::device_filter::{self, DeviceFilterError};
 use crate::sys::hooks::HookError;
 use crate::sys::oom_watch::OomWatch;
@@ -99,13 +100,13 @@ pub enum ContainerError {
     /// Device rules could not be put in force on cgroup v2.
     #[error(transparent)]
     Devices(#[from] DeviceFilterError),
-    /// The kernel refused a resource limit (what was changed is put back).
+    /// A resource limit was refused (what was changed is put back).
     #[error("apply resources to cgroup {cgroup}: {source}")]
     Limits {
         /// The cgroup, relative to the hierarchies' roots.
         cgroup: String,
-        /// The refusal, naming the file and the value.
-        source: std::io::Error,
+        /// The refusal, naming the controller, or the file and the value.
+        source: LimitError,
     },
     /// The spawner could not clone the process.
     #[error(transparent)]
@@ -1284,7 +1285,7 @@ impl ContainerManager {
                 CgroupVersion::V2
             }
         })?;
-        cgroup::apply_writes(&self.hierarchies, dirs, relative, &writes).map_err(|source| {
+        cgroup_writes::apply_writes(&self.hierarchies, dirs, relative, &writes).map_err(|source| {
             ContainerError::Limits {
                 cgroup: relative.display().to_string(),
                 source,

@@ -6,8 +6,9 @@
 //! build does not apply are refused with [`SpecError::Unsupported`] naming
 //! their field, never ignored.
 
-use oci_spec::runtime::{LinuxResources, LinuxThrottleDevice};
+use oci_spec::runtime::LinuxResources;
 
+use super::block_io::block_io;
 use super::spec::SpecError;
 
 /// Which cgroup version a controller is in on this host.
@@ -20,7 +21,7 @@ pub enum CgroupVersion {
 }
 
 /// One control file write.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ControlWrite {
     /// The controller the file belongs to (v1: the hierarchy that has it;
     /// v2: the one to enable in the parents' `cgroup.subtree_control`).
@@ -33,18 +34,26 @@ pub struct ControlWrite {
     /// memory limit must stay below memory+swap): on refusal, the two are
     /// tried in the other order.
     pub swap_with_next: bool,
+    /// Where kernels name the setting differently (the block I/O weight
+    /// under the BFQ scheduler), each other file with the value it takes:
+    /// when the cgroup lacks `file`, the first of these it has is written.
+    pub or_else: Vec<(String, String)>,
 }
 
-fn write(controller: &str, file: impl Into<String>, value: impl ToString) -> ControlWrite {
+pub(super) fn write(
+    controller: &str,
+    file: impl Into<String>,
+    value: impl ToString,
+) -> ControlWrite {
     ControlWrite {
         controller: controller.to_owned(),
         file: file.into(),
         value: value.to_string(),
-        swap_with_next: false,
+        ..ControlWrite::default()
     }
 }
 
-fn unsupported(field: &str, detail: &str) -> SpecError {
+pub(super) fn unsupported(field: &str, detail: &str) -> SpecError {
     SpecError::Unsupported {
         field: field.into(),
         detail: detail.into(),
@@ -254,89 +263,11 @@ fn cpu(
     Ok(())
 }
 
-fn block_io(
-    r: &LinuxResources,
-    v1_blkio: CgroupVersion,
-    io: CgroupVersion,
-    writes: &mut Vec<ControlWrite>,
-) -> Result<(), SpecError> {
-    let Some(b) = r.block_io() else {
-        return Ok(());
-    };
-    let throttles: [(&Option<Vec<LinuxThrottleDevice>>, &str, &str); 4] = [
-        (
-            b.throttle_read_bps_device(),
-            "blkio.throttle.read_bps_device",
-            "rbps",
-        ),
-        (
-            b.throttle_write_bps_device(),
-            "blkio.throttle.write_bps_device",
-            "wbps",
-        ),
-        (
-            b.throttle_read_iops_device(),
-            "blkio.throttle.read_iops_device",
-            "riops",
-        ),
-        (
-            b.throttle_write_iops_device(),
-            "blkio.throttle.write_iops_device",
-            "wiops",
-        ),
-    ];
-    if v1_blkio == CgroupVersion::V1 {
-        if let Some(weight) = b.weight() {
-            writes.push(write("blkio", "blkio.weight", weight));
-        }
-        for (devices, file, _) in throttles {
-            for d in devices.iter().flatten() {
-                writes.push(write(
-                    "blkio",
-                    file,
-                    format!("{}:{} {}", d.major(), d.minor(), d.rate()),
-                ));
-            }
-        }
-        return Ok(());
-    }
-    if io == CgroupVersion::V1 {
-        return Err(unsupported(
-            "linux.resources.blockIO",
-            "the host has neither the v1 blkio controller nor the v2 io controller",
-        ));
-    }
-    if let Some(weight) = b.weight() {
-        writes.push(write(
-            "io",
-            "io.weight",
-            format!("default {}", io_weight(weight)),
-        ));
-    }
-    for (devices, _, key) in throttles {
-        for d in devices.iter().flatten() {
-            writes.push(write(
-                "io",
-                "io.max",
-                format!("{}:{} {key}={}", d.major(), d.minor(), d.rate()),
-            ));
-        }
-    }
-    Ok(())
-}
-
 /// cgroup v1 cpu shares (2 to 262144) as a v2 cpu weight (1 to 10000), by
 /// the linear map runc and crun use.
 pub fn cpu_weight(shares: u64) -> u64 {
     let shares = shares.clamp(2, 262_144);
     1 + ((shares - 2) * 9999) / 262_142
-}
-
-/// A v1 blkio weight (10 to 1000) as a v2 io weight (1 to 10000), as runc
-/// maps it.
-pub fn io_weight(weight: u16) -> u64 {
-    let weight = u64::from(weight.clamp(10, 1000));
-    1 + ((weight - 10) * 9999) / 990
 }
 
 /// Refuses the limits this build does not apply, naming the first one.
@@ -369,11 +300,6 @@ pub fn refuse_unsupported(r: &LinuxResources) -> Result<(), SpecError> {
             cpu.is_some_and(|c| c.burst().is_some()),
             "linux.resources.cpu.burst",
             "cpu bursts are not supported",
-        ),
-        (
-            block.is_some_and(|b| b.leaf_weight().is_some()),
-            "linux.resources.blockIO.leafWeight",
-            "leaf weights are not supported",
         ),
         (
             block.is_some_and(|b| b.weight_device().as_ref().is_some_and(|d| !d.is_empty())),
@@ -481,7 +407,7 @@ mod tests {
                 ("cpuset.cpus", "0"),
                 ("cpuset.mems", "0"),
                 ("pids.max", "64"),
-                ("io.weight", "default 4950"),
+                ("io.bfq.weight", "500"),
                 ("io.max", "8:0 rbps=1048576"),
                 ("hugetlb.2MB.max", "4194304"),
             ])
@@ -499,7 +425,6 @@ mod tests {
     fn the_weight_maps_keep_both_ends() {
         assert_eq!((cpu_weight(2), cpu_weight(262_144)), (1, 10_000));
         assert_eq!((cpu_weight(1), cpu_weight(1_000_000)), (1, 10_000));
-        assert_eq!((io_weight(10), io_weight(1000)), (1, 10_000));
     }
 
     #[test]
