@@ -1,6 +1,6 @@
 //! Specs as docker and the OCI runtime validation suite write them, handled
-//! as runc handles them: docker's block I/O weight of 0 and hugetlb
-//! limits.
+//! as runc handles them: docker's block I/O weight of 0, kernel memory
+//! settings and hugetlb limits.
 //!
 //! Needs root, cgroups and /bin/busybox (static), as in CI.
 
@@ -87,6 +87,54 @@ fn docker_s_block_io_weight_of_0_is_unset_as_runc_reads_it() {
             );
         }
     }
+    rt.ok(&["delete", "--force", &id]);
+}
+
+#[test]
+fn kernel_memory_settings_are_ignored_with_a_warning_and_the_memory_limit_applies() {
+    let rt = Runtime::new();
+    let mut bundle = Bundle::new("kmem", &["sleep", "100"]);
+    bundle.edit(|c| {
+        c["linux"]["resources"]["memory"] =
+            json!({"limit": 67_108_864, "kernel": 16_777_216, "kernelTCP": 8_388_608});
+    });
+    let log = rt.pid_file("supervisor.log");
+    let log_arg = log.to_str().expect("utf-8");
+    let id = unique("kmem");
+    rt.ok(&[
+        "--log",
+        log_arg,
+        "--log-format",
+        "json",
+        "run",
+        "-d",
+        "-b",
+        &bundle.path_string(),
+        &id,
+    ]);
+    let pid = rt.state(&id)["pid"].as_i64().expect("pid");
+    let memory = cgroup_dir_of(pid, "memory");
+    let limit_file = if memory.join("memory.limit_in_bytes").exists() {
+        "memory.limit_in_bytes"
+    } else {
+        "memory.max"
+    };
+    assert_eq!(read(&memory.join(limit_file)), "67108864");
+    let logged = std::fs::read_to_string(&log).expect("supervisor log");
+    let warned: Vec<String> = logged
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|entry| entry["msg"] == "resource setting ignored")
+        .map(|entry| entry["field"].as_str().unwrap_or_default().to_owned())
+        .collect();
+    assert_eq!(
+        warned,
+        [
+            "linux.resources.memory.kernel",
+            "linux.resources.memory.kernelTCP"
+        ],
+        "{logged}"
+    );
     rt.ok(&["delete", "--force", &id]);
 }
 

@@ -1285,6 +1285,9 @@ impl ContainerManager {
                 CgroupVersion::V2
             }
         })?;
+        for (field, reason) in resources::ignored_settings(resources) {
+            warn!(self.logger, "resource setting ignored"; "cgroup" => %relative.display(), "field" => field, "reason" => reason);
+        }
         cgroup_writes::apply_writes(&self.hierarchies, dirs, relative, &writes).map_err(|source| {
             ContainerError::Limits {
                 cgroup: relative.display().to_string(),

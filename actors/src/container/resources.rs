@@ -270,22 +270,32 @@ pub fn cpu_weight(shares: u64) -> u64 {
     1 + ((shares - 2) * 9999) / 262_142
 }
 
+/// The settings accepted and not applied, with why, for a warning in the
+/// log: runc (since 1.0) accepts kernel memory settings and ignores them,
+/// and the OCI validation suite and older clients still send them.
+pub fn ignored_settings(r: &LinuxResources) -> Vec<(&'static str, &'static str)> {
+    let memory = r.memory().as_ref();
+    let mut ignored = Vec::new();
+    if memory.is_some_and(|m| m.kernel().is_some()) {
+        ignored.push((
+            "linux.resources.memory.kernel",
+            "ignored, as runc ignores it: the kernel no longer enforces kernel memory limits",
+        ));
+    }
+    if memory.is_some_and(|m| m.kernel_tcp().is_some()) {
+        ignored.push((
+            "linux.resources.memory.kernelTCP",
+            "ignored, as runc ignores kernel memory settings",
+        ));
+    }
+    ignored
+}
+
 /// Refuses the limits this build does not apply, naming the first one.
 pub fn refuse_unsupported(r: &LinuxResources) -> Result<(), SpecError> {
     let cpu = r.cpu().as_ref();
-    let memory = r.memory().as_ref();
     let block = r.block_io().as_ref();
     let checks = [
-        (
-            memory.is_some_and(|m| m.kernel().is_some()),
-            "linux.resources.memory.kernel",
-            "kernel memory limits are deprecated by the kernel and not applied",
-        ),
-        (
-            memory.is_some_and(|m| m.kernel_tcp().is_some()),
-            "linux.resources.memory.kernelTCP",
-            "kernel TCP memory limits are not supported",
-        ),
         (
             cpu.is_some_and(|c| c.realtime_runtime().is_some() || c.realtime_period().is_some()),
             "linux.resources.cpu.realtimeRuntime",
@@ -428,6 +438,28 @@ mod tests {
     }
 
     #[test]
+    fn kernel_memory_is_accepted_ignored_and_named() {
+        let json = r#"{"memory":{"limit":67108864,"kernel":1000000,"kernelTCP":500000}}"#;
+        for version in [CgroupVersion::V1, CgroupVersion::V2] {
+            let written = files(json, version);
+            assert_eq!(written.len(), 1, "{written:?}");
+            assert!(written[0].0.starts_with("memory."), "{written:?}");
+        }
+        let fields: Vec<&str> = ignored_settings(&resources(json))
+            .into_iter()
+            .map(|(field, _)| field)
+            .collect();
+        assert_eq!(
+            fields,
+            [
+                "linux.resources.memory.kernel",
+                "linux.resources.memory.kernelTCP"
+            ]
+        );
+        assert!(ignored_settings(&resources(r#"{"memory":{"limit":1}}"#)).is_empty());
+    }
+
+    #[test]
     fn unified_entries_are_v2_files_only() {
         assert_eq!(
             files(
@@ -457,11 +489,6 @@ mod tests {
     #[test]
     fn bad_and_unsupported_limits_name_their_field() {
         for (json, version, field) in [
-            (
-                r#"{"memory":{"kernel":1000000}}"#,
-                CgroupVersion::V1,
-                "linux.resources.memory.kernel",
-            ),
             (
                 r#"{"memory":{"swappiness":101}}"#,
                 CgroupVersion::V1,

@@ -1722,7 +1722,7 @@ mod tests {
             (base(r#","hostname":"h","linux":{"namespaces":[{"type":"mount"}]}"#), "hostname: setting a hostname or domainname needs a uts namespace"),
             (base(r#","linux":{"namespaces":[{"type":"mount"}],"sysctl":{"kernel.panic":"1"}}"#), "linux.sysctl.kernel.panic: not a namespaced sysctl; it would change the host"),
             (base(r#","linux":{"namespaces":[{"type":"mount"}],"sysctl":{"net.ipv4.ip_forward":"1"}}"#), "linux.sysctl.net.ipv4.ip_forward: needs a net namespace"),
-            (base(r#","linux":{"namespaces":[{"type":"mount"}],"resources":{"memory":{"kernel":1000}}}"#), "linux.resources.memory.kernel: kernel memory limits are deprecated by the kernel and not applied"),
+            (base(r#","linux":{"namespaces":[{"type":"mount"}],"resources":{"network":{"classID":1}}}"#), "linux.resources.network: network class ids and priorities are not supported"),
             (base(r#","linux":{"namespaces":[{"type":"mount"},{"type":"user"}]}"#), "linux.namespaces[1]: new user namespaces (uid/gid mappings) are not supported yet; join one by path"),
             (base(r#","mounts":[{"destination":"/x","type":"tmpfs","options":["tmpcopyup"]}],"linux":{"namespaces":[{"type":"mount"}]}"#), "mounts[0].options: mount option \"tmpcopyup\" is not supported yet"),
         ];
