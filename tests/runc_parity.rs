@@ -1,6 +1,6 @@
 //! Specs as docker and the OCI runtime validation suite write them, handled
 //! as runc handles them: docker's block I/O weight of 0, kernel memory
-//! settings and hugetlb limits.
+//! settings, hugetlb limits, and hook failures named by their point.
 //!
 //! Needs root, cgroups and /bin/busybox (static), as in CI.
 
@@ -249,4 +249,44 @@ fn hugetlb_limits_are_refused_naming_the_controller_where_no_hierarchy_has_it() 
                 .contains("cannot set hugetlb limits: no cgroup hierarchy of this host has it"),
         "{stderr}"
     );
+}
+
+#[test]
+fn a_failing_prestart_hook_fails_create_and_is_named_prestart() {
+    let rt = Runtime::new();
+    let failing = json!([{"path": "/bin/sh", "args": ["sh", "-c", "exit 3"]}]);
+    for point in ["prestart", "createRuntime"] {
+        let mut bundle = Bundle::new("hooks", &["true"]);
+        bundle.edit(|c| c["hooks"] = json!({ point: failing }));
+        let id = unique(point);
+        let refused = rt.fails(&["create", "-b", &bundle.path_string(), &id]);
+        assert!(
+            refused.contains(&format!("{point} hook")) && refused.contains("exit status: 3"),
+            "{point}: {refused}"
+        );
+        let other = if point == "prestart" {
+            "createRuntime"
+        } else {
+            "prestart"
+        };
+        assert!(!refused.contains(other), "{point}: {refused}");
+        assert_eq!(rt.ids(), Vec::<String>::new(), "{point}");
+    }
+    // Each point's hooks run in the spec's order, prestart's first.
+    let out = tempfile::tempdir().expect("temp dir");
+    let record = |name: &str| json!({"path": "/bin/sh", "args": ["sh", "-c", format!("echo {name} >> {}/order", out.path().display())]});
+    let mut bundle = Bundle::new("hooks", &["true"]);
+    bundle.edit(|c| {
+        c["hooks"] = json!({
+            "createRuntime": [record("createRuntime")],
+            "prestart": [record("prestart-0"), record("prestart-1")],
+        })
+    });
+    let id = unique("hook-order");
+    rt.ok(&["create", "-b", &bundle.path_string(), &id]);
+    assert_eq!(
+        std::fs::read_to_string(out.path().join("order")).expect("order"),
+        "prestart-0\nprestart-1\ncreateRuntime\n"
+    );
+    rt.ok(&["delete", "--force", &id]);
 }

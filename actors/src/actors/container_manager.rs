@@ -25,6 +25,9 @@ use slog::{debug, info, warn, Logger};
 use thiserror::Error;
 use tokio::sync::oneshot;
 
+mod runtime_hooks;
+
+use self::runtime_hooks::RuntimePoint;
 use super::reaper::{ChildrenExited, ExitJournal};
 use crate::api::container::{
     ContainerRuntimeState, CreateSubcontainer, DestroySubcontainer, Event, EventReply,
@@ -1347,7 +1350,7 @@ impl ContainerManager {
             _ => None,
         };
         let runtime = runtime_gate.map(|gate| RuntimeStep {
-            hooks: blueprint.hooks.create_runtime.clone(),
+            stages: runtime_hooks::runtime_stages(&blueprint.hooks),
             state: hook_state,
             gate,
         });
@@ -2508,7 +2511,7 @@ fn open(path: &Path, flags: OFlag, what: &'static str) -> Result<OwnedFd, Contai
 /// The prestart and createRuntime hooks, and the gate the child waits at
 /// while they run.
 struct RuntimeStep {
-    hooks: Vec<HookPlan>,
+    stages: Vec<(RuntimePoint, Vec<HookPlan>)>,
     state: Option<oci_spec::runtime::State>,
     gate: OwnedFd,
 }
@@ -2559,28 +2562,37 @@ impl ContainerManager {
                 match step {
                     None => act.watch(reader, host_pid, runtime, hold, collected),
                     Some(step) => {
-                        let RuntimeStep { hooks, state, gate } = step;
+                        let RuntimeStep {
+                            stages,
+                            state,
+                            gate,
+                        } = step;
                         let json = hook_state_json(
                             state,
                             oci_spec::runtime::ContainerState::Creating,
                             Some(host_pid),
                         );
-                        Box::pin(act.run_hooks(hooks, json).then(move |ran, act, _| {
-                            match ran {
-                                Ok(()) => {
-                                    let _ = nix::unistd::write(&gate, b"1");
-                                }
-                                Err(e) => collected.push(ChildReport::Failed(ChildFailure {
-                                    step: "createRuntime hook".into(),
-                                    path: String::new(),
-                                    errno: 0,
-                                    message: e.to_string(),
-                                })),
-                            }
-                            // Closing the gate unopened makes the child give up.
-                            drop(gate);
-                            act.watch(reader, host_pid, None, hold, collected)
-                        }))
+                        Box::pin(
+                            act.run_runtime_stages(stages, json)
+                                .then(move |ran, act, _| {
+                                    match ran {
+                                        Ok(()) => {
+                                            let _ = nix::unistd::write(&gate, b"1");
+                                        }
+                                        Err((point, e)) => {
+                                            collected.push(ChildReport::Failed(ChildFailure {
+                                                step: format!("{} hook", point.name()),
+                                                path: String::new(),
+                                                errno: 0,
+                                                message: e.to_string(),
+                                            }))
+                                        }
+                                    }
+                                    // Closing the gate unopened makes the child give up.
+                                    drop(gate);
+                                    act.watch(reader, host_pid, None, hold, collected)
+                                }),
+                        )
                     }
                 }
             },
