@@ -1783,6 +1783,10 @@ impl ContainerManager {
             c.unclaimed_oom_kills.push_back(now);
         }
         c.oom_kills_seen = kills;
+        if new > 0 {
+            // When the claim window opens (tests wait for it).
+            debug!(self.logger, "oom kills noted"; "cid" => cid, "new" => new);
+        }
         new > 0
     }
 
