@@ -393,14 +393,20 @@ fn descriptors_travel_both_ways() {
 fn pending_calls_fail_when_the_supervisor_dies() {
     let mut sv = Supervisor::boot();
     let client = sv.client();
+    // Logging stalls, so that Debug tells when the call waits for it.
     client
-        .inject_fault("Debug", FaultKind::Stall { ms: 5000 })
+        .inject_fault("Logging", FaultKind::Stall { ms: 120_000 })
         .unwrap();
     let waiting = {
         let client = client.clone();
-        std::thread::spawn(move || client.ping(b"never"))
+        std::thread::spawn(move || client.change_logging(None, None))
     };
-    std::thread::sleep(Duration::from_millis(100));
+    // Pending for sure (however late its thread ran) before the kill.
+    let deadline = Instant::now() + PATIENCE;
+    while actor(&client.stacks().unwrap(), "Logging").mailbox == 0 {
+        assert!(Instant::now() < deadline, "the call never reached Logging");
+        std::thread::sleep(Duration::from_millis(5));
+    }
     sv.stop_with(nix::sys::signal::Signal::SIGKILL);
     let err = waiting.join().unwrap().unwrap_err();
     assert!(matches!(err, ClientError::Closed), "{err}");
