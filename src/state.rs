@@ -496,8 +496,20 @@ mod tests {
         assert!(!reused.is_alive());
         let mut child = std::process::Command::new("true").spawn().unwrap();
         let id = ProcessIdentity::of(child.id() as i32);
-        // Exited but not reaped yet: a zombie is not alive.
-        std::thread::sleep(std::time::Duration::from_millis(100));
+        // Exited but not reaped yet (waitid's WNOWAIT leaves the zombie,
+        // however late the child runs): a zombie is not alive.
+        // SAFETY: siginfo_t is plain data, for which all zeros is a value.
+        let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+        // SAFETY: waitid with a live out-pointer, on our own child.
+        let waited = unsafe {
+            libc::waitid(
+                libc::P_PID,
+                child.id(),
+                &mut info,
+                libc::WEXITED | libc::WNOWAIT,
+            )
+        };
+        assert_eq!(waited, 0, "{}", std::io::Error::last_os_error());
         assert!(id.is_none_or(|id| !id.is_alive()));
         child.wait().unwrap();
         assert!(id.is_none_or(|id| !id.is_alive()));

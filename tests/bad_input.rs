@@ -124,7 +124,7 @@ fn fds_with_no_frame_are_closed_with_the_connection() {
     );
     drop(write_end);
     assert!(
-        writers_all_closed(&read_end, Duration::from_secs(3)),
+        writers_all_closed(&read_end, PATIENCE),
         "the supervisor kept a copy"
     );
 }
@@ -142,7 +142,7 @@ fn more_fds_than_the_control_buffer_holds_is_a_protocol_error() {
     drop(many);
     drop(write_end);
     assert!(
-        writers_all_closed(&read_end, Duration::from_secs(3)),
+        writers_all_closed(&read_end, PATIENCE),
         "the supervisor kept a copy"
     );
 }
@@ -265,7 +265,7 @@ fn fds_sent_to_a_method_that_takes_none_are_refused_and_closed() {
         "bad file descriptors for debug.Stacks: takes no file descriptors, got 2"
     );
     drop(write_end);
-    assert!(writers_all_closed(&read_end, Duration::from_secs(3)));
+    assert!(writers_all_closed(&read_end, PATIENCE));
     drop(stream);
     check_clean(&sv, &bystander, baseline);
 }

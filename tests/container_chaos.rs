@@ -104,8 +104,12 @@ fn exec_and_wait_survive_panics_in_the_manager_and_the_reaper() {
 
     let started = Instant::now();
     let mut retries = 0;
+    // At least this many cycles, and on until the injector thread (run
+    // whenever the scheduler lets it) has struck ten times.
     let cycles = 150;
-    for i in 0..cycles {
+    let mut i = 0;
+    while i < cycles || injected.load(Ordering::Relaxed) < 10 {
+        i += 1;
         let code = i % 100;
         let (executed, r1) = retried(|| {
             client.invoke(ExecuteAsync {
@@ -144,18 +148,23 @@ fn exec_and_wait_survive_panics_in_the_manager_and_the_reaper() {
         started.elapsed()
     );
 
-    // Both actors were restarted once per fault and serve again.
-    let stacks = client.stacks().unwrap();
-    let restarts: u32 = stacks
-        .actors
-        .iter()
-        .filter(|a| a.name == "ContainerManager" || a.name == "Reaper")
-        .map(|a| {
-            assert_eq!(a.state, ActorState::Running, "{}", a.name);
-            a.restarts
-        })
-        .sum();
-    assert_eq!(restarts, faults, "one restart per injected panic");
+    // Both actors were restarted once per fault and serve again (the
+    // last restart may still be under way: waited for).
+    let settled = || {
+        let stacks = client.stacks().unwrap();
+        let ours: Vec<_> = stacks
+            .actors
+            .into_iter()
+            .filter(|a| a.name == "ContainerManager" || a.name == "Reaper")
+            .collect();
+        let running = ours.iter().all(|a| a.state == ActorState::Running);
+        (running, ours.iter().map(|a| a.restarts).sum::<u32>())
+    };
+    let deadline = Instant::now() + PATIENCE;
+    while settled() != (true, faults) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert_eq!(settled(), (true, faults), "one restart per injected panic");
 
     // The root container survived all of it, and its status is delivered.
     let (_, _) = retried(|| {
@@ -168,7 +177,7 @@ fn exec_and_wait_survive_panics_in_the_manager_and_the_reaper() {
     });
     let (status, _) = retried(|| client.invoke(Wait { cid: cid.into() }));
     assert_eq!(status.status, 9);
-    let deadline = Instant::now() + Duration::from_secs(3);
+    let deadline = Instant::now() + PATIENCE;
     while !zombies_of(sv.pid()).is_empty() && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(10));
     }

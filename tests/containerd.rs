@@ -15,7 +15,7 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 use common::bundle::{APPLETS, BUSYBOX};
-use common::SANDVISOR;
+use common::{PATIENCE, SANDVISOR};
 use serde_json::json;
 
 /// The image's name, as its index annotates it.
@@ -349,7 +349,7 @@ fn ctr_runs_execs_pauses_kills_and_deletes_through_sandvisor() {
     assert_eq!(containerd.task_status(&id).as_deref(), Some("RUNNING"));
 
     containerd.ok(&["task", "kill", &id]);
-    let deadline = Instant::now() + Duration::from_secs(10);
+    let deadline = Instant::now() + PATIENCE;
     while containerd.task_status(&id).as_deref() != Some("STOPPED") {
         assert!(Instant::now() < deadline, "the task did not stop");
         std::thread::sleep(Duration::from_millis(50));
@@ -363,7 +363,7 @@ fn ctr_runs_execs_pauses_kills_and_deletes_through_sandvisor() {
     );
     containerd.ok(&["containers", "delete", &id]);
     assert_eq!(containerd.task_status(&id), None);
-    let deadline = Instant::now() + Duration::from_secs(10);
+    let deadline = Instant::now() + PATIENCE;
     while !supervisors_of(&id).is_empty() {
         assert!(Instant::now() < deadline, "the supervisor outlived delete");
         std::thread::sleep(Duration::from_millis(50));

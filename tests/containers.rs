@@ -818,7 +818,7 @@ fn bundle_device_rules_apply_on_a_cgroup_v2_only_host() {
 
 /// `sandvisor state ID` once `run` has registered the container.
 fn state_once_registered(root: &str, id: &str) -> serde_json::Value {
-    let deadline = Instant::now() + Duration::from_secs(10);
+    let deadline = Instant::now() + PATIENCE;
     loop {
         let (status, stdout, _) = run_cli(&["--root", root, "state", id], Duration::from_secs(10));
         if status.code() == Some(0) {
@@ -954,7 +954,7 @@ fn kill_signals_a_running_container_by_its_id() {
     let stdout: OwnedFd = child.stdout.take().expect("stdout").into();
     let mut seen = Vec::new();
     assert!(
-        read_some(&stdout, &mut seen, Instant::now() + Duration::from_secs(10)),
+        read_some(&stdout, &mut seen, Instant::now() + PATIENCE),
         "no output"
     );
     assert_eq!(seen, b"ready\n");
@@ -968,11 +968,7 @@ fn kill_signals_a_running_container_by_its_id() {
     let (status, _, stderr) = kill(&[&id, "usr1"]);
     assert_eq!((status.code(), stderr.as_str()), (Some(0), ""));
     seen.clear();
-    assert!(read_some(
-        &stdout,
-        &mut seen,
-        Instant::now() + Duration::from_secs(10)
-    ));
+    assert!(read_some(&stdout, &mut seen, Instant::now() + PATIENCE));
     assert_eq!(seen, b"usr1\n");
     assert_eq!(kill(&[&id, "0"]).0.code(), Some(0));
     // Bad signals and unknown ids.
@@ -1071,7 +1067,7 @@ fn delete_refuses_a_running_container_and_cleans_up_after_a_killed_supervisor() 
         .expect("SIGKILL");
     }
     child.wait().expect("wait");
-    let deadline = Instant::now() + Duration::from_secs(10);
+    let deadline = Instant::now() + PATIENCE;
     let state = loop {
         let state: serde_json::Value = serde_json::from_str(&cli(&["state", &id]).1).expect("JSON");
         if state["status"] == "stopped" || Instant::now() > deadline {
@@ -1160,7 +1156,7 @@ fn run_reports_a_kill_from_outside_as_137() {
     // The supervisor's socket is <root>/<id>/ctl.sock: connect and kill the
     // container's init once it runs.
     let socket = root.path().join(&id).join("ctl.sock");
-    let deadline = Instant::now() + Duration::from_secs(10);
+    let deadline = Instant::now() + PATIENCE;
     let client = loop {
         if let Ok(c) = Client::connect(&socket) {
             break c;
@@ -1172,7 +1168,7 @@ fn run_reports_a_kill_from_outside_as_137() {
         );
         std::thread::sleep(Duration::from_millis(10));
     };
-    let deadline = Instant::now() + Duration::from_secs(10);
+    let deadline = Instant::now() + PATIENCE;
     while processes_or_empty(&client, &id).is_empty() {
         assert!(Instant::now() < deadline, "container {id} never ran");
         std::thread::sleep(Duration::from_millis(10));
@@ -1586,14 +1582,8 @@ fn exec_is_born_in_the_container_cgroups_even_without_its_resident_spawner() {
         nix::sys::signal::Signal::SIGKILL,
     )
     .expect("kill the resident");
-    assert_eq!(
-        residents_after(&sb, Duration::from_secs(5)),
-        Vec::<i32>::new()
-    );
-    assert_eq!(
-        zombie_children(sb.sv.pid(), Duration::from_secs(5)),
-        Vec::<i32>::new()
-    );
+    assert_eq!(residents_after(&sb, PATIENCE), Vec::<i32>::new());
+    assert_eq!(zombie_children(sb.sv.pid(), PATIENCE), Vec::<i32>::new());
     let (again, _output) = exec(&sb.client, &cid, &["sleep", "30"]);
     assert_eq!(cgroup_of(again.host_pid), init_cgroups);
     let listed: Vec<i32> = processes(&sb.client, &cid)
@@ -1604,10 +1594,7 @@ fn exec_is_born_in_the_container_cgroups_even_without_its_resident_spawner() {
     // Once the init has exited, no resident spawner is left.
     signal(&sb.client, &cid, libc::SIGKILL, 0, SignalMode::Process).expect("kill the init");
     assert_eq!(wait(&sb.client, &cid), libc::SIGKILL as u32);
-    assert_eq!(
-        residents_after(&sb, Duration::from_secs(5)),
-        Vec::<i32>::new()
-    );
+    assert_eq!(residents_after(&sb, PATIENCE), Vec::<i32>::new());
 }
 
 #[test]
@@ -1619,7 +1606,7 @@ fn a_prewarmed_root_container_is_used_by_its_start_and_dropped_by_another() {
         // while the supervisor starts (perhaps not yet when it is ready).
         // It takes its name once it has re-executed from the read-only
         // binary: wait for that, not for a time.
-        let named = Instant::now() + Duration::from_secs(10);
+        let named = Instant::now() + PATIENCE;
         let mut residents = children_named(sb.sv.pid(), "sv-resident");
         while residents.is_empty() && Instant::now() < named {
             std::thread::sleep(Duration::from_millis(5));
@@ -1627,7 +1614,7 @@ fn a_prewarmed_root_container_is_used_by_its_start_and_dropped_by_another() {
         }
         assert_eq!(residents.len(), 1, "residents: {residents:?}");
         let prewarm_path = format!("/sandvisor/{SANDBOX}/{prewarmed}");
-        let deadline = Instant::now() + Duration::from_secs(5);
+        let deadline = Instant::now() + PATIENCE;
         while !cgroup_of(residents[0])
             .lines()
             .any(|l| l.ends_with(&prewarm_path))
@@ -1655,7 +1642,7 @@ fn a_prewarmed_root_container_is_used_by_its_start_and_dropped_by_another() {
             assert_eq!(children_named(sb.sv.pid(), "sv-resident"), residents);
         } else {
             // The prewarm is stopped; the container got its own resident.
-            let after = residents_after_change(&sb, &residents, Duration::from_secs(5));
+            let after = residents_after_change(&sb, &residents, PATIENCE);
             assert_eq!(after.len(), 1, "residents: {after:?}");
             assert_ne!(after, residents);
         }
@@ -1726,7 +1713,7 @@ fn a_subcontainer_takes_the_spare_resident_and_a_new_spare_is_made() {
 /// there is one.
 fn wait_for_spare(sb: &Sandbox, name: &str) -> i32 {
     let needle = format!("/sandvisor/{SANDBOX}/{name}");
-    let deadline = Instant::now() + Duration::from_secs(5);
+    let deadline = Instant::now() + PATIENCE;
     loop {
         let found = children_named(sb.sv.pid(), "sv-resident")
             .into_iter()
@@ -1837,10 +1824,7 @@ fn exec_errors_name_what_is_wrong() {
         0
     );
     // The failed execs left no descriptor and no zombie behind.
-    assert_eq!(
-        zombie_children(sb.sv.pid(), Duration::from_secs(1)),
-        Vec::<i32>::new()
-    );
+    assert_eq!(zombie_children(sb.sv.pid(), PATIENCE), Vec::<i32>::new());
     let baseline = sb.sv.baseline_fds(1);
     let (result, _) = exec_with(&sb.client, exec_request(&cid, &["/bin/nope"]));
     assert_rpc_error(result, ErrorCode::NotFound, &["\"/bin/nope\""]);
@@ -2060,7 +2044,7 @@ fn signal_all_processes_kills_every_process_of_the_container() {
         wait_pid(&sb.client, &cid, executed.pid).expect("WaitPID"),
         libc::SIGKILL as u32
     );
-    let deadline = Instant::now() + Duration::from_secs(5);
+    let deadline = Instant::now() + PATIENCE;
     loop {
         let left = still_there(&host);
         if left.is_empty() {
@@ -2069,10 +2053,7 @@ fn signal_all_processes_kills_every_process_of_the_container() {
         assert!(Instant::now() < deadline, "processes left: {left:?}");
         std::thread::sleep(Duration::from_millis(10));
     }
-    assert_eq!(
-        zombie_children(sb.sv.pid(), Duration::from_secs(2)),
-        Vec::<i32>::new()
-    );
+    assert_eq!(zombie_children(sb.sv.pid(), PATIENCE), Vec::<i32>::new());
 }
 
 #[test]
@@ -2115,7 +2096,7 @@ fn signal_process_group_reaches_the_whole_group_only() {
     // orphan of the container's init, which, like a runc container's
     // `sleep` init, does not reap: pid namespace semantics, not the
     // supervisor's doing.
-    let deadline = Instant::now() + Duration::from_secs(5);
+    let deadline = Instant::now() + PATIENCE;
     loop {
         let alive: Vec<(i32, HostStat)> = still_there(&group)
             .into_iter()
@@ -2311,11 +2292,13 @@ fn concurrent_waiters_all_get_the_status_and_later_waits_get_it_at_once() {
     }
     assert_eq!(output.stdout(), "");
 
-    // After the exit: at once, as often as asked.
+    // After the exit: at once, as often as asked (a Wait that waited for
+    // another exit would never return: any bound tells them apart, so a
+    // loose one, not a guess at a loaded machine's speed).
     for _ in 0..3 {
         let t0 = Instant::now();
         assert_eq!(wait(&sb.client, &cid), 3 << 8);
-        assert!(t0.elapsed() < Duration::from_secs(1), "{:?}", t0.elapsed());
+        assert!(t0.elapsed() < PATIENCE, "{:?}", t0.elapsed());
     }
     assert_rpc_error(
         call(
@@ -2843,7 +2826,7 @@ fn start_root_refuses_bad_descriptors_specs_and_duplicates() {
         ErrorCode::InvalidArgument,
         &["3", "stdin, stdout, stderr", "got 2"],
     );
-    assert!(writers_all_closed(&out_r, Duration::from_secs(5)));
+    assert!(writers_all_closed(&out_r, PATIENCE));
 
     // Spec errors, by field.
     let mut bad = Bundle::new("dup", &["sleep", "30"]);
@@ -2893,7 +2876,7 @@ fn start_root_refuses_bad_descriptors_specs_and_duplicates() {
         ErrorCode::AlreadyExists,
         &[&format!("{cid:?}")],
     );
-    assert!(writers_all_closed(&out_r, Duration::from_secs(5)));
+    assert!(writers_all_closed(&out_r, PATIENCE));
     let (req, _output) = start_root_request(&unique("second-root"), &bundle);
     assert_rpc_error(
         call(&sb.client, req),
@@ -2933,7 +2916,7 @@ fn many_exec_and_wait_cycles_leave_no_zombie_and_no_descriptor() {
     let elapsed = t0.elapsed();
     eprintln!("{CYCLES} exec+WaitPID cycles in {elapsed:?}");
     assert_eq!(
-        zombie_children(sb.sv.pid(), Duration::from_secs(2)),
+        zombie_children(sb.sv.pid(), PATIENCE),
         Vec::<i32>::new(),
         "zombies of the supervisor"
     );
@@ -2974,10 +2957,7 @@ fn concurrent_execs_on_several_connections_are_all_reaped() {
     for worker in workers {
         worker.join().expect("worker");
     }
-    assert_eq!(
-        zombie_children(sb.sv.pid(), Duration::from_secs(2)),
-        Vec::<i32>::new()
-    );
+    assert_eq!(zombie_children(sb.sv.pid(), PATIENCE), Vec::<i32>::new());
     assert_eq!(
         sb.sv.settle_fds(baseline),
         baseline,

@@ -26,7 +26,7 @@ fn wait_state(
     name: &str,
     state: ActorState,
 ) -> sandvisor::api::debug::ActorReport {
-    let deadline = Instant::now() + Duration::from_secs(10);
+    let deadline = Instant::now() + PATIENCE;
     loop {
         let stacks = client.stacks().unwrap();
         let report = actor(&stacks, name).clone();
@@ -98,32 +98,40 @@ fn faults_reach_every_actor_and_the_process_survives() {
 fn a_stalled_actor_does_not_stop_the_others() {
     let sv = Supervisor::boot();
     let client = sv.client();
+    // The stall starts after this instant: no answer from Logging can come
+    // before this plus the stall.
+    let injected = Instant::now();
+    let stall = Duration::from_millis(2_000);
     client
-        .inject_fault("Logging", FaultKind::Stall { ms: 800 })
+        .inject_fault(
+            "Logging",
+            FaultKind::Stall {
+                ms: stall.as_millis() as u64,
+            },
+        )
         .unwrap();
-    let started = Instant::now();
     let queued = {
         let client = client.clone();
-        std::thread::spawn(move || client.change_logging(None, None).map(|_| started.elapsed()))
+        std::thread::spawn(move || client.change_logging(None, None).map(|_| Instant::now()))
     };
-    std::thread::sleep(Duration::from_millis(100));
-    let ping_started = Instant::now();
+    // The call waits in the mailbox (however late its thread ran).
+    let deadline = Instant::now() + PATIENCE;
+    while actor(&client.stacks().unwrap(), "Logging").mailbox == 0 {
+        assert!(Instant::now() < deadline, "the call never reached Logging");
+        std::thread::sleep(Duration::from_millis(5));
+    }
     assert_eq!(client.ping(b"fast").unwrap(), b"fast");
-    assert!(
-        ping_started.elapsed() < Duration::from_millis(200),
-        "ping waited for the stall"
-    );
+    // Answered while Logging still stalls: the ping did not wait for it.
     let logging = actor(&client.stacks().unwrap(), "Logging").clone();
     let handling = logging
         .handling
         .expect("the stalled actor reports what it handles");
     assert_eq!(handling.message, "fault.stall");
-    assert!(handling.for_ms >= 90, "{handling:?}");
     assert_eq!(logging.mailbox, 1, "the queued call waits in the mailbox");
-    let waited = queued.join().unwrap().unwrap();
+    let answered = queued.join().unwrap().unwrap();
     assert!(
-        waited >= Duration::from_millis(700),
-        "the queued call ran during the stall: {waited:?}"
+        answered.duration_since(injected) >= stall,
+        "the queued call ran during the stall"
     );
     assert_eq!(actor(&client.stacks().unwrap(), "Logging").handling, None);
 }
@@ -205,7 +213,7 @@ fn a_client_that_never_reads_is_no_longer_read() {
     let mut id = 1;
     let mut pending = request(id, "debug.Ping", &ping_args(&payload), 0);
     let mut offset = 0;
-    let deadline = Instant::now() + Duration::from_secs(5);
+    let deadline = Instant::now() + PATIENCE;
     let mut stuck_since: Option<Instant> = None;
     // Write until the server has stopped reading for half a second.
     while Instant::now() < deadline {
@@ -241,9 +249,9 @@ fn a_client_that_never_reads_is_no_longer_read() {
     );
     let growth = sv.rss_kib().saturating_sub(rss_before);
     assert!(growth < 32 * 1024, "supervisor RSS grew by {growth} KiB");
-    let started = Instant::now();
+    // Still served (a server stuck on the flood would never answer; how
+    // fast it answers is the scheduler's business).
     assert_eq!(bystander.ping(b"unaffected").unwrap(), b"unaffected");
-    assert!(started.elapsed() < Duration::from_millis(200));
     drop(stream);
     assert_eq!(sv.settle_fds(baseline), baseline);
 }
@@ -385,14 +393,20 @@ fn descriptors_travel_both_ways() {
 fn pending_calls_fail_when_the_supervisor_dies() {
     let mut sv = Supervisor::boot();
     let client = sv.client();
+    // Logging stalls, so that Debug tells when the call waits for it.
     client
-        .inject_fault("Debug", FaultKind::Stall { ms: 5000 })
+        .inject_fault("Logging", FaultKind::Stall { ms: 120_000 })
         .unwrap();
     let waiting = {
         let client = client.clone();
-        std::thread::spawn(move || client.ping(b"never"))
+        std::thread::spawn(move || client.change_logging(None, None))
     };
-    std::thread::sleep(Duration::from_millis(100));
+    // Pending for sure (however late its thread ran) before the kill.
+    let deadline = Instant::now() + PATIENCE;
+    while actor(&client.stacks().unwrap(), "Logging").mailbox == 0 {
+        assert!(Instant::now() < deadline, "the call never reached Logging");
+        std::thread::sleep(Duration::from_millis(5));
+    }
     sv.stop_with(nix::sys::signal::Signal::SIGKILL);
     let err = waiting.join().unwrap().unwrap_err();
     assert!(matches!(err, ClientError::Closed), "{err}");

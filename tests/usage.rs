@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use common::bundle::Bundle;
 use common::runtime::{unique, Runtime};
+use common::PATIENCE;
 use serde_json::{json, Value};
 
 const MIB: u64 = 1 << 20;
@@ -43,7 +44,7 @@ fn figure(value: &Value, key: &str) -> u64 {
 /// Polls `usage` until the sandbox's shmem reaches `bytes` (the container
 /// has written its file).
 fn usage_once_filled(rt: &Runtime, id: &str, bytes: u64) -> Value {
-    let deadline = Instant::now() + Duration::from_secs(10);
+    let deadline = Instant::now() + PATIENCE;
     loop {
         let usage = usage_of(rt, &[id]);
         if figure(&usage, "shmem") >= bytes {
@@ -111,9 +112,18 @@ fn usage_reports_a_sandbox_s_tmpfs_by_call_and_through_its_page() {
     }
 
     // The page: the same figures, a sequence that is even and moves on.
+    // Waits for two refreshes (one of them whole after `first`), however
+    // late a loaded machine fires the supervisor's timer.
     let first = usage_of(&rt, &["--fd", &id]);
-    std::thread::sleep(Duration::from_secs(1));
-    let second = usage_of(&rt, &["--fd", &id]);
+    let deadline = Instant::now() + PATIENCE;
+    let second = loop {
+        let page = usage_of(&rt, &["--fd", &id]);
+        if figure(&page, "sequence") >= figure(&first, "sequence") + 4 {
+            break page;
+        }
+        assert!(Instant::now() < deadline, "the page stayed at {page}");
+        std::thread::sleep(Duration::from_millis(50));
+    };
     for page in [&first, &second] {
         assert_eq!(figure(page, "sequence") % 2, 0, "{page}");
         assert_within(page, "shmem", written, written + MARGIN);
@@ -123,16 +133,11 @@ fn usage_reports_a_sandbox_s_tmpfs_by_call_and_through_its_page() {
         let called = figure(&usage, "shmem");
         assert!(shmem.abs_diff(called) < MARGIN, "{page} against {usage}");
     }
-    // Refreshed every 250 ms: about four times in the second between.
-    assert!(
-        figure(&second, "sequence") >= figure(&first, "sequence") + 4,
-        "{first} then {second}"
-    );
     let (t1, t2) = (
         figure(&first, "updated_unix_ns"),
         figure(&second, "updated_unix_ns"),
     );
-    assert!(t2 > t1 + 500_000_000, "{t1} then {t2}");
+    assert!(t2 > t1, "{t1} then {t2}");
 
     let clash = rt.cli(&["usage", "--fd", "--full", &id]);
     assert_eq!(clash.status.code(), Some(2), "{}", clash.stderr);
@@ -193,7 +198,7 @@ fn usage_full_breaks_a_sandbox_down_and_leaves_out_a_cgroup_outside_it() {
     rt.ok(&["run", "-d", "-b", &outside.path_string(), &outside_id]);
 
     usage_once_filled(&rt, &pod, 32 * MIB);
-    let deadline = Instant::now() + Duration::from_secs(10);
+    let deadline = Instant::now() + PATIENCE;
     let full = loop {
         let full = usage_of(&rt, &["--full", &pod]);
         let filled = full["containers"]

@@ -7,6 +7,7 @@ use crate::api::DecodeError;
 use crate::container::spec::SpecError;
 use crate::router::ReplyError;
 use crate::supervision::SupervisionError;
+use crate::sys::cgroup_writes::LimitError;
 use crate::sys::spawn::SpawnError;
 use crate::wire::{BodyError, ErrorCode, FrameError, RpcError};
 
@@ -121,9 +122,23 @@ impl From<ContainerError> for RpcError {
             ContainerError::Host { .. } | ContainerError::Tty(_) => ErrorCode::Internal,
             ContainerError::Devices(e) if e.is_bad_rule() => ErrorCode::InvalidArgument,
             ContainerError::Devices(_) => ErrorCode::Internal,
+            // The host lacks the controller a limit needs, as runc says.
+            ContainerError::Limits {
+                source: LimitError::NoController { .. },
+                ..
+            } => ErrorCode::FailedPrecondition,
+            // A setting the cgroup has no file for (a page size the host
+            // does not have).
+            ContainerError::Limits {
+                source: LimitError::NoFile { .. },
+                ..
+            } => ErrorCode::InvalidArgument,
             // The refusal's message names the file and the value; its kind
             // keeps the errno's meaning.
-            ContainerError::Limits { source, .. } => match source.kind() {
+            ContainerError::Limits {
+                source: LimitError::Kernel(source),
+                ..
+            } => match source.kind() {
                 // A memory limit below what the cgroup uses now.
                 std::io::ErrorKind::ResourceBusy => ErrorCode::FailedPrecondition,
                 std::io::ErrorKind::InvalidInput

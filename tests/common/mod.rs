@@ -22,6 +22,12 @@ use sandvisor::Client;
 /// The binary under test.
 pub const SANDVISOR: &str = env!("CARGO_BIN_EXE_sandvisor");
 
+/// How long a test waits for something that must happen (a process
+/// reaped, a descriptor closed, a line logged) before it fails: waits end
+/// as soon as it happens, so only a wait that never ends runs this out,
+/// and a loaded machine's scheduler delays nothing past it.
+pub const PATIENCE: Duration = Duration::from_secs(60);
+
 /// A supervisor running for one test; killed when dropped.
 pub struct Supervisor {
     child: Option<Child>,
@@ -64,7 +70,7 @@ impl Supervisor {
     }
 
     fn wait_ready(&self) {
-        let deadline = Instant::now() + Duration::from_secs(10);
+        let deadline = Instant::now() + PATIENCE;
         while Instant::now() < deadline {
             if let Ok(client) = Client::connect(&self.socket) {
                 if client.ping(b"ready").is_ok() {
@@ -89,7 +95,7 @@ impl Supervisor {
     /// the one asking, then returns the supervisor's descriptor count
     /// without that probing connection.
     pub fn baseline_fds(&self, others: u64) -> usize {
-        let deadline = Instant::now() + Duration::from_secs(3);
+        let deadline = Instant::now() + PATIENCE;
         let probe = self.client();
         loop {
             let open = probe.stacks().expect("stacks").connections;
@@ -138,7 +144,7 @@ impl Supervisor {
     /// Waits until the supervisor's descriptor count is `expected`, and
     /// returns what it settled at.
     pub fn settle_fds(&self, expected: usize) -> usize {
-        let deadline = Instant::now() + Duration::from_secs(3);
+        let deadline = Instant::now() + PATIENCE;
         loop {
             let n = self.fd_count();
             if n == expected || Instant::now() > deadline {
@@ -173,10 +179,10 @@ impl Supervisor {
         fields[11].parse::<u64>().expect("utime") + fields[12].parse::<u64>().expect("stime")
     }
 
-    /// Waits up to 3 s for the log to contain `text` (lines are written by
+    /// Waits (up to [`PATIENCE`]) for the log to contain `text` (lines are written by
     /// a background thread).
     pub fn log_contains(&self, text: &str) -> bool {
-        let deadline = Instant::now() + Duration::from_secs(3);
+        let deadline = Instant::now() + PATIENCE;
         loop {
             if self.log_text().contains(text) {
                 return true;
@@ -197,8 +203,7 @@ impl Supervisor {
     pub fn stop_with(&mut self, signal: nix::sys::signal::Signal) -> ExitStatus {
         let pid = nix::unistd::Pid::from_raw(self.pid() as i32);
         nix::sys::signal::kill(pid, signal).expect("signal");
-        self.wait_exit(Duration::from_secs(10))
-            .expect("supervisor exits")
+        self.wait_exit(PATIENCE).expect("supervisor exits")
     }
 
     /// Waits for the process to exit.

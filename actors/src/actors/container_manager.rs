@@ -25,6 +25,9 @@ use slog::{debug, error, info, warn, Logger};
 use thiserror::Error;
 use tokio::sync::oneshot;
 
+mod runtime_hooks;
+
+use self::runtime_hooks::RuntimePoint;
 use super::reaper::{self, ChildrenExited, ExitJournal};
 use crate::api::container::{
     ContainerRuntimeState, CreateSubcontainer, DestroySubcontainer, Event, EventReply,
@@ -44,6 +47,7 @@ use crate::supervision::{
 };
 use crate::sys::cgroup::{self, ContainerCgroup, Hierarchy};
 use crate::sys::cgroup_stats::CgroupFiles;
+use crate::sys::cgroup_writes::{self, LimitError};
 use crate::sys::device_filter::{self, DeviceFilterError};
 use crate::sys::hooks::HookError;
 use crate::sys::oom_watch::OomWatch;
@@ -99,13 +103,13 @@ pub enum ContainerError {
     /// Device rules could not be put in force on cgroup v2.
     #[error(transparent)]
     Devices(#[from] DeviceFilterError),
-    /// The kernel refused a resource limit (what was changed is put back).
+    /// A resource limit was refused (what was changed is put back).
     #[error("apply resources to cgroup {cgroup}: {source}")]
     Limits {
         /// The cgroup, relative to the hierarchies' roots.
         cgroup: String,
-        /// The refusal, naming the file and the value.
-        source: std::io::Error,
+        /// The refusal, naming the controller, or the file and the value.
+        source: LimitError,
     },
     /// The spawner could not clone the process.
     #[error(transparent)]
@@ -1327,7 +1331,10 @@ impl ContainerManager {
                 CgroupVersion::V2
             }
         })?;
-        cgroup::apply_writes(&self.hierarchies, dirs, relative, &writes).map_err(|source| {
+        for (field, reason) in resources::ignored_settings(resources) {
+            warn!(self.logger, "resource setting ignored"; "cgroup" => %relative.display(), "field" => field, "reason" => reason);
+        }
+        cgroup_writes::apply_writes(&self.hierarchies, dirs, relative, &writes).map_err(|source| {
             ContainerError::Limits {
                 cgroup: relative.display().to_string(),
                 source,
@@ -1405,7 +1412,7 @@ impl ContainerManager {
             _ => None,
         };
         let runtime = runtime_gate.map(|gate| RuntimeStep {
-            hooks: blueprint.hooks.create_runtime.clone(),
+            stages: runtime_hooks::runtime_stages(&blueprint.hooks),
             state: hook_state,
             gate,
         });
@@ -1870,6 +1877,10 @@ impl ContainerManager {
             c.unclaimed_oom_kills.push_back(now);
         }
         c.oom_kills_seen = kills;
+        if new > 0 {
+            // When the claim window opens (tests wait for it).
+            debug!(self.logger, "oom kills noted"; "cid" => cid, "new" => new);
+        }
         new > 0
     }
 
@@ -2654,7 +2665,7 @@ fn open(path: &Path, flags: OFlag, what: &'static str) -> Result<OwnedFd, Contai
 /// The prestart and createRuntime hooks, and the gate the child waits at
 /// while they run.
 struct RuntimeStep {
-    hooks: Vec<HookPlan>,
+    stages: Vec<(RuntimePoint, Vec<HookPlan>)>,
     state: Option<oci_spec::runtime::State>,
     gate: OwnedFd,
 }
@@ -2705,28 +2716,37 @@ impl ContainerManager {
                 match step {
                     None => act.watch(reader, host_pid, runtime, hold, collected),
                     Some(step) => {
-                        let RuntimeStep { hooks, state, gate } = step;
+                        let RuntimeStep {
+                            stages,
+                            state,
+                            gate,
+                        } = step;
                         let json = hook_state_json(
                             state,
                             oci_spec::runtime::ContainerState::Creating,
                             Some(host_pid),
                         );
-                        Box::pin(act.run_hooks(hooks, json).then(move |ran, act, _| {
-                            match ran {
-                                Ok(()) => {
-                                    let _ = nix::unistd::write(&gate, b"1");
-                                }
-                                Err(e) => collected.push(ChildReport::Failed(ChildFailure {
-                                    step: "createRuntime hook".into(),
-                                    path: String::new(),
-                                    errno: 0,
-                                    message: e.to_string(),
-                                })),
-                            }
-                            // Closing the gate unopened makes the child give up.
-                            drop(gate);
-                            act.watch(reader, host_pid, None, hold, collected)
-                        }))
+                        Box::pin(
+                            act.run_runtime_stages(stages, json)
+                                .then(move |ran, act, _| {
+                                    match ran {
+                                        Ok(()) => {
+                                            let _ = nix::unistd::write(&gate, b"1");
+                                        }
+                                        Err((point, e)) => {
+                                            collected.push(ChildReport::Failed(ChildFailure {
+                                                step: format!("{} hook", point.name()),
+                                                path: String::new(),
+                                                errno: 0,
+                                                message: e.to_string(),
+                                            }))
+                                        }
+                                    }
+                                    // Closing the gate unopened makes the child give up.
+                                    drop(gate);
+                                    act.watch(reader, host_pid, None, hold, collected)
+                                }),
+                        )
                     }
                 }
             },

@@ -1,6 +1,7 @@
 //! Container policy: what a spec means, as a plan a spawned child carries
 //! out. No system calls here.
 
+pub mod block_io;
 pub mod plan;
 pub mod resources;
 pub mod spec;

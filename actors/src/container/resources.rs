@@ -6,8 +6,9 @@
 //! build does not apply are refused with [`SpecError::Unsupported`] naming
 //! their field, never ignored.
 
-use oci_spec::runtime::{LinuxResources, LinuxThrottleDevice};
+use oci_spec::runtime::LinuxResources;
 
+use super::block_io::block_io;
 use super::spec::SpecError;
 
 /// Which cgroup version a controller is in on this host.
@@ -20,7 +21,7 @@ pub enum CgroupVersion {
 }
 
 /// One control file write.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ControlWrite {
     /// The controller the file belongs to (v1: the hierarchy that has it;
     /// v2: the one to enable in the parents' `cgroup.subtree_control`).
@@ -33,18 +34,26 @@ pub struct ControlWrite {
     /// memory limit must stay below memory+swap): on refusal, the two are
     /// tried in the other order.
     pub swap_with_next: bool,
+    /// Where kernels name the setting differently (the block I/O weight
+    /// under the BFQ scheduler), each other file with the value it takes:
+    /// when the cgroup lacks `file`, the first of these it has is written.
+    pub or_else: Vec<(String, String)>,
 }
 
-fn write(controller: &str, file: impl Into<String>, value: impl ToString) -> ControlWrite {
+pub(super) fn write(
+    controller: &str,
+    file: impl Into<String>,
+    value: impl ToString,
+) -> ControlWrite {
     ControlWrite {
         controller: controller.to_owned(),
         file: file.into(),
         value: value.to_string(),
-        swap_with_next: false,
+        ..ControlWrite::default()
     }
 }
 
-fn unsupported(field: &str, detail: &str) -> SpecError {
+pub(super) fn unsupported(field: &str, detail: &str) -> SpecError {
     SpecError::Unsupported {
         field: field.into(),
         detail: detail.into(),
@@ -254,77 +263,6 @@ fn cpu(
     Ok(())
 }
 
-fn block_io(
-    r: &LinuxResources,
-    v1_blkio: CgroupVersion,
-    io: CgroupVersion,
-    writes: &mut Vec<ControlWrite>,
-) -> Result<(), SpecError> {
-    let Some(b) = r.block_io() else {
-        return Ok(());
-    };
-    let throttles: [(&Option<Vec<LinuxThrottleDevice>>, &str, &str); 4] = [
-        (
-            b.throttle_read_bps_device(),
-            "blkio.throttle.read_bps_device",
-            "rbps",
-        ),
-        (
-            b.throttle_write_bps_device(),
-            "blkio.throttle.write_bps_device",
-            "wbps",
-        ),
-        (
-            b.throttle_read_iops_device(),
-            "blkio.throttle.read_iops_device",
-            "riops",
-        ),
-        (
-            b.throttle_write_iops_device(),
-            "blkio.throttle.write_iops_device",
-            "wiops",
-        ),
-    ];
-    if v1_blkio == CgroupVersion::V1 {
-        if let Some(weight) = b.weight() {
-            writes.push(write("blkio", "blkio.weight", weight));
-        }
-        for (devices, file, _) in throttles {
-            for d in devices.iter().flatten() {
-                writes.push(write(
-                    "blkio",
-                    file,
-                    format!("{}:{} {}", d.major(), d.minor(), d.rate()),
-                ));
-            }
-        }
-        return Ok(());
-    }
-    if io == CgroupVersion::V1 {
-        return Err(unsupported(
-            "linux.resources.blockIO",
-            "the host has neither the v1 blkio controller nor the v2 io controller",
-        ));
-    }
-    if let Some(weight) = b.weight() {
-        writes.push(write(
-            "io",
-            "io.weight",
-            format!("default {}", io_weight(weight)),
-        ));
-    }
-    for (devices, _, key) in throttles {
-        for d in devices.iter().flatten() {
-            writes.push(write(
-                "io",
-                "io.max",
-                format!("{}:{} {key}={}", d.major(), d.minor(), d.rate()),
-            ));
-        }
-    }
-    Ok(())
-}
-
 /// cgroup v1 cpu shares (2 to 262144) as a v2 cpu weight (1 to 10000), by
 /// the linear map runc and crun use.
 pub fn cpu_weight(shares: u64) -> u64 {
@@ -332,29 +270,32 @@ pub fn cpu_weight(shares: u64) -> u64 {
     1 + ((shares - 2) * 9999) / 262_142
 }
 
-/// A v1 blkio weight (10 to 1000) as a v2 io weight (1 to 10000), as runc
-/// maps it.
-pub fn io_weight(weight: u16) -> u64 {
-    let weight = u64::from(weight.clamp(10, 1000));
-    1 + ((weight - 10) * 9999) / 990
+/// The settings accepted and not applied, with why, for a warning in the
+/// log: runc (since 1.0) accepts kernel memory settings and ignores them,
+/// and the OCI validation suite and older clients still send them.
+pub fn ignored_settings(r: &LinuxResources) -> Vec<(&'static str, &'static str)> {
+    let memory = r.memory().as_ref();
+    let mut ignored = Vec::new();
+    if memory.is_some_and(|m| m.kernel().is_some()) {
+        ignored.push((
+            "linux.resources.memory.kernel",
+            "ignored, as runc ignores it: the kernel no longer enforces kernel memory limits",
+        ));
+    }
+    if memory.is_some_and(|m| m.kernel_tcp().is_some()) {
+        ignored.push((
+            "linux.resources.memory.kernelTCP",
+            "ignored, as runc ignores kernel memory settings",
+        ));
+    }
+    ignored
 }
 
 /// Refuses the limits this build does not apply, naming the first one.
 pub fn refuse_unsupported(r: &LinuxResources) -> Result<(), SpecError> {
     let cpu = r.cpu().as_ref();
-    let memory = r.memory().as_ref();
     let block = r.block_io().as_ref();
     let checks = [
-        (
-            memory.is_some_and(|m| m.kernel().is_some()),
-            "linux.resources.memory.kernel",
-            "kernel memory limits are deprecated by the kernel and not applied",
-        ),
-        (
-            memory.is_some_and(|m| m.kernel_tcp().is_some()),
-            "linux.resources.memory.kernelTCP",
-            "kernel TCP memory limits are not supported",
-        ),
         (
             cpu.is_some_and(|c| c.realtime_runtime().is_some() || c.realtime_period().is_some()),
             "linux.resources.cpu.realtimeRuntime",
@@ -369,11 +310,6 @@ pub fn refuse_unsupported(r: &LinuxResources) -> Result<(), SpecError> {
             cpu.is_some_and(|c| c.burst().is_some()),
             "linux.resources.cpu.burst",
             "cpu bursts are not supported",
-        ),
-        (
-            block.is_some_and(|b| b.leaf_weight().is_some()),
-            "linux.resources.blockIO.leafWeight",
-            "leaf weights are not supported",
         ),
         (
             block.is_some_and(|b| b.weight_device().as_ref().is_some_and(|d| !d.is_empty())),
@@ -481,7 +417,7 @@ mod tests {
                 ("cpuset.cpus", "0"),
                 ("cpuset.mems", "0"),
                 ("pids.max", "64"),
-                ("io.weight", "default 4950"),
+                ("io.bfq.weight", "500"),
                 ("io.max", "8:0 rbps=1048576"),
                 ("hugetlb.2MB.max", "4194304"),
             ])
@@ -499,7 +435,28 @@ mod tests {
     fn the_weight_maps_keep_both_ends() {
         assert_eq!((cpu_weight(2), cpu_weight(262_144)), (1, 10_000));
         assert_eq!((cpu_weight(1), cpu_weight(1_000_000)), (1, 10_000));
-        assert_eq!((io_weight(10), io_weight(1000)), (1, 10_000));
+    }
+
+    #[test]
+    fn kernel_memory_is_accepted_ignored_and_named() {
+        let json = r#"{"memory":{"limit":67108864,"kernel":1000000,"kernelTCP":500000}}"#;
+        for version in [CgroupVersion::V1, CgroupVersion::V2] {
+            let written = files(json, version);
+            assert_eq!(written.len(), 1, "{written:?}");
+            assert!(written[0].0.starts_with("memory."), "{written:?}");
+        }
+        let fields: Vec<&str> = ignored_settings(&resources(json))
+            .into_iter()
+            .map(|(field, _)| field)
+            .collect();
+        assert_eq!(
+            fields,
+            [
+                "linux.resources.memory.kernel",
+                "linux.resources.memory.kernelTCP"
+            ]
+        );
+        assert!(ignored_settings(&resources(r#"{"memory":{"limit":1}}"#)).is_empty());
     }
 
     #[test]
@@ -532,11 +489,6 @@ mod tests {
     #[test]
     fn bad_and_unsupported_limits_name_their_field() {
         for (json, version, field) in [
-            (
-                r#"{"memory":{"kernel":1000000}}"#,
-                CgroupVersion::V1,
-                "linux.resources.memory.kernel",
-            ),
             (
                 r#"{"memory":{"swappiness":101}}"#,
                 CgroupVersion::V1,

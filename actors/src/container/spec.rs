@@ -89,7 +89,9 @@ pub enum FdSource {
 /// What the caller must run in the runtime's namespace, around the spawn.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RuntimeHooks {
-    /// `prestart` and `createRuntime`: after the namespaces exist.
+    /// `prestart`: after the namespaces exist, before `createRuntime`.
+    pub prestart: Vec<HookPlan>,
+    /// `createRuntime`: after the namespaces exist.
     pub create_runtime: Vec<HookPlan>,
     /// `poststart`: after the user process started.
     pub poststart: Vec<HookPlan>,
@@ -254,18 +256,18 @@ pub fn build_container(spec: &Spec, ctx: &ContainerContext<'_>) -> Result<Bluepr
             .map(|(i, h)| hook_plan(h, &format!("hooks.{field}[{i}]")))
             .collect()
     };
-    let mut create_runtime = hook_list(hooks.and_then(|h| h.prestart().as_ref()), "prestart")?;
-    create_runtime.extend(hook_list(
-        hooks.and_then(|h| h.create_runtime().as_ref()),
-        "createRuntime",
-    )?);
     let runtime_hooks = RuntimeHooks {
-        create_runtime,
+        prestart: hook_list(hooks.and_then(|h| h.prestart().as_ref()), "prestart")?,
+        create_runtime: hook_list(
+            hooks.and_then(|h| h.create_runtime().as_ref()),
+            "createRuntime",
+        )?,
         poststart: hook_list(hooks.and_then(|h| h.poststart().as_ref()), "poststart")?,
         poststop: hook_list(hooks.and_then(|h| h.poststop().as_ref()), "poststop")?,
     };
-    let runtime_hooks_gate =
-        (!runtime_hooks.create_runtime.is_empty()).then(|| fds.add(FdSource::RuntimeHooksGate));
+    let runtime_hooks_gate = (!runtime_hooks.prestart.is_empty()
+        || !runtime_hooks.create_runtime.is_empty())
+    .then(|| fds.add(FdSource::RuntimeHooksGate));
     let new_net = new_ns(NsKind::Net);
     let unshare_cgroup_ns = new_ns(NsKind::Cgroup);
     new_namespaces.retain(|k| *k != NsKind::Cgroup);
@@ -1740,7 +1742,7 @@ mod tests {
             (base(r#","hostname":"h","linux":{"namespaces":[{"type":"mount"}]}"#), "hostname: setting a hostname or domainname needs a uts namespace"),
             (base(r#","linux":{"namespaces":[{"type":"mount"}],"sysctl":{"kernel.panic":"1"}}"#), "linux.sysctl.kernel.panic: not a namespaced sysctl; it would change the host"),
             (base(r#","linux":{"namespaces":[{"type":"mount"}],"sysctl":{"net.ipv4.ip_forward":"1"}}"#), "linux.sysctl.net.ipv4.ip_forward: needs a net namespace"),
-            (base(r#","linux":{"namespaces":[{"type":"mount"}],"resources":{"memory":{"kernel":1000}}}"#), "linux.resources.memory.kernel: kernel memory limits are deprecated by the kernel and not applied"),
+            (base(r#","linux":{"namespaces":[{"type":"mount"}],"resources":{"network":{"classID":1}}}"#), "linux.resources.network: network class ids and priorities are not supported"),
             (base(r#","linux":{"namespaces":[{"type":"mount"},{"type":"user"}]}"#), "linux.namespaces[1]: new user namespaces (uid/gid mappings) are not supported yet; join one by path"),
             (base(r#","mounts":[{"destination":"/x","type":"tmpfs","options":["idmap"]}],"linux":{"namespaces":[{"type":"mount"}]}"#), "mounts[0].options: mount option \"idmap\" is not supported yet"),
             (base(r#","mounts":[{"destination":"/x","type":"bind","source":"/y","options":["tmpcopyup"]}],"linux":{"namespaces":[{"type":"mount"}]}"#), "mounts[0].options: tmpcopyup applies to tmpfs mounts only, not to type \"bind\""),

@@ -9,7 +9,6 @@ use std::io;
 use std::path::{Component, Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use crate::container::resources::ControlWrite;
 use crate::sys::mountinfo::unescape;
 
 /// One mounted hierarchy.
@@ -432,72 +431,6 @@ pub fn is_v1_controller(hierarchies: &[Hierarchy], controller: &str) -> bool {
     hierarchies.iter().any(|h| h.has_v1(controller))
 }
 
-/// Applies `writes` to the cgroup at `relative` whose directories (one per
-/// hierarchy, in `hierarchies`' order) are `dirs`: each in the v1
-/// hierarchy with its controller, else in v2, whose controller is enabled
-/// in the parents first. On a failure, the values already changed are put
-/// back and the error names the file and the value.
-pub fn apply_writes(
-    hierarchies: &[Hierarchy],
-    dirs: &[PathBuf],
-    relative: &Path,
-    writes: &[ControlWrite],
-) -> io::Result<()> {
-    let v2_mount = hierarchies
-        .iter()
-        .find(|h| h.v1_controllers.is_none())
-        .map(|h| h.mount.clone())
-        .unwrap_or_default();
-    let mut done: Vec<(PathBuf, String, String)> = Vec::new();
-    let mut enabled: Vec<String> = Vec::new();
-    let mut apply = |w: &ControlWrite| -> io::Result<()> {
-        let (dir, v2) = controller_dir(hierarchies, dirs, &w.controller).ok_or_else(|| {
-            io::Error::new(
-                io::ErrorKind::Unsupported,
-                format!("no cgroup hierarchy has the {} controller", w.controller),
-            )
-        })?;
-        // Once per controller: it walks and reads every ancestor.
-        if v2 && !enabled.contains(&w.controller) {
-            enable_v2_controller(&v2_mount, relative, &w.controller)?;
-            enabled.push(w.controller.clone());
-        }
-        let before = std::fs::read_to_string(dir.join(&w.file)).unwrap_or_default();
-        write_control(dir, &w.file, &w.value)?;
-        // Only a one-line value can be written back as it reads.
-        if before.trim().lines().count() == 1 {
-            done.push((dir.clone(), w.file.clone(), before.trim().to_owned()));
-        }
-        Ok(())
-    };
-    let mut result = Ok(());
-    let mut i = 0;
-    while i < writes.len() {
-        let write = &writes[i];
-        let applied = match apply(write) {
-            // The kernel's order constraint: the other way round.
-            Err(e) if write.swap_with_next && i + 1 < writes.len() => apply(&writes[i + 1])
-                .map_err(|_| e)
-                .and_then(|()| apply(write))
-                .map(|()| 2),
-            other => other.map(|()| 1),
-        };
-        match applied {
-            Ok(n) => i += n,
-            Err(e) => {
-                result = Err(e);
-                break;
-            }
-        }
-    }
-    if result.is_err() {
-        for (dir, file, value) in done.iter().rev() {
-            let _ = std::fs::write(dir.join(file), value);
-        }
-    }
-    result
-}
-
 /// Freezes (`frozen`) or thaws the cgroup whose directories (one per
 /// hierarchy, in `hierarchies`' order) are `dirs`: through the v1 freezer
 /// when the host has it, else v2's `cgroup.freeze`. Returns once the kernel
@@ -751,70 +684,5 @@ mod tests {
         .unwrap();
         let none = set_frozen(&[], &[], true, Duration::ZERO).unwrap_err();
         assert_eq!(none.kind(), io::ErrorKind::Unsupported);
-    }
-
-    #[test]
-    fn writes_go_to_their_controller_and_a_failure_puts_back_what_was_changed() {
-        let base = tempfile::tempdir().unwrap();
-        let pids = base.path().join("pids/c");
-        let unified = base.path().join("unified/c");
-        std::fs::create_dir_all(&pids).unwrap();
-        std::fs::create_dir_all(&unified).unwrap();
-        std::fs::write(pids.join("pids.max"), "max\n").unwrap();
-        for dir in [base.path().join("unified"), unified.clone()] {
-            std::fs::write(dir.join("cgroup.controllers"), "memory\n").unwrap();
-            std::fs::write(dir.join("cgroup.subtree_control"), "").unwrap();
-        }
-        std::fs::write(unified.join("memory.max"), "max\n").unwrap();
-        let hierarchies = v1_and_v2(base.path(), "pids");
-        let dirs = [pids.clone(), unified.clone()];
-        let w = |controller: &str, file: &str, value: &str| ControlWrite {
-            controller: controller.into(),
-            file: file.into(),
-            value: value.into(),
-            swap_with_next: false,
-        };
-        apply_writes(
-            &hierarchies,
-            &dirs,
-            Path::new("c"),
-            &[
-                w("pids", "pids.max", "64"),
-                w("memory", "memory.max", "1000"),
-            ],
-        )
-        .unwrap();
-        assert_eq!(read(pids.join("pids.max")), "64");
-        assert_eq!(read(unified.join("memory.max")), "1000");
-        // v2's memory controller was switched on for the child.
-        assert_eq!(
-            read(base.path().join("unified/cgroup.subtree_control")),
-            "+memory"
-        );
-        // The third write fails (no such directory): the first two go back.
-        let failed = apply_writes(
-            &hierarchies,
-            &dirs,
-            Path::new("c"),
-            &[
-                w("pids", "pids.max", "8"),
-                w("memory", "memory.max", "2000"),
-                w("memory", "nested/memory.high", "1"),
-            ],
-        )
-        .unwrap_err();
-        assert!(
-            failed.to_string().contains("nested/memory.high"),
-            "{failed}"
-        );
-        assert_eq!(read(pids.join("pids.max")), "64");
-        assert_eq!(read(unified.join("memory.max")), "1000");
-        let none = apply_writes(
-            &hierarchies[..1],
-            &dirs[..1],
-            Path::new("c"),
-            &[w("cpu", "cpu.weight", "1")],
-        );
-        assert_eq!(none.unwrap_err().kind(), io::ErrorKind::Unsupported);
     }
 }

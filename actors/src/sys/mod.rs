@@ -4,6 +4,7 @@
 
 pub mod cgroup;
 pub mod cgroup_stats;
+pub mod cgroup_writes;
 pub mod control_files;
 pub mod device_filter;
 pub mod hooks;

@@ -458,14 +458,25 @@ mod tests {
                 while !stop.load(Ordering::Relaxed) {
                     n += 1;
                     page.publish(figures(n * 10), n);
+                    // A gap about as long as a read, so that reads both
+                    // fall between writes and straddle them.
+                    for _ in 0..64 {
+                        std::hint::spin_loop();
+                    }
                 }
                 n
             })
         };
         let reader = PageReader::open(fd.as_fd()).unwrap();
-        let mut last = 0;
+        // Reads until it has seen this many writes of the other thread,
+        // however long the scheduler takes to run it: a count of reads
+        // would race it.
+        const WRITES_SEEN: u64 = 1_000;
+        let mut seen = 0;
+        // The sequence of the write made above, before the writer's.
+        let mut last = 2;
         let mut busy = 0;
-        for _ in 0..20_000 {
+        while seen < WRITES_SEEN {
             // A writer that never pauses can keep a reader out (Busy) on a
             // loaded machine: that is the reader's honest answer, not a mix.
             let s = loop {
@@ -477,13 +488,16 @@ mod tests {
             };
             assert_eq!(s.sequence % 2, 0);
             assert!(s.sequence >= last, "sequence went back");
+            if s.sequence > last {
+                seen += 1;
+            }
             last = s.sequence;
             // Every field of one write agrees with its update time.
             assert_eq!(s.figures, figures(s.updated_unix_ns * 10));
             assert_eq!(s.sequence, s.updated_unix_ns * 2 + 2);
         }
         stop.store(true, Ordering::Relaxed);
-        assert!(writer.join().unwrap() > 0);
+        assert!(writer.join().unwrap() >= WRITES_SEEN);
         eprintln!("{busy} reads found the writer busy");
     }
 
