@@ -178,9 +178,11 @@ impl Client {
     /// Connects to the socket at `path`.
     pub fn connect(path: impl AsRef<Path>) -> Result<Client, ClientError> {
         let path = path.as_ref();
-        let socket = UnixStream::connect(path).map_err(|source| ClientError::Connect {
-            path: path.to_owned(),
-            source,
+        let socket = sandvisor_actors::sys::socket::connect(path).map_err(|source| {
+            ClientError::Connect {
+                path: path.to_owned(),
+                source,
+            }
         })?;
         Ok(Client::from_stream(socket))
     }

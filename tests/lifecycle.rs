@@ -1371,3 +1371,67 @@ fn metrics_count_calls_and_report_containers_and_the_metric_server_serves_them()
     rt.ok(&["delete", "-f", &other]);
     rt.ok(&["delete", "-f", &id]);
 }
+
+#[test]
+fn a_root_too_long_for_a_socket_address_works() {
+    // docker's exec root plus `runtime-runc/moby/ID` passes the 107 bytes
+    // of a socket address as soon as the exec root is a little long.
+    become_subreaper();
+    let rt = Runtime::with_root_of_length(200);
+    assert!(rt.root().len() >= 200);
+    let bundle = Bundle::new("long", &["sleep", "100"]);
+    let id = unique("long-root");
+    let pid_file = rt.pid_file("long.pid");
+    rt.ok(&[
+        "create",
+        "-b",
+        &bundle.path_string(),
+        "--pid-file",
+        pid_file.to_str().expect("utf-8"),
+        &id,
+    ]);
+    let init = read_pid(&pid_file);
+    assert_eq!(rt.state(&id)["status"], "created");
+    rt.ok(&["start", &id]);
+    assert_eq!(rt.state(&id)["status"], "running");
+    assert_eq!(rt.ok(&["exec", &id, "sh", "-c", "echo $((6*7))"]), "42\n");
+    rt.ok(&["kill", &id, "KILL"]);
+    assert_killed(reap(init, Duration::from_secs(10)));
+    eventually("stopped", || rt.state(&id)["status"] == "stopped");
+    rt.ok(&["delete", &id]);
+    assert!(rt.ids().is_empty());
+}
+
+#[test]
+fn a_supervisor_that_cannot_boot_says_why_to_the_caller() {
+    // containerd and conmon see create's stderr and --log, never the
+    // supervisor's: its reason must come through create.
+    let rt = runtime();
+    let bundle = Bundle::new("noboot", &["true"]);
+    let id = unique("noboot");
+    let log = "/proc/version/not-a-directory/log.json";
+    let outcome = rt.cli(&[
+        "--log",
+        log,
+        "--log-format",
+        "json",
+        "create",
+        "-b",
+        &bundle.path_string(),
+        &id,
+    ]);
+    assert_eq!(outcome.code(), Some(1), "{}", outcome.stderr);
+    assert!(
+        outcome.stderr.contains(&format!(
+            "sandvisor: start the supervisor: open log file \"{log}\""
+        )),
+        "{}",
+        outcome.stderr
+    );
+    assert!(
+        !outcome.stderr.contains("before serving"),
+        "{}",
+        outcome.stderr
+    );
+    assert!(rt.ids().is_empty());
+}

@@ -103,6 +103,26 @@ fn install_panic_hook(logger: Logger) {
 
 /// Writes the readiness line to `fd` and closes it.
 fn signal_ready(fd: i32) {
+    READY_FD_USED.store(true, std::sync::atomic::Ordering::SeqCst);
+    tell_parent(fd, b"ready\n");
+}
+
+/// Set once the readiness pipe is written and closed: its number may name
+/// another file afterwards.
+static READY_FD_USED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Tells the parent why the boot failed, on its readiness pipe: the
+/// command that started it (`create`, `run`) gives the reason to its own
+/// caller (containerd, conmon), who never sees this process's stderr.
+pub fn report_boot_failure(fd: i32, error: &BootCommandError) {
+    if READY_FD_USED.swap(true, std::sync::atomic::Ordering::SeqCst) {
+        return;
+    }
+    tell_parent(fd, format!("error: {error}\n").as_bytes());
+}
+
+/// Writes `line` to `fd` (once: it is closed after).
+fn tell_parent(fd: i32, line: &[u8]) {
     use std::io::Write;
     use std::os::fd::FromRawFd;
     // SAFETY: the descriptor was handed over by the parent for this one
@@ -116,7 +136,7 @@ fn signal_ready(fd: i32) {
     {
         // SAFETY: `fd` is open (checked above) and ours alone to close.
         let mut file = unsafe { std::fs::File::from_raw_fd(fd) };
-        let _ = file.write_all(b"ready\n");
+        let _ = file.write_all(line);
     }
 }
 
@@ -169,6 +189,15 @@ fn discard_prewarm(prewarm: Option<(i32, ContainerCgroup)>) {
 
 /// Runs the supervisor until SIGTERM or SIGINT.
 pub fn run(global: &GlobalOptions, args: BootArgs) -> Result<ExitCode, BootCommandError> {
+    let ready_fd = args.ready_fd;
+    let served = serve(global, args);
+    if let (Err(e), Some(fd)) = (&served, ready_fd) {
+        report_boot_failure(fd, e);
+    }
+    served
+}
+
+fn serve(global: &GlobalOptions, args: BootArgs) -> Result<ExitCode, BootCommandError> {
     if !valid_id(&args.id) {
         return Err(BootCommandError::BadId(args.id));
     }

@@ -270,9 +270,10 @@ impl Supervisor {
         let _ = std::fs::File::from(ready_read).read_to_string(&mut ready);
         if ready != "ready\n" {
             let status = child.wait().map_err(io("wait for the supervisor"))?;
-            return Err(RunError::Supervisor(format!(
-                "it exited with {status} before serving"
-            )));
+            return Err(RunError::Supervisor(match ready.strip_prefix("error: ") {
+                Some(reason) => reason.trim_end().to_owned(),
+                None => format!("it exited with {status} before serving"),
+            }));
         }
         Ok(Supervisor {
             child,

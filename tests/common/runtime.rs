@@ -19,6 +19,8 @@ pub const COMMAND_TIMEOUT: Duration = Duration::from_secs(20);
 pub struct Runtime {
     /// The state directory (`--root`).
     pub root: tempfile::TempDir,
+    /// The directory passed as `--root`: `root` or one under it.
+    root_dir: PathBuf,
     out: tempfile::TempDir,
     serial: AtomicU32,
 }
@@ -41,15 +43,31 @@ impl Outcome {
 
 impl Runtime {
     pub fn new() -> Runtime {
+        let root = tempfile::tempdir().expect("temp dir");
         Runtime {
-            root: tempfile::tempdir().expect("temp dir"),
+            root_dir: root.path().to_owned(),
+            root,
             out: tempfile::tempdir().expect("temp dir"),
             serial: AtomicU32::new(0),
         }
     }
 
+    /// A runtime whose `--root` is `depth` bytes long or more: a socket
+    /// under it does not fit in a `sockaddr_un` (108 bytes).
+    #[allow(dead_code)]
+    pub fn with_root_of_length(depth: usize) -> Runtime {
+        let mut runtime = Runtime::new();
+        let mut dir = runtime.root.path().to_owned();
+        while dir.as_os_str().len() < depth {
+            dir.push("a-directory-name-of-some-length");
+        }
+        std::fs::create_dir_all(&dir).expect("long root");
+        runtime.root_dir = dir;
+        runtime
+    }
+
     pub fn root(&self) -> &str {
-        self.root.path().to_str().expect("utf-8")
+        self.root_dir.to_str().expect("utf-8")
     }
 
     /// Runs `sandvisor --root ROOT ARGS` with stdout and stderr in files

@@ -115,7 +115,7 @@ pub enum ContainerError {
     #[error(transparent)]
     Spawn(#[from] SpawnError),
     /// A setup step of the child failed.
-    #[error("{step} {path:?}: {message} (errno {errno})")]
+    #[error("{step} {path:?}: {message}{}", errno_suffix(*errno))]
     Child {
         /// The step.
         step: String,
@@ -2480,6 +2480,15 @@ async fn stop_spare(spare: Spare) -> ContainerCgroup {
 }
 
 /// Takes the pty master a child sent on the console channel.
+/// ` (errno N)` after a child's failure message, where there is an errno.
+fn errno_suffix(errno: i32) -> String {
+    if errno == 0 {
+        String::new()
+    } else {
+        format!(" (errno {errno})")
+    }
+}
+
 /// The answer to a wait for host pid `pid`, which ended with `status`.
 fn status_reply(
     status: WaitStatus,

@@ -17,8 +17,9 @@ use tokio::io::unix::AsyncFd;
 /// Why the control socket could not be set up.
 #[derive(Debug, Error)]
 pub enum SocketError {
-    /// The socket path does not fit in `sockaddr_un`.
-    #[error("socket path {path:?} is too long ({len} bytes, at most 107)")]
+    /// The socket path does not fit in `sockaddr_un`, even through a
+    /// descriptor of its directory.
+    #[error("socket path {path:?} is too long ({len} bytes, at most 107, and its file name too long to reach through its directory)")]
     PathTooLong {
         /// The path.
         path: PathBuf,
@@ -70,13 +71,6 @@ fn io_err<'p>(op: &'static str, path: &'p Path) -> impl FnOnce(io::Error) -> Soc
 /// directory of mode 0700 owned by this uid (created if missing). A stale
 /// socket file left by a dead server is replaced; a live one is refused.
 pub fn bind_control_socket(path: &Path) -> Result<OwnedFd, SocketError> {
-    let len = path.as_os_str().len();
-    if len > 107 {
-        return Err(SocketError::PathTooLong {
-            path: path.to_owned(),
-            len,
-        });
-    }
     let dir = match (path.parent(), path.file_name()) {
         (Some(dir), Some(_)) if !dir.as_os_str().is_empty() => dir,
         _ => return Err(SocketError::BadPath(path.to_owned())),
@@ -91,7 +85,14 @@ pub fn bind_control_socket(path: &Path) -> Result<OwnedFd, SocketError> {
         None,
     )
     .map_err(|e| io_err("create socket for", path)(e.into()))?;
-    let addr = UnixAddr::new(path).map_err(|e| io_err("address", path)(e.into()))?;
+    let short = SocketPath::new(path).map_err(|e| match e.kind() {
+        io::ErrorKind::InvalidInput => SocketError::PathTooLong {
+            path: path.to_owned(),
+            len: path.as_os_str().len(),
+        },
+        _ => io_err("open the directory of", path)(e),
+    })?;
+    let addr = UnixAddr::new(short.path()).map_err(|e| io_err("address", path)(e.into()))?;
     // The directory already keeps others out; the umask closes the window
     // between bind and chmod for anyone who shares our uid's groups.
     let old_mask = umask(Mode::from_bits_truncate(0o177));
@@ -156,6 +157,56 @@ pub fn register_async<T: AsRawFd + OwnsFd>(fd: T) -> io::Result<AsyncFd<T>> {
     // file description, until they are dropped, and the AsyncFd drops them
     // only after deregistering.
     unsafe { AsyncFd::register(fd) }.map_err(|e| e.into_parts().1)
+}
+
+/// The longest path a `sockaddr_un` holds, without its nul.
+const SUN_PATH_MAX: usize = 107;
+
+/// A path that names a socket and fits in a `sockaddr_un`: the path itself
+/// where it fits; else its file name under a descriptor of its directory,
+/// `/proc/self/fd/N/NAME`, held open as long as this lives. Any directory
+/// the filesystem accepts can then hold a socket (a container engine's
+/// state root can be long).
+#[derive(Debug)]
+pub struct SocketPath {
+    path: PathBuf,
+    _dir: Option<OwnedFd>,
+}
+
+impl SocketPath {
+    /// The short path for the socket at `path`; `InvalidInput` when even
+    /// the file name does not fit.
+    pub fn new(path: &Path) -> io::Result<SocketPath> {
+        if path.as_os_str().len() <= SUN_PATH_MAX {
+            return Ok(SocketPath {
+                path: path.to_owned(),
+                _dir: None,
+            });
+        }
+        let (Some(parent), Some(name)) = (path.parent(), path.file_name()) else {
+            return Err(io::Error::from(io::ErrorKind::InvalidInput));
+        };
+        let dir: OwnedFd = std::fs::File::open(parent)?.into();
+        let short = PathBuf::from(format!("/proc/self/fd/{}", dir.as_raw_fd())).join(name);
+        if short.as_os_str().len() > SUN_PATH_MAX {
+            return Err(io::Error::from(io::ErrorKind::InvalidInput));
+        }
+        Ok(SocketPath {
+            path: short,
+            _dir: Some(dir),
+        })
+    }
+
+    /// The path to bind or connect to.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+/// Connects to the Unix socket at `path`, however long.
+pub fn connect(path: &Path) -> io::Result<UnixStream> {
+    let short = SocketPath::new(path)?;
+    UnixStream::connect(short.path())
 }
 
 /// Marks types that own the descriptor they expose.

@@ -9,7 +9,7 @@
 
 use std::io::{self, IoSlice};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
-use std::os::unix::net::{UnixListener, UnixStream};
+use std::os::unix::net::UnixListener;
 use std::path::{Path, PathBuf};
 
 use nix::errno::Errno;
@@ -296,7 +296,7 @@ pub fn become_controlling_terminal(slave: BorrowedFd<'_>) -> Result<(), TtyError
 /// is [`CONSOLE_SOCKET_MESSAGE`], as runc does, so that containerd's shim
 /// and `recvtty` accept it. The connection is closed on return.
 pub fn send_to_console_socket(path: &Path, master: BorrowedFd<'_>) -> Result<(), TtyError> {
-    let stream = UnixStream::connect(path).map_err(|source| TtyError::ConsoleConnect {
+    let stream = crate::sys::socket::connect(path).map_err(|source| TtyError::ConsoleConnect {
         path: path.to_owned(),
         source,
     })?;
@@ -562,14 +562,14 @@ mod tests {
         let path = dir.path().join("console.sock");
         let listener = UnixListener::bind(&path).unwrap();
 
-        let client = UnixStream::connect(&path).unwrap();
+        let client = std::os::unix::net::UnixStream::connect(&path).unwrap();
         send_with_fds(client.as_fd(), &[IoSlice::new(b"x")], &[], false).unwrap();
         assert!(matches!(
             receive_from_console_socket(&listener),
             Err(TtyError::ConsoleMessage { len: 1, fds: 0, .. })
         ));
 
-        let client = UnixStream::connect(&path).unwrap();
+        let client = std::os::unix::net::UnixStream::connect(&path).unwrap();
         let file = tempfile::tempfile().unwrap();
         send_with_fds(
             client.as_fd(),
