@@ -1435,3 +1435,67 @@ fn a_supervisor_that_cannot_boot_says_why_to_the_caller() {
     );
     assert!(rt.ids().is_empty());
 }
+
+#[test]
+fn a_container_joining_another_ones_namespaces_by_path_is_in_them_and_not_the_hosts() {
+    // docker's --pid container:X and --ipc container:X, podman's pods: the
+    // spec names the other container's /proc/PID/ns/* files.
+    let rt = runtime();
+    let first = unique("ns-owner");
+    let owner = Bundle::new("ns-owner", &["sleep", "100"]);
+    rt.ok(&["run", "-d", "-b", &owner.path_string(), &first]);
+    let owner_init = rt.state(&first)["pid"].as_i64().expect("pid") as i32;
+    let mut joiner = Bundle::new("ns-joiner", &["sh", "-c", "echo $$ > /tmp/pid; sleep 100"]);
+    joiner.edit(|c| {
+        c["linux"]["namespaces"] = json!([
+            {"type": "pid", "path": format!("/proc/{owner_init}/ns/pid")},
+            {"type": "network", "path": format!("/proc/{owner_init}/ns/net")},
+            {"type": "ipc", "path": format!("/proc/{owner_init}/ns/ipc")},
+            {"type": "uts", "path": format!("/proc/{owner_init}/ns/uts")},
+            {"type": "mount"}
+        ]);
+    });
+    let second = unique("ns-joiner");
+    rt.ok(&["run", "-d", "-b", &joiner.path_string(), &second]);
+    let joiner_init = rt.state(&second)["pid"].as_i64().expect("pid") as i32;
+    let link =
+        |pid: &str, ns: &str| std::fs::read_link(format!("/proc/{pid}/ns/{ns}")).expect("ns");
+    for ns in ["pid", "net", "ipc", "uts"] {
+        assert_eq!(
+            link(&joiner_init.to_string(), ns),
+            link(&owner_init.to_string(), ns),
+            "{ns}"
+        );
+        assert_ne!(link(&joiner_init.to_string(), ns), link("self", ns), "{ns}");
+    }
+    assert_ne!(
+        link(&joiner_init.to_string(), "mnt"),
+        link(&owner_init.to_string(), "mnt")
+    );
+    // Seen from inside, it is a later process of the owner's pid
+    // namespace, whose init (pid 1) is the owner's sleep.
+    let ps = rt.ok(&["exec", &second, "ps", "-o", "pid,comm"]);
+    let rows: Vec<Vec<&str>> = ps
+        .lines()
+        .skip(1)
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    assert_eq!(
+        rows.first().map(|r| r.as_slice()),
+        Some(&["1", "sleep"][..]),
+        "{ps}"
+    );
+    let inner = rt.ok(&["exec", &second, "cat", "/tmp/pid"]);
+    assert_ne!(inner.trim(), "1", "{ps}");
+    // The shell exec'd its last command.
+    assert!(
+        rows.iter().any(|r| r[0] == inner.trim() && r[1] == "sleep"),
+        "{ps}"
+    );
+    rt.ok(&["delete", "-f", &second]);
+    // Reaped before the owner goes: a zombie in its pid namespace would
+    // keep the owner's init from ending (as it would under runc).
+    assert_killed(reap(joiner_init, Duration::from_secs(10)));
+    rt.ok(&["delete", "-f", &first]);
+    assert_killed(reap(owner_init, Duration::from_secs(10)));
+}
