@@ -1,10 +1,12 @@
-//! A dockerd of the test's own: data root, exec root, pid file, socket and
+//! A dockerd of the test's own: data root, pid file, socket and
 //! daemon.json in a temp dir, its own containerd (the one dockerd starts
 //! under its exec root), no iptables, no bridge, cgroupfs, and sandvisor
 //! added as a runtime. It runs in a private mount namespace with a tmpfs
 //! on /run (containerd 1.6 puts its shims' sockets under /run/containerd)
 //! and a private /etc/docker (where dockerd writes its key): the host's are
-//! never touched. Stopped by its pid when dropped.
+//! never touched. Its exec root is /run/docker on that tmpfs (as long as a
+//! default install's /var/run/docker), or a deliberately long one in the
+//! temp dir. Stopped by its pid when dropped.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -32,13 +34,17 @@ pub struct Docker {
 }
 
 impl Docker {
-    /// A daemon with a short exec root.
+    /// A daemon whose exec root is /run/docker (its private /run).
     pub fn start(runtime: Runtime) -> Docker {
-        Docker::start_with_exec_root(runtime, "exec")
+        Docker::start_with_exec_root(runtime, None)
     }
 
     /// A daemon whose exec root is the temp dir's `name`.
-    pub fn start_with_exec_root(runtime: Runtime, name: &str) -> Docker {
+    pub fn start_with_long_exec_root(runtime: Runtime, name: &str) -> Docker {
+        Docker::start_with_exec_root(runtime, Some(name))
+    }
+
+    fn start_with_exec_root(runtime: Runtime, name: Option<&str>) -> Docker {
         for program in ["dockerd", "containerd", "containerd-shim-runc-v2", DOCKER] {
             assert!(
                 Command::new("sh")
@@ -54,7 +60,10 @@ impl Docker {
         std::fs::create_dir_all("/etc/docker").expect("/etc/docker");
         let dir = tempfile::tempdir().expect("temp dir");
         let path = dir.path();
-        let exec_root = path.join(name);
+        let exec_root = match name {
+            Some(name) => path.join(name),
+            None => PathBuf::from("/run/docker"),
+        };
         let socket = format!("unix://{}", path.join("docker.sock").display());
         std::fs::create_dir_all(path.join("etc-docker")).expect("etc-docker");
         let config = serde_json::json!({
@@ -107,13 +116,23 @@ impl Docker {
             tarball.to_str().expect("utf-8"),
             IMAGE,
         ]);
-        docker.baseline = mounts_of(&pid.to_string(), docker.dir.path(), &[]);
+        docker.baseline = mounts_of(&pid.to_string(), &docker.private(), &[]);
         docker
     }
 
     /// The exec root given to dockerd.
     pub fn exec_root(&self) -> &Path {
         &self.exec_root
+    }
+
+    /// `path` of the daemon's mount namespace, as this process reaches it.
+    fn seen(&self, path: &Path) -> PathBuf {
+        Path::new(&format!("/proc/{}/root", self.pid)).join(path.strip_prefix("/").unwrap_or(path))
+    }
+
+    /// Where nothing but the daemon's own mounts may stay.
+    fn private(&self) -> Vec<PathBuf> {
+        vec![self.dir.path().to_owned(), self.exec_root.clone()]
     }
 
     /// Every container the daemon made (its events of this run).
@@ -146,7 +165,7 @@ impl Docker {
     fn remains(&self) -> Remains {
         let runtime_roots = ["runc", "sandvisor"]
             .iter()
-            .map(|name| self.exec_root.join(format!("runtime-{name}/moby")))
+            .map(|name| self.seen(&self.exec_root.join(format!("runtime-{name}/moby"))))
             .collect();
         Remains {
             ids: self.container_ids(),
@@ -154,7 +173,7 @@ impl Docker {
             state_dirs: Vec::new(),
             empty_dirs: runtime_roots,
             mount_namespaces: vec![self.pid],
-            private: self.dir.path().to_owned(),
+            private: self.private(),
             baseline: self.baseline.clone(),
             own: self.daemon_pids(),
         }
@@ -163,7 +182,7 @@ impl Docker {
     /// dockerd and the containerd it started.
     fn daemon_pids(&self) -> Vec<i32> {
         let mut pids = vec![self.pid];
-        let containerd = self.exec_root.join("containerd/containerd.pid");
+        let containerd = self.seen(&self.exec_root.join("containerd/containerd.pid"));
         if let Some(pid) = std::fs::read_to_string(containerd)
             .ok()
             .and_then(|s| s.trim().parse().ok())

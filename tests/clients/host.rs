@@ -212,24 +212,27 @@ pub struct Remains {
     pub empty_dirs: Vec<PathBuf>,
     /// Processes whose mount namespaces are searched (besides ours).
     pub mount_namespaces: Vec<i32>,
-    /// The test's private directory: no mount may stay under it but those
-    /// of `baseline`.
-    pub private: PathBuf,
+    /// The test's private directories: no mount may stay under them but
+    /// those of `baseline`.
+    pub private: Vec<PathBuf>,
     /// The mounts under `private` before the first container.
     pub baseline: BTreeSet<String>,
     /// Processes that are the client's own (a daemon): not remains.
     pub own: Vec<i32>,
 }
 
-/// Mount points under `private`, or naming one of `ids`, in the mount
-/// namespace of `pid`.
-pub fn mounts_of(pid: &str, private: &Path, ids: &[String]) -> BTreeSet<String> {
-    let private = private.display().to_string();
+/// Mount points under one of `private`, or naming one of `ids`, in the
+/// mount namespace of `pid`.
+pub fn mounts_of(pid: &str, private: &[PathBuf], ids: &[String]) -> BTreeSet<String> {
+    let private: Vec<String> = private.iter().map(|p| p.display().to_string()).collect();
     std::fs::read_to_string(format!("/proc/{pid}/mountinfo"))
         .unwrap_or_default()
         .lines()
         .filter_map(|line| line.split(' ').nth(4).map(str::to_owned))
-        .filter(|point| point.starts_with(&private) || ids.iter().any(|id| point.contains(id)))
+        .filter(|point| {
+            private.iter().any(|p| point.starts_with(p.as_str()))
+                || ids.iter().any(|id| point.contains(id.as_str()))
+        })
         .collect()
 }
 
@@ -341,7 +344,9 @@ pub fn kill_processes_naming(ids: &[String], own: &[i32]) {
 /// Cleanup after a failed test: detaches every mount under `dir` in our
 /// mount namespace, deepest first.
 pub fn unmount_under(dir: &Path) {
-    let mut points: Vec<String> = mounts_of("self", dir, &[]).into_iter().collect();
+    let mut points: Vec<String> = mounts_of("self", &[dir.to_owned()], &[])
+        .into_iter()
+        .collect();
     points.sort_by_key(|p| std::cmp::Reverse(p.len()));
     for point in points {
         let _ = nix::mount::umount2(OsStr::new(&point), nix::mount::MntFlags::MNT_DETACH);

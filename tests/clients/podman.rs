@@ -71,7 +71,7 @@ impl Podman {
             tarball.to_str().expect("utf-8"),
             IMAGE,
         ]);
-        podman.baseline = mounts_of("self", podman.dir.path(), &[]);
+        podman.baseline = mounts_of("self", &[podman.dir.path().to_owned()], &[]);
         // The overlay driver's home, which it mounts on itself while any
         // layer is mounted: the store's, not a container's.
         podman
@@ -167,7 +167,7 @@ impl Engine for Podman {
             state_dirs: roots,
             empty_dirs: Vec::new(),
             mount_namespaces: Vec::new(),
-            private: self.dir.path().to_owned(),
+            private: vec![self.dir.path().to_owned()],
             baseline: self.baseline.clone(),
             own: Vec::new(),
         }

@@ -71,7 +71,10 @@ pub fn docker_ipc_and_pid_of_another_container(d: &Docker) {
 /// root, EXEC_ROOT/runtime-NAME/moby, then exceeds what a Unix socket's
 /// path may hold once a container id is added): the basic steps pass.
 pub fn docker_long_exec_root(runtime: Runtime) {
-    let d = Docker::start_with_exec_root(runtime, "exec-root-deliberately-longer-than-forty-chars");
+    let d = Docker::start_with_long_exec_root(
+        runtime,
+        "exec-root-deliberately-longer-than-forty-chars",
+    );
     let length = d.exec_root().as_os_str().len();
     assert!(length > 40, "the exec root has {length} characters");
     steps::run_output_and_exit_code(&d);
