@@ -66,9 +66,17 @@ pub fn exec_interactive_on_a_pty<E: Engine>(e: &E) {
 /// rm.
 pub fn detached_lifecycle<E: Engine>(e: &E) {
     let name = unique("life");
-    e.start_sleeper(&name, &[]);
+    let id = e.start_sleeper(&name, &[]);
     assert_eq!(e.ok(&["logs", &name]), "ready\n");
     assert_eq!(e.inspect(&name, "{{.State.Status}}"), "running");
+    let listed = e.ok(&[
+        "ps",
+        "--quiet",
+        "--no-trunc",
+        "--filter",
+        &format!("name=^{name}$"),
+    ]);
+    assert_eq!(listed.trim(), id, "ps lists the running container");
 
     let top = e.ok(&["top", &name]);
     let processes: Vec<&str> = top.lines().skip(1).collect();
