@@ -9,6 +9,7 @@
 //! temp dir. Stopped by its pid when dropped.
 
 use std::collections::BTreeSet;
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
@@ -81,13 +82,25 @@ impl Docker {
             p = path.display(),
             e = exec_root.display(),
         );
-        let daemon = Command::new("unshare")
+        let mut command = Command::new("unshare");
+        command
             .args(["--mount", "--propagation", "private", "sh", "-c", &dockerd])
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("log"))
-            .stderr(log)
-            .spawn()
-            .expect("start dockerd");
+            .stderr(log);
+        // If the test process is killed, the daemon stops (and stops its
+        // containers): the test's thread outlives the guard, so the signal
+        // comes only then.
+        // SAFETY: prctl(2) is async-signal-safe.
+        unsafe {
+            command.pre_exec(|| {
+                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM) < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        let daemon = command.spawn().expect("start dockerd");
         let pid = daemon.id() as i32;
         let mut docker = Docker {
             runtime,
@@ -100,7 +113,14 @@ impl Docker {
         };
         wait_until(
             "dockerd to serve",
-            || docker.cli(&["version"]).code() == Some(0),
+            || {
+                assert!(
+                    !exited(pid),
+                    "dockerd exited before serving; {}",
+                    docker.diagnostics()
+                );
+                docker.cli(&["version"]).code() == Some(0)
+            },
             || docker.diagnostics(),
         );
         let pidfile = std::fs::read_to_string(docker.dir.path().join("dockerd.pid"))
@@ -191,6 +211,13 @@ impl Docker {
         }
         pids
     }
+}
+
+/// Whether `pid` (our child) has exited: it is a zombie, not yet waited for.
+fn exited(pid: i32) -> bool {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    stat.rsplit_once(')')
+        .is_none_or(|(_, rest)| rest.trim_start().starts_with('Z'))
 }
 
 impl Engine for Docker {
