@@ -12,8 +12,12 @@ cd "$(dirname "$0")"
 # seccomp profiles, busybox-static for test root filesystems, containerd
 # (whose ctr drives sandvisor in tests/containerd.rs), procps (ps, which
 # `sandvisor ps` filters as runc's does) and gcc with a static libc (the
-# attacker program of tests/security.rs).
-APT_PACKAGES=(libseccomp-dev pkg-config busybox-static containerd procps gcc libc6-dev)
+# attacker program of tests/security.rs); the real clients of
+# tests/clients.rs: podman with conmon and catatonit (its --init and its
+# pods' infra), docker.io (dockerd, its docker-init), the CNI plugins and
+# uidmap podman expects.
+APT_PACKAGES=(libseccomp-dev pkg-config busybox-static containerd procps gcc libc6-dev
+    podman conmon catatonit docker.io containernetworking-plugins uidmap)
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do
     dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
@@ -21,9 +25,9 @@ done
 if ((${#missing[@]})); then
     echo "==> installing ${missing[*]}"
     DEBIAN_FRONTEND=noninteractive apt-get update -qq
-    # The tests start a containerd of their own: the package must not
-    # start the host's service (policy-rc.d 101 forbids it, for this
-    # install only).
+    # The tests start a containerd and dockerds of their own: the
+    # packages must not start the host's services (policy-rc.d 101
+    # forbids it, for this install only).
     policy=/usr/sbin/policy-rc.d
     made_policy=""
     if [[ ! -e "$policy" ]]; then
