@@ -1499,3 +1499,54 @@ fn a_container_joining_another_ones_namespaces_by_path_is_in_them_and_not_the_ho
     rt.ok(&["delete", "-f", &first]);
     assert_killed(reap(owner_init, Duration::from_secs(10)));
 }
+
+#[test]
+fn a_pids_limit_leaves_the_container_all_its_processes_under_run() {
+    // `run` (not create) clones through the supervisor, whose resident
+    // spawner for the container would stand in its cgroups: not with a
+    // pids limit, whose every slot is the container's.
+    let rt = runtime();
+    let mut bundle = Bundle::new("pids", &["sh", "-c", "sleep 100 & sleep 100 & wait"]);
+    bundle.edit(|c| c["linux"]["resources"]["pids"] = json!({"limit": 3}));
+    let id = unique("pids-run");
+    let mut run = Command::new(SANDVISOR)
+        .args(["--root", rt.root(), "run", "-b", &bundle.path_string(), &id])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("run");
+    eventually("running", || {
+        rt.cli(&["state", &id]).code() == Some(0) && rt.state(&id)["status"] == "running"
+    });
+    let init = rt.state(&id)["pid"].as_i64().expect("pid");
+    let cgroups = std::fs::read_to_string(format!("/proc/{init}/cgroup")).expect("cgroup");
+    let pids_cgroup = cgroups
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix(|c: char| c.is_ascii_digit())?
+                .strip_prefix(":pids:")
+        })
+        .expect("a pids cgroup")
+        .to_owned();
+    let current = || {
+        std::fs::read_to_string(format!("/sys/fs/cgroup/pids{pids_cgroup}/pids.current"))
+            .expect("pids.current")
+            .trim()
+            .to_owned()
+    };
+    // The shell and its two sleeps: the limit's three, and nothing else.
+    eventually("three processes", || current() == "3");
+    let listed: Vec<i64> =
+        serde_json::from_str(&rt.ok(&["ps", "--format", "json", &id])).expect("ps json");
+    assert_eq!(listed.len(), 3, "{listed:?}");
+    let full = rt.cli(&["exec", &id, "true"]);
+    assert_ne!(
+        full.code(),
+        Some(0),
+        "a fourth process fit under pids.max 3"
+    );
+    assert_eq!(current(), "3");
+    rt.ok(&["kill", &id, "KILL"]);
+    let status = run.wait().expect("run");
+    assert_eq!(status.code(), Some(137));
+}

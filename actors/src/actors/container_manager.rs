@@ -1220,6 +1220,13 @@ impl ContainerManager {
                 resident = self.adopt_spare(cid);
             }
         }
+        if limits_pids(spec) {
+            // A pids limit of N leaves the container N processes: none of
+            // them may be a resident of sandvisor's.
+            if let Some(link) = resident.take() {
+                self.kill_resident_process(link.pid);
+            }
+        }
         let cgroup = ContainerCgroup::create(&self.hierarchies, &relative)
             .map_err(|e| ContainerError::host("create cgroup", &relative, e))?;
         let dirs = cgroup.dirs.clone();
@@ -1560,6 +1567,7 @@ impl ContainerManager {
             .containers
             .get(cid)
             .filter(|c| c.resident.is_none())
+            .filter(|c| !c.spec.as_deref().is_some_and(limits_pids))
             .and_then(|c| c.cgroup.as_ref())
             .filter(|cgroup| !cgroup.dirs.is_empty())
             .map(ContainerCgroup::v1_procs_files);
@@ -2480,6 +2488,15 @@ async fn stop_spare(spare: Spare) -> ContainerCgroup {
 }
 
 /// Takes the pty master a child sent on the console channel.
+/// Whether the spec limits the container's processes (pids.max).
+fn limits_pids(spec: &oci_spec::runtime::Spec) -> bool {
+    spec.linux()
+        .as_ref()
+        .and_then(|l| l.resources().as_ref())
+        .and_then(|r| r.pids().as_ref())
+        .is_some_and(|p| p.limit() > 0)
+}
+
 /// ` (errno N)` after a child's failure message, where there is an errno.
 fn errno_suffix(errno: i32) -> String {
     if errno == 0 {
