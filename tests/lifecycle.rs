@@ -1550,3 +1550,44 @@ fn a_pids_limit_leaves_the_container_all_its_processes_under_run() {
     let status = run.wait().expect("run");
     assert_eq!(status.code(), Some(137));
 }
+
+/// The pid of the supervisor of sandbox `id` (its `boot --id ID`).
+fn supervisor_of(id: &str) -> i32 {
+    let wanted = format!("\0boot\0--id\0{id}\0");
+    std::fs::read_dir("/proc")
+        .expect("/proc")
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok())
+        .find(|pid| {
+            std::fs::read(format!("/proc/{pid}/cmdline"))
+                .is_ok_and(|c| String::from_utf8_lossy(&c).contains(&wanted))
+        })
+        .expect("the sandbox's supervisor")
+}
+
+#[test]
+fn a_created_container_dies_with_its_supervisor() {
+    // The init is the caller's child, not the supervisor's: no death
+    // signal ties it to the supervisor, but a sandbox's containers must
+    // not outlive it.
+    let rt = runtime();
+    let bundle = Bundle::new("orphan", &["sleep", "100"]);
+    let id = unique("orphan");
+    let pid_file = rt.pid_file("orphan.pid");
+    rt.ok(&[
+        "create",
+        "-b",
+        &bundle.path_string(),
+        "--pid-file",
+        pid_file.to_str().expect("utf-8"),
+        &id,
+    ]);
+    rt.ok(&["start", &id]);
+    let init = read_pid(&pid_file);
+    let supervisor = supervisor_of(&id);
+    // SAFETY: kill(2) with plain integers.
+    assert_eq!(unsafe { libc::kill(supervisor, libc::SIGKILL) }, 0);
+    assert_killed(reap(init, PATIENCE));
+    assert_eq!(rt.state(&id)["status"], "stopped");
+    rt.ok(&["delete", &id]);
+    assert!(rt.ids().is_empty());
+}

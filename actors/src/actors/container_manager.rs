@@ -1444,6 +1444,9 @@ impl ContainerManager {
                 }
                 if caller_parented {
                     act.watch_caller_process(host_pid, &spawned.pidfd);
+                    if init {
+                        act.guard_caller_init(host_pid, &spawned.pidfd);
+                    }
                 }
                 act.register(host_pid, spawned.pidfd, &cid, false);
                 if let Some(p) = act.processes.get_mut(&host_pid) {
@@ -1741,6 +1744,22 @@ impl ContainerManager {
                 logger: self.logger.clone(),
             },
         );
+    }
+
+    /// Has the main spawner kill caller's init `pid` if the supervisor
+    /// dies: it is not the supervisor's child, and its container must not
+    /// outlive the sandbox (the pid namespace's other processes go with it).
+    fn guard_caller_init(&self, pid: i32, pidfd: &OwnedFd) {
+        let (Some(spawner), Ok(pidfd)) = (self.spawner.clone(), pidfd.try_clone()) else {
+            warn!(self.logger, "cannot guard a caller's init: it would outlive a supervisor that died"; "pid" => pid);
+            return;
+        };
+        let logger = self.logger.clone();
+        actix_rt::spawn(async move {
+            if let Err(e) = spawner.guard(pid, pidfd).await {
+                warn!(logger, "cannot guard a caller's init: it would outlive a supervisor that died"; "pid" => pid, "error" => %e);
+            }
+        });
     }
 
     /// The exit of exec helper `pid` is expected: it is dropped when it

@@ -98,6 +98,14 @@ impl SpawnerConnection {
         self.order(Order::Resident(plan.clone()), fds).await
     }
 
+    /// Has the main spawner kill process `pid` (behind `pidfd`) when the
+    /// supervisor dies; resolves once it holds it.
+    pub async fn guard(self: Rc<Self>, pid: i32, pidfd: OwnedFd) -> Result<(), SpawnError> {
+        self.order(Order::Guard { pid }, vec![pidfd])
+            .await
+            .map(drop)
+    }
+
     /// True once the connection has failed (the spawner is gone).
     pub fn is_broken(&self) -> bool {
         self.broken.borrow().is_some()

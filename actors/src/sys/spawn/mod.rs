@@ -61,6 +61,14 @@ enum Order {
     Spawn(Box<SpawnPlan>),
     /// A resident spawner (only the main spawner clones those).
     Resident(ResidentPlan),
+    /// Kill the process behind the pidfd sent with the order (pid `pid`)
+    /// when the supervisor dies (main spawner only): a caller's container
+    /// init is not the supervisor's child, and no death signal ties it to
+    /// the supervisor, but the sandbox's containers die with it.
+    Guard {
+        /// Its pid, echoed in the reply.
+        pid: i32,
+    },
 }
 
 /// Which spawner serves.
@@ -213,7 +221,7 @@ fn fork_helper(role: Role, procs: &[PathBuf]) -> io::Result<SpawnerHandle> {
 }
 
 fn serve_forked(socket: OwnedFd, parent: i32, role: Role, procs: &[PathBuf]) -> ! {
-    if die_with(parent).is_err() {
+    if die_with(parent, role).is_err() {
         // SAFETY: ending the forked helper without running its parent's destructors.
         unsafe { libc::_exit(0) };
     }
@@ -262,10 +270,15 @@ fn serve_forked(socket: OwnedFd, parent: i32, role: Role, procs: &[PathBuf]) -> 
 /// The descriptor the spawner's socket has, across its re-exec.
 const SOCKET_FD: RawFd = 3;
 
-/// Arms the parent death signal; fails if `parent` is gone already.
-fn die_with(parent: i32) -> io::Result<()> {
+/// Arms the parent death signal; fails if `parent` is gone already. The
+/// main spawner arms none: it outlives the supervisor by the moment it
+/// takes to see its socket close and kill the processes it guards (see
+/// [`Order::Guard`]), then exits.
+fn die_with(parent: i32, role: Role) -> io::Result<()> {
     // SAFETY: prctl with integer arguments.
-    if unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) } < 0 {
+    if role != Role::Main
+        && unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) } < 0
+    {
         return Err(io::Error::last_os_error());
     }
     if nix::unistd::getppid().as_raw() != parent {
@@ -307,7 +320,7 @@ pub fn serve_reexecuted(args: &[std::ffi::OsString]) -> ! {
         }
     }
     let procs: Vec<PathBuf> = args.iter().skip(3).map(PathBuf::from).collect();
-    if die_with(parent).is_err() || !protected_exe::executable_is_read_only() {
+    if die_with(parent, role).is_err() || !protected_exe::executable_is_read_only() {
         // SAFETY: as above.
         unsafe { libc::_exit(1) };
     }
@@ -380,6 +393,22 @@ fn move_to(fd: OwnedFd, target: RawFd, flags: i32) -> io::Result<OwnedFd> {
 
 /// Serves spawn requests on `socket` until it is closed.
 fn serve(socket: OwnedFd, role: Role) {
+    serve_requests(socket, role);
+    // The supervisor is gone (or closed the socket at its end): the
+    // processes it guarded go with it.
+    for pidfd in guarded().drain(..) {
+        let _ = crate::sys::process::pidfd_signal(pidfd.as_fd(), libc::SIGKILL);
+    }
+}
+
+/// The pidfds of the processes the main spawner kills when the supervisor
+/// goes (the spawner is single-threaded: the lock is never contended).
+fn guarded() -> std::sync::MutexGuard<'static, Vec<OwnedFd>> {
+    static GUARDED: std::sync::Mutex<Vec<OwnedFd>> = std::sync::Mutex::new(Vec::new());
+    GUARDED.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn serve_requests(socket: OwnedFd, role: Role) {
     let mut buf = vec![0u8; MAX_MESSAGE];
     let mut control = ControlBuffer::default();
     let mappings = protected_exe::FileMappings::of_self();
@@ -443,6 +472,10 @@ fn spawn(order: &Order, fds: Vec<OwnedFd>, role: Role) -> Result<(Cloned, OwnedF
             return Err(failure("clone a resident from a resident", Errno::EPERM))
         }
         Order::Resident(resident) => return spawn_resident(resident, fds),
+        Order::Guard { .. } if role != Role::Main => {
+            return Err(failure("guard from another spawner", Errno::EPERM))
+        }
+        Order::Guard { pid } => return guard(*pid, fds),
     };
     // A process is the caller's exactly when a caller's spawner clones it:
     // it then arms no death signal for the supervisor.
@@ -515,6 +548,25 @@ fn spawn(order: &Order, fds: Vec<OwnedFd>, role: Role) -> Result<(Cloned, OwnedF
     }
     let (pid, pidfd) = cloned.map_err(|errno| failure("clone3", errno))?;
     Ok((Cloned { pid, helper: None }, pidfd))
+}
+
+/// Keeps the pidfd sent with a guard order; answers with a copy of it.
+fn guard(pid: i32, fds: Vec<OwnedFd>) -> Result<(Cloned, OwnedFd), SpawnFailure> {
+    let Some(pidfd) = fds.into_iter().next() else {
+        return Err(SpawnFailure {
+            step: "guard: no pidfd".into(),
+            errno: libc::EBADF,
+        });
+    };
+    let copy = pidfd.try_clone().map_err(|e| SpawnFailure {
+        step: "guard: duplicate the pidfd".into(),
+        errno: e.raw_os_error().unwrap_or(libc::EIO),
+    })?;
+    let mut guarded = guarded();
+    // Those that ended need no guard.
+    guarded.retain(|fd| !crate::sys::process::pidfd_exited(fd.as_fd()));
+    guarded.push(pidfd);
+    Ok((Cloned { pid, helper: None }, copy))
 }
 
 /// Makes this process's next children be born in the pid namespace at plan
