@@ -75,11 +75,14 @@ impl Drop for CallerSpawner {
         if self.finished {
             return;
         }
-        // The request failed. Nothing of it may linger: a process that
-        // failed its setup is this command's zombie once the spawner is
-        // gone, and nobody else knows its pid. Unreaped, a zombie in the
-        // container's pid namespace would keep its init from ever ending.
+        // The request failed (or was never sent): the spawner has nothing
+        // more to do, and a copy of its socket may still be open here.
+        // Nothing of it may linger: a process that failed its setup is this
+        // command's zombie once the spawner is gone, and nobody else knows
+        // its pid. Unreaped, a zombie in the container's pid namespace
+        // would keep its init from ever ending.
         self.socket = None;
+        let _ = sandvisor_actors::sys::process::pidfd_signal(self.pidfd.as_fd(), libc::SIGKILL);
         self.end();
         reap_exited_children();
     }

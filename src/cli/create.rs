@@ -120,10 +120,10 @@ pub(super) fn create_container(
         (None, false) => None,
     };
     let mut stdio = caller_stdio(terminal, flags.preserve_fds)?;
-    let dir = StateDir::open(&global.root)?;
-    let locked = dir.create(id)?;
     let mut spawner = CallerSpawner::fork()?;
     stdio.insert(0, spawner.take_socket()?);
+    let dir = StateDir::open(&global.root)?;
+    let locked = dir.create(id)?;
     let bundle_text = bundle.display().to_string();
     let request = Request {
         id,
