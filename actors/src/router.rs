@@ -203,40 +203,26 @@ pub struct Router {
     pub debug: Endpoint<Debug>,
 }
 
-impl Router {
-    /// Sends `request` (id `id`) to its owner.
-    pub fn dispatch(&self, id: u64, request: Request) -> PendingReply {
-        match request {
-            Request::StartRoot(m) => self.container_manager.call(id, m),
-            Request::Wait(m) => self.container_manager.call(id, m),
-            Request::Signal(m) => self.container_manager.call(id, m),
-            Request::ExecuteAsync(m) => self.container_manager.call(id, m),
-            Request::WaitPid(m) => self.container_manager.call(id, m),
-            Request::Processes(m) => self.container_manager.call(id, m),
-            Request::CreateSubcontainer(m) => self.container_manager.call(id, m),
-            Request::StartSubcontainer(m) => self.container_manager.call(id, m),
-            Request::DestroySubcontainer(m) => self.container_manager.call(id, m),
-            Request::Start(m) => self.container_manager.call(id, m),
-            Request::ContainerRuntimeState(m) => self.container_manager.call(id, m),
-            Request::Pause(m) => self.container_manager.call(id, m),
-            Request::Update(m) => self.container_manager.call(id, m),
-            Request::Event(m) => self.container_manager.call(id, m),
-            Request::ReadControlFiles(m) => self.cgroups.call(id, m),
-            Request::WriteControlFiles(m) => self.cgroups.call(id, m),
-            Request::Resume(m) => self.container_manager.call(id, m),
-            Request::SandboxPause(m) => self.lifecycle.call(id, m),
-            Request::SandboxResume(m) => self.lifecycle.call(id, m),
-            Request::GetRegisteredMetrics(m) => self.metrics.call(id, m),
-            Request::ExportMetrics(m) => self.metrics.call(id, m),
-            Request::Collect(m) => self.usage.call(id, m),
-            Request::UsageFd(m) => self.usage.call(id, m),
-            Request::Ping(m) => self.debug.call(id, m),
-            Request::Stacks(m) => self.debug.call(id, m),
-            Request::InjectFault(m) => self.debug.call(id, m),
-            Request::LoggingChange(m) => self.logging.call(id, m),
-            Request::NotYetSupported(n) => {
-                let method = n.method;
-                match n.owner {
+/// Generates [`Router::dispatch`] from the table of `api::with_methods`:
+/// each typed request goes to the endpoint of the owner the table names.
+macro_rules! dispatch {
+    (
+        implemented { $($variant:ident($ty:ty) => $owner:ident $field:ident,)+ }
+        pending { $($name:literal => $pending_owner:ident $pending_field:ident,)+ }
+    ) => {
+        impl Router {
+            /// Sends `request` (id `id`) to its owner.
+            pub fn dispatch(&self, id: u64, request: Request) -> PendingReply {
+                match request {
+                    $(Request::$variant(m) => self.$field.call(id, m),)+
+                    Request::NotYetSupported(n) => self.unsupported(id, n.method, n.owner),
+                }
+            }
+
+            /// Answers a method whose capability has not landed, from its
+            /// owner (which counts it and says `unsupported`).
+            fn unsupported(&self, id: u64, method: &'static str, owner: Owner) -> PendingReply {
+                match owner {
                     Owner::ContainerManager => self.container_manager.unsupported(id, method),
                     Owner::Lifecycle => self.lifecycle.unsupported(id, method),
                     Owner::Cgroups => self.cgroups.unsupported(id, method),
@@ -250,5 +236,7 @@ impl Router {
                 }
             }
         }
-    }
+    };
 }
+
+crate::api::with_methods!(dispatch);

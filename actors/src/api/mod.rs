@@ -91,69 +91,6 @@ impl fmt::Display for Owner {
     }
 }
 
-/// Every method name the protocol defines, with its owner. Those without a
-/// typed request below answer `unsupported` until their capability lands.
-pub const METHODS: &[(&str, Owner)] = &[
-    ("containerManager.StartRoot", Owner::ContainerManager),
-    ("containerManager.Start", Owner::ContainerManager),
-    ("containerManager.Update", Owner::ContainerManager),
-    (
-        "containerManager.CreateSubcontainer",
-        Owner::ContainerManager,
-    ),
-    (
-        "containerManager.StartSubcontainer",
-        Owner::ContainerManager,
-    ),
-    (
-        "containerManager.DestroySubcontainer",
-        Owner::ContainerManager,
-    ),
-    ("containerManager.ExecuteAsync", Owner::ContainerManager),
-    ("containerManager.Wait", Owner::ContainerManager),
-    ("containerManager.WaitPID", Owner::ContainerManager),
-    ("containerManager.Signal", Owner::ContainerManager),
-    ("containerManager.Processes", Owner::ContainerManager),
-    ("containerManager.Event", Owner::ContainerManager),
-    ("containerManager.ProcfsDump", Owner::ContainerManager),
-    ("containerManager.Mount", Owner::ContainerManager),
-    ("containerManager.PortForward", Owner::ContainerManager),
-    ("containerManager.Checkpoint", Owner::ContainerManager),
-    ("containerManager.WaitCheckpoint", Owner::ContainerManager),
-    ("containerManager.Restore", Owner::ContainerManager),
-    (
-        "containerManager.RestoreSubcontainer",
-        Owner::ContainerManager,
-    ),
-    (
-        "containerManager.ContainerRuntimeState",
-        Owner::ContainerManager,
-    ),
-    ("containerManager.Pause", Owner::ContainerManager),
-    ("containerManager.Resume", Owner::ContainerManager),
-    ("containerManager.CreateTraceSession", Owner::TraceSessions),
-    ("containerManager.DeleteTraceSession", Owner::TraceSessions),
-    ("containerManager.ListTraceSessions", Owner::TraceSessions),
-    ("Lifecycle.Pause", Owner::Lifecycle),
-    ("Lifecycle.Resume", Owner::Lifecycle),
-    ("Cgroups.ReadControlFiles", Owner::Cgroups),
-    ("Cgroups.WriteControlFiles", Owner::Cgroups),
-    ("Network.CreateLinksAndRoutes", Owner::Network),
-    ("Profile.CPU", Owner::Profiler),
-    ("Profile.Heap", Owner::Profiler),
-    ("Profile.Block", Owner::Profiler),
-    ("Profile.Mutex", Owner::Profiler),
-    ("Profile.Trace", Owner::Profiler),
-    ("Usage.Collect", Owner::Usage),
-    ("Usage.UsageFD", Owner::Usage),
-    ("Metrics.GetRegisteredMetrics", Owner::Metrics),
-    ("Metrics.Export", Owner::Metrics),
-    ("Logging.Change", Owner::Logging),
-    ("debug.Ping", Owner::Debug),
-    ("debug.Stacks", Owner::Debug),
-    ("debug.InjectFault", Owner::Debug),
-];
-
 /// The owner of a method name, if the protocol defines it.
 pub fn owner_of(method: &str) -> Option<(&'static str, Owner)> {
     METHODS
@@ -233,8 +170,82 @@ fn encode_args<M: Method>(message: &M) -> Vec<u8> {
     serde_cbor::to_vec(message).unwrap_or_else(|_| EMPTY_MAP.to_vec())
 }
 
+/// The protocol's one table: every method, the actor that owns it, and, for
+/// those implemented, the variant of [`Request`] that carries its typed
+/// arguments (whose [`Method::NAME`] is its wire name). It hands the table
+/// to `$callback`: [`Request`] and [`METHODS`] are generated from it here,
+/// and the router's dispatch in `crate::router`, where the owner written
+/// here must be the actor that handles the type (the compiler checks it).
+/// Adding a method is one line here and its handler.
+macro_rules! with_methods {
+    ($callback:ident) => {
+        $callback! {
+            implemented {
+                StartRoot($crate::api::container::StartRoot) => ContainerManager container_manager,
+                Start($crate::api::container::Start) => ContainerManager container_manager,
+                Update($crate::api::container::Update) => ContainerManager container_manager,
+                CreateSubcontainer($crate::api::container::CreateSubcontainer) => ContainerManager container_manager,
+                StartSubcontainer($crate::api::container::StartSubcontainer) => ContainerManager container_manager,
+                DestroySubcontainer($crate::api::container::DestroySubcontainer) => ContainerManager container_manager,
+                ExecuteAsync($crate::api::container::ExecuteAsync) => ContainerManager container_manager,
+                Wait($crate::api::container::Wait) => ContainerManager container_manager,
+                WaitPid($crate::api::container::WaitPid) => ContainerManager container_manager,
+                Signal($crate::api::container::Signal) => ContainerManager container_manager,
+                Processes($crate::api::container::Processes) => ContainerManager container_manager,
+                Event($crate::api::container::Event) => ContainerManager container_manager,
+                ContainerRuntimeState($crate::api::container::ContainerRuntimeState) => ContainerManager container_manager,
+                Pause($crate::api::container::Pause) => ContainerManager container_manager,
+                Resume($crate::api::container::Resume) => ContainerManager container_manager,
+                SandboxPause($crate::api::lifecycle::Pause) => Lifecycle lifecycle,
+                SandboxResume($crate::api::lifecycle::Resume) => Lifecycle lifecycle,
+                ReadControlFiles($crate::api::cgroups::ReadControlFiles) => Cgroups cgroups,
+                WriteControlFiles($crate::api::cgroups::WriteControlFiles) => Cgroups cgroups,
+                Collect($crate::api::usage::Collect) => Usage usage,
+                UsageFd($crate::api::usage::UsageFd) => Usage usage,
+                GetRegisteredMetrics($crate::api::metrics::GetRegisteredMetrics) => Metrics metrics,
+                ExportMetrics($crate::api::metrics::Export) => Metrics metrics,
+                LoggingChange($crate::api::logging::Change) => Logging logging,
+                Ping($crate::api::debug::Ping) => Debug debug,
+                Stacks($crate::api::debug::Stacks) => Debug debug,
+                InjectFault($crate::api::debug::InjectFault) => Debug debug,
+            }
+            pending {
+                "containerManager.ProcfsDump" => ContainerManager container_manager,
+                "containerManager.Mount" => ContainerManager container_manager,
+                "containerManager.PortForward" => ContainerManager container_manager,
+                "containerManager.Checkpoint" => ContainerManager container_manager,
+                "containerManager.WaitCheckpoint" => ContainerManager container_manager,
+                "containerManager.Restore" => ContainerManager container_manager,
+                "containerManager.RestoreSubcontainer" => ContainerManager container_manager,
+                "containerManager.CreateTraceSession" => TraceSessions trace_sessions,
+                "containerManager.DeleteTraceSession" => TraceSessions trace_sessions,
+                "containerManager.ListTraceSessions" => TraceSessions trace_sessions,
+                "Network.CreateLinksAndRoutes" => Network network,
+                "Profile.CPU" => Profiler profiler,
+                "Profile.Heap" => Profiler profiler,
+                "Profile.Block" => Profiler profiler,
+                "Profile.Mutex" => Profiler profiler,
+                "Profile.Trace" => Profiler profiler,
+            }
+        }
+    };
+}
+pub(crate) use with_methods;
+
+/// Generates [`Request`] and [`METHODS`] from the table of [`with_methods`].
 macro_rules! requests {
-    ($($variant:ident($ty:ty)),+ $(,)?) => {
+    (
+        implemented { $($variant:ident($ty:ty) => $owner:ident $_field:ident,)+ }
+        pending { $($name:literal => $pending_owner:ident $_pending_field:ident,)+ }
+    ) => {
+        /// Every method name the protocol defines, with its owner. Those
+        /// without a typed request answer `unsupported` until their
+        /// capability lands.
+        pub const METHODS: &[(&str, Owner)] = &[
+            $((<$ty as Method>::NAME, Owner::$owner),)+
+            $(($name, Owner::$pending_owner),)+
+        ];
+
         /// A decoded request: one variant per implemented method, and
         /// [`Request::NotYetSupported`] for the rest of [`METHODS`].
         #[derive(Debug, PartialEq)]
@@ -277,6 +288,14 @@ macro_rules! requests {
                 }
             }
 
+            /// The actor that owns the method.
+            pub fn owner(&self) -> Owner {
+                match self {
+                    $(Request::$variant(_) => Owner::$owner,)+
+                    Request::NotYetSupported(n) => n.owner,
+                }
+            }
+
             /// The CBOR of the arguments.
             pub fn encode_args(&self) -> Vec<u8> {
                 match self {
@@ -288,35 +307,7 @@ macro_rules! requests {
     };
 }
 
-requests! {
-    StartRoot(container::StartRoot),
-    Wait(container::Wait),
-    Signal(container::Signal),
-    ExecuteAsync(container::ExecuteAsync),
-    WaitPid(container::WaitPid),
-    Processes(container::Processes),
-    CreateSubcontainer(container::CreateSubcontainer),
-    StartSubcontainer(container::StartSubcontainer),
-    DestroySubcontainer(container::DestroySubcontainer),
-    Start(container::Start),
-    ContainerRuntimeState(container::ContainerRuntimeState),
-    Pause(container::Pause),
-    Update(container::Update),
-    Event(container::Event),
-    ReadControlFiles(cgroups::ReadControlFiles),
-    WriteControlFiles(cgroups::WriteControlFiles),
-    Resume(container::Resume),
-    SandboxPause(lifecycle::Pause),
-    SandboxResume(lifecycle::Resume),
-    GetRegisteredMetrics(metrics::GetRegisteredMetrics),
-    ExportMetrics(metrics::Export),
-    Collect(usage::Collect),
-    UsageFd(usage::UsageFd),
-    Ping(debug::Ping),
-    Stacks(debug::Stacks),
-    InjectFault(debug::InjectFault),
-    LoggingChange(logging::Change),
-}
+with_methods!(requests);
 
 #[cfg(test)]
 mod tests {
