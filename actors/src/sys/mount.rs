@@ -260,24 +260,18 @@ pub fn pivot_into_cwd() -> MountResult<()> {
         None,
         "/",
     )?;
-    // SAFETY: a static C string.
-    if unsafe { libc::umount2(c".".as_ptr(), libc::MNT_DETACH) } < 0 {
-        return Err(MountFailure::new("unmount old root", "/", Errno::last()));
-    }
-    // SAFETY: a static C string.
-    if unsafe { libc::chdir(c"/".as_ptr()) } < 0 {
-        return Err(MountFailure::new("chdir", "/", Errno::last()));
-    }
+    nix::mount::umount2(".", nix::mount::MntFlags::MNT_DETACH)
+        .map_err(|e| MountFailure::new("unmount old root", "/", e))?;
+    nix::unistd::chdir("/").map_err(|e| MountFailure::new("chdir", "/", e))?;
     Ok(())
 }
 
 /// runc's `--no-pivot`: move the new root over `/` and chroot into it.
 pub fn move_root_into_cwd() -> MountResult<()> {
     mount(Some("."), "/", None, libc::MS_MOVE as u64, None, "/")?;
-    // SAFETY: static C strings.
-    if unsafe { libc::chroot(c".".as_ptr()) } < 0 || unsafe { libc::chdir(c"/".as_ptr()) } < 0 {
-        return Err(MountFailure::new("chroot", "/", Errno::last()));
-    }
+    nix::unistd::chroot(".")
+        .and_then(|()| nix::unistd::chdir("/"))
+        .map_err(|e| MountFailure::new("chroot", "/", e))?;
     Ok(())
 }
 

@@ -208,10 +208,8 @@ fn setup_and_exec(plan: &SpawnPlan, fds: &Fds<'_>) -> Step<Never> {
 }
 
 pub(super) fn die_with_supervisor(supervisor: i32) -> Step {
-    // SAFETY: prctl with integer arguments.
-    if unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) } < 0 {
-        return Err(last_errno("set parent death signal", ""));
-    }
+    nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL)
+        .map_err(|e| errno_failure("set parent death signal", "", e))?;
     // The supervisor may have died before the signal was armed. In a new
     // pid namespace the parent's pid reads as 0: ask its pidfd instead.
     let parent = nix::unistd::getppid().as_raw();
@@ -229,10 +227,8 @@ fn join(ns: &[JoinNs], fds: &Fds<'_>) -> Step {
     for kind in NsKind::JOIN_ORDER {
         for entry in ns.iter().filter(|j| j.kind == kind) {
             let fd = fds.get(entry.fd, kind.proc_name())?;
-            // SAFETY: setns with a live namespace descriptor.
-            if unsafe { libc::setns(fd.as_raw_fd(), kind.clone_flag() as i32) } < 0 {
-                return Err(last_errno("setns", kind.proc_name()));
-            }
+            let flag = nix::sched::CloneFlags::from_bits_retain(kind.clone_flag() as libc::c_int);
+            nix::sched::setns(fd, flag).map_err(|e| errno_failure("setns", kind.proc_name(), e))?;
         }
     }
     Ok(())
@@ -254,10 +250,8 @@ fn setup_container(c: &ContainerPlan, plan: &SpawnPlan, fds: &Fds<'_>) -> Step<b
     join(&c.join, fds)?;
     join_cgroups(&c.cgroup_procs, fds)?;
     if c.unshare_cgroup_ns {
-        // SAFETY: unshare with a flag.
-        if unsafe { libc::unshare(libc::CLONE_NEWCGROUP) } < 0 {
-            return Err(last_errno("unshare cgroup namespace", ""));
-        }
+        nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWCGROUP)
+            .map_err(|e| errno_failure("unshare cgroup namespace", "", e))?;
     }
     if let Some(name) = &c.hostname {
         nix::unistd::sethostname(name).map_err(|e| errno_failure("sethostname", name, e))?;
@@ -330,15 +324,8 @@ pub(super) fn join_container(e: &ExecPlan, fds: &Fds<'_>) -> Step {
     join(&e.join, fds)?;
     if let Some(root) = e.root {
         let root = fds.get(root, "container root")?;
-        // SAFETY: fchdir and chroot with a live descriptor and a static path.
-        unsafe {
-            if libc::fchdir(root.as_raw_fd()) < 0 {
-                return Err(last_errno("fchdir", "container root"));
-            }
-            if libc::chroot(c".".as_ptr()) < 0 {
-                return Err(last_errno("chroot", "container root"));
-            }
-        }
+        nix::unistd::fchdir(root).map_err(|e| errno_failure("fchdir", "container root", e))?;
+        nix::unistd::chroot(".").map_err(|e| errno_failure("chroot", "container root", e))?;
     }
     Ok(())
 }
@@ -569,10 +556,7 @@ pub(super) fn exec_process(p: &ProcessPlan, fds: &Fds<'_>, stdio_done: bool) -> 
     }
     let cwd =
         CString::new(p.cwd.as_str()).map_err(|_| other("chdir", &p.cwd, "path has a nul byte"))?;
-    // SAFETY: a live C string.
-    if unsafe { libc::chdir(cwd.as_ptr()) } < 0 {
-        return Err(last_errno("chdir", &p.cwd));
-    }
+    nix::unistd::chdir(cwd.as_c_str()).map_err(|e| errno_failure("chdir", &p.cwd, e))?;
     check_cwd_inside_root(&p.cwd)?;
     let program = find_program(p)?;
     let argv: Vec<CString> = p
@@ -598,24 +582,20 @@ pub(super) fn exec_process(p: &ProcessPlan, fds: &Fds<'_>, stdio_done: bool) -> 
     // A change of credentials sets the dumpable flag to fs.suid_dumpable,
     // which a host may have at 1: until execve nothing in the container
     // may open this process's /proc entries.
-    // SAFETY: prctl with integer arguments.
-    if unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) } < 0 {
-        return Err(last_errno("set non-dumpable", ""));
-    }
+    nix::sys::prctl::set_dumpable(false).map_err(|e| errno_failure("set non-dumpable", "", e))?;
     if !stdio_done {
         setup_stdio(&p.stdio, fds)?;
     }
     place_preserved(&p.preserved_fds, fds)?;
     if let Some(mask) = p.umask {
-        // SAFETY: umask cannot fail.
-        unsafe { libc::umask(mask as libc::mode_t) };
+        nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(
+            mask as libc::mode_t,
+        ));
     }
     reset_signals()?;
     if p.no_new_privileges {
-        // SAFETY: prctl with integer arguments.
-        if unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) } < 0 {
-            return Err(last_errno("set no_new_privs", ""));
-        }
+        nix::sys::prctl::set_no_new_privs()
+            .map_err(|e| errno_failure("set no_new_privs", "", e))?;
     }
     if seccomp_stage == Some(SeccompStage::BeforeExec) {
         install_seccomp(p)?;
@@ -771,24 +751,22 @@ fn set_identity(p: &ProcessPlan) -> Step {
     }
     let keep_caps = p.capabilities.is_some() && p.uid != 0;
     if keep_caps {
-        // SAFETY: prctl with integer arguments.
-        if unsafe { libc::prctl(libc::PR_SET_KEEPCAPS, 1, 0, 0, 0) } < 0 {
-            return Err(last_errno("keep capabilities", ""));
-        }
+        nix::sys::prctl::set_keepcaps(true)
+            .map_err(|e| errno_failure("keep capabilities", "", e))?;
     }
-    let groups: Vec<libc::gid_t> = p.additional_gids.clone();
-    // SAFETY: the pointer and length describe `groups`.
-    if unsafe { libc::setgroups(groups.len(), groups.as_ptr()) } < 0 {
-        return Err(last_errno("setgroups", format!("{:?}", p.additional_gids)));
-    }
-    // SAFETY: plain system calls.
-    if unsafe { libc::setresgid(p.gid, p.gid, p.gid) } < 0 {
-        return Err(last_errno("setgid", p.gid.to_string()));
-    }
-    // SAFETY: plain system call.
-    if unsafe { libc::setresuid(p.uid, p.uid, p.uid) } < 0 {
-        return Err(last_errno("setuid", p.uid.to_string()));
-    }
+    let groups: Vec<nix::unistd::Gid> = p
+        .additional_gids
+        .iter()
+        .map(|g| nix::unistd::Gid::from_raw(*g))
+        .collect();
+    nix::unistd::setgroups(&groups)
+        .map_err(|e| errno_failure("setgroups", format!("{:?}", p.additional_gids), e))?;
+    let gid = nix::unistd::Gid::from_raw(p.gid);
+    nix::unistd::setresgid(gid, gid, gid)
+        .map_err(|e| errno_failure("setgid", p.gid.to_string(), e))?;
+    let uid = nix::unistd::Uid::from_raw(p.uid);
+    nix::unistd::setresuid(uid, uid, uid)
+        .map_err(|e| errno_failure("setuid", p.uid.to_string(), e))?;
     if let Some(caps) = &p.capabilities {
         apply_capabilities(caps)?;
     }

@@ -9,7 +9,7 @@
 use std::ffi::CString;
 use std::io::Write;
 
-use super::child::{errno_failure, io_failure, last_errno, other, Step};
+use super::child::{errno_failure, io_failure, other, Step};
 use crate::container::plan::RootfsPlan;
 use crate::sys::mount::{self, AsFdRef};
 
@@ -41,10 +41,7 @@ fn final_steps<'a>(r: &'a RootfsPlan, sysctl: &'a [(String, String)]) -> Vec<Fin
 pub(super) fn enter_rootfs(r: &RootfsPlan, sysctl: &[(String, String)]) -> Step {
     let root = CString::new(r.path.as_str())
         .map_err(|_| other("chdir", &r.path, "path has a nul byte"))?;
-    // SAFETY: `root` is a live C string.
-    if unsafe { libc::chdir(root.as_ptr()) } < 0 {
-        return Err(last_errno("chdir", &r.path));
-    }
+    nix::unistd::chdir(root.as_c_str()).map_err(|e| errno_failure("chdir", &r.path, e))?;
     if r.pivot_root {
         mount::pivot_into_cwd()?;
     } else {

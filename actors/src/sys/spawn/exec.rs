@@ -182,10 +182,8 @@ fn process(plan: &SpawnPlan, fds: &Fds<'_>, channel: RawFd) -> ! {
 /// process's parent is another one (or, seen from a pid namespace whose
 /// init died with the supervisor, 0: the namespace is being killed).
 fn die_with_parent(supervisor: i32) -> Step {
-    // SAFETY: prctl with integer arguments.
-    if unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) } < 0 {
-        return Err(child::last_errno("set parent death signal", ""));
-    }
+    nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL)
+        .map_err(|e| child::errno_failure("set parent death signal", "", e))?;
     let parent = nix::unistd::getppid().as_raw();
     if parent != 0 && parent != supervisor {
         return Err(child::other(

@@ -275,11 +275,8 @@ const SOCKET_FD: RawFd = 3;
 /// takes to see its socket close and kill the processes it guards (see
 /// [`Order::Guard`]), then exits.
 fn die_with(parent: i32, role: Role) -> io::Result<()> {
-    // SAFETY: prctl with integer arguments.
-    if role != Role::Main
-        && unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) } < 0
-    {
-        return Err(io::Error::last_os_error());
+    if role != Role::Main {
+        nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL)?;
     }
     if nix::unistd::getppid().as_raw() != parent {
         return Err(io::Error::from_raw_os_error(libc::ESRCH));
@@ -327,8 +324,7 @@ pub fn serve_reexecuted(args: &[std::ffi::OsString]) -> ! {
     // Nothing cloned from here may be opened through /proc from a
     // container (its fds, cwd, root, exe) until it execs: execve resets
     // the flag for the program it runs.
-    // SAFETY: prctl with integer arguments.
-    if unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) } < 0 {
+    if nix::sys::prctl::set_dumpable(false).is_err() {
         // SAFETY: as above.
         unsafe { libc::_exit(1) };
     }
