@@ -4,6 +4,10 @@
 #![allow(dead_code)]
 
 pub mod bundle;
+pub mod caps;
+pub mod command;
+pub mod host;
+pub mod rpc;
 pub mod runtime;
 
 use std::io::{IoSlice, Read, Write};
