@@ -47,22 +47,27 @@
 //!   a lone command; with the gap every case pays its own way;
 //! - `SANDVISOR_BENCH_QUICK=1`: small defaults for a smoke run.
 
+mod common;
+
 use std::env;
 use std::fs;
 use std::io::{self, Read, Write};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
-use std::os::unix::fs::{symlink, DirBuilderExt, PermissionsExt};
+use std::os::unix::fs::{symlink, DirBuilderExt};
 use std::os::unix::net::UnixStream;
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 use std::thread;
 use std::time::{Duration, Instant};
 
+use common::{
+    catch_termination, check_interrupted, env_parse, failed, find_in_path, is_executable, note,
+    quick, read_log, unwatch, verdict, watch, Boot, ChildSetup, Stats,
+};
 use nix::sys::resource::{getrusage, UsageWho};
-use nix::sys::signal::{kill, killpg, sigaction, SaFlags, SigAction, SigHandler, SigSet, Signal};
+use nix::sys::signal::{kill, killpg, SigHandler, Signal};
 use nix::unistd::Pid;
 use oci_spec::runtime::Spec;
 use sandvisor::api::container::{
@@ -118,65 +123,8 @@ fn main() {
     }
 }
 
-/// Set by SIGINT or SIGTERM: the bench panics at the next check, so that
-/// unwinding stops the children and removes the temporary directory.
-static INTERRUPTED: AtomicBool = AtomicBool::new(false);
-
 /// Set by the leak check when something outlived the bench's guards.
 static LEAKED: AtomicBool = AtomicBool::new(false);
-
-/// Control sockets (descriptor numbers, -1 for none) that the signal
-/// handler shuts down, so that a call blocked on one returns at once: the
-/// client retries reads interrupted by a signal.
-static WATCHED: [AtomicI32; 4] = [const { AtomicI32::new(-1) }; 4];
-
-extern "C" fn on_termination(_: libc::c_int) {
-    INTERRUPTED.store(true, Ordering::Relaxed);
-    for slot in &WATCHED {
-        let fd = slot.load(Ordering::Relaxed);
-        if fd >= 0 {
-            // SAFETY: shutdown(2) is async-signal-safe and touches no
-            // memory. The bench has a single thread, which this handler
-            // interrupted: a registered descriptor is unregistered before
-            // it is closed (Connection's Drop), so `fd` is still the
-            // registered socket here.
-            unsafe { libc::shutdown(fd, libc::SHUT_RDWR) };
-        }
-    }
-}
-
-fn catch_termination() {
-    // A second signal gets the default action (SA_RESETHAND).
-    let action = SigAction::new(
-        SigHandler::Handler(on_termination),
-        SaFlags::SA_RESETHAND,
-        SigSet::empty(),
-    );
-    for signal in [Signal::SIGINT, Signal::SIGTERM] {
-        // SAFETY: the handler only stores to an atomic, which is
-        // async-signal-safe, and no other handler is installed for these
-        // signals in this process.
-        unsafe { sigaction(signal, &action) }.expect("install a signal handler");
-    }
-}
-
-fn check_interrupted() {
-    if INTERRUPTED.load(Ordering::Relaxed) {
-        panic!("interrupted by a signal; cleaning up");
-    }
-}
-
-/// Panics about a failed step, or about the signal that made it fail.
-fn failed(what: &str, error: impl std::fmt::Display) -> ! {
-    check_interrupted();
-    panic!("{what}: {error}");
-}
-
-/// Prints a line on stderr from code that must not panic (guards run
-/// while unwinding; stderr may be a closed pipe by then).
-fn note(line: &str) {
-    let _ = writeln!(io::stderr(), "{line}");
-}
 
 // ---------------------------------------------------------------------------
 // Configuration
@@ -199,27 +147,6 @@ impl Config {
             thread::sleep(self.gap);
         }
     }
-}
-
-fn env_parse<T: std::str::FromStr>(name: &str, default: T) -> T {
-    match env::var(name) {
-        Ok(text) => text
-            .trim()
-            .parse()
-            .unwrap_or_else(|_| panic!("{name}={text:?} is not a valid value")),
-        Err(_) => default,
-    }
-}
-
-fn is_executable(path: &Path) -> bool {
-    fs::metadata(path).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
-}
-
-fn find_in_path(name: &str) -> Option<PathBuf> {
-    let path = env::var_os("PATH")?;
-    env::split_paths(&path)
-        .map(|dir| dir.join(name))
-        .find(|p| is_executable(p))
 }
 
 /// True when `data` is a 64-bit little-endian ELF file without an
@@ -277,8 +204,7 @@ fn find_busybox() -> PathBuf {
 
 impl Config {
     fn from_env() -> Config {
-        let quick = env::var("SANDVISOR_BENCH_QUICK").is_ok_and(|v| v != "0" && !v.is_empty());
-        let (runs, exec_runs, warmup) = if quick { (10, 30, 1) } else { (50, 200, 3) };
+        let (runs, exec_runs, warmup) = if quick() { (10, 30, 1) } else { (50, 200, 3) };
         let runs = env_parse("SANDVISOR_BENCH_RUNS", runs);
         let exec_runs = env_parse("SANDVISOR_BENCH_EXEC_RUNS", exec_runs);
         assert!(runs > 0, "SANDVISOR_BENCH_RUNS must be positive");
@@ -376,39 +302,13 @@ fn reap_orphans() -> usize {
 /// bench dies (`PR_SET_PDEATHSIG`), and optionally hands it descriptor
 /// `ready` as descriptor 3.
 fn prepare_child(cmd: &mut Command, death_signal: Option<Signal>, ready: Option<RawFd>) {
-    let parent = std::process::id() as libc::pid_t;
-    let signal = death_signal.map(|s| s as libc::c_ulong);
-    cmd.process_group(0);
-    // SAFETY: the closure runs in the forked child before exec. It only
-    // makes async-signal-safe system calls (prctl, getppid, dup2, fcntl) on
-    // values copied in before the fork, and neither allocates nor takes
-    // locks. `ready` is a descriptor the parent keeps open until the spawn
-    // returns, so it is valid in the child.
-    unsafe {
-        cmd.pre_exec(move || {
-            if let Some(signal) = signal {
-                if libc::prctl(libc::PR_SET_PDEATHSIG, signal, 0, 0, 0) != 0 {
-                    return Err(io::Error::last_os_error());
-                }
-                // The bench died between the fork and the prctl.
-                if libc::getppid() != parent {
-                    return Err(io::Error::from_raw_os_error(libc::ESRCH));
-                }
-            }
-            if let Some(fd) = ready {
-                // dup2 clears close-on-exec on the copy, unless it is a no-op.
-                let rc = if fd == 3 {
-                    libc::fcntl(3, libc::F_SETFD, 0)
-                } else {
-                    libc::dup2(fd, 3)
-                };
-                if rc < 0 {
-                    return Err(io::Error::last_os_error());
-                }
-            }
-            Ok(())
-        });
+    ChildSetup {
+        death_signal,
+        own_group: true,
+        fd3: ready,
+        ..ChildSetup::default()
     }
+    .apply(cmd);
 }
 
 /// A descriptor that becomes readable when process `pid` exits.
@@ -654,10 +554,6 @@ fn time_command(
     }
 }
 
-fn read_log(path: &Path) -> String {
-    fs::read_to_string(path).unwrap_or_else(|e| format!("(cannot read {path:?}: {e})"))
-}
-
 /// Runs `cmd` untimed and quietly; its exit status, if it exited in time.
 /// Never panics (used by guards).
 fn run_quietly(mut cmd: Command, what: &str) -> Option<ExitStatus> {
@@ -699,17 +595,12 @@ impl Connection {
         check_interrupted();
         let stream = UnixStream::connect(path)
             .unwrap_or_else(|e| failed(&format!("connect to {path:?}"), e));
-        let watch = stream.try_clone().ok();
-        let slot = watch.as_ref().and_then(|w| {
-            WATCHED.iter().position(|slot| {
-                slot.compare_exchange(-1, w.as_raw_fd(), Ordering::Relaxed, Ordering::Relaxed)
-                    .is_ok()
-            })
-        });
+        let watched = stream.try_clone().ok();
+        let slot = watched.as_ref().and_then(|w| watch(w.as_raw_fd()));
         Connection {
             client: Client::from_stream(stream),
             slot,
-            _watch: watch,
+            _watch: watched,
         }
     }
 
@@ -746,8 +637,8 @@ impl Connection {
 
 impl Drop for Connection {
     fn drop(&mut self) {
-        if let Some(slot) = self.slot.and_then(|i| WATCHED.get(i)) {
-            slot.store(-1, Ordering::Relaxed);
+        if let Some(slot) = self.slot {
+            unwatch(slot);
         }
     }
 }
@@ -799,15 +690,15 @@ impl Supervisor {
             fs::File::create(&log).unwrap_or_else(|e| failed("create the supervisor's log", e));
         let (ready_read, ready_write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
             .unwrap_or_else(|e| failed("create the readiness pipe", e));
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_sandvisor"));
-        cmd.arg("--root")
-            .arg(root)
-            .args(["--log-level", "error", "boot", "--id", id])
-            .args(["--ready-fd", "3", "--socket"])
-            .arg(&socket);
-        if prewarm {
-            cmd.args(["--prewarm", id]);
+        let mut cmd = Boot {
+            id,
+            socket: &socket,
+            root: Some(root),
+            log_level: Some("error"),
+            ready_fd3: true,
+            prewarm,
         }
+        .command();
         cmd.stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(stderr);
@@ -1441,29 +1332,6 @@ fn remove_cgroup_tree(dir: &Path) {
 // ---------------------------------------------------------------------------
 // Measurements
 
-/// Statistics of a series, in milliseconds.
-#[derive(Debug, Clone, Copy)]
-struct Stats {
-    mean: f64,
-    p50: f64,
-    p90: f64,
-}
-
-fn stats(samples: &[Duration]) -> Stats {
-    let mut ms: Vec<f64> = samples.iter().map(|d| d.as_secs_f64() * 1e3).collect();
-    ms.sort_by(f64::total_cmp);
-    let n = ms.len().max(1);
-    let pick = |q: f64| {
-        let i = ((q * n as f64).ceil() as usize).clamp(1, n) - 1;
-        ms.get(i).copied().unwrap_or(f64::NAN)
-    };
-    Stats {
-        mean: ms.iter().sum::<f64>() / n as f64,
-        p50: pick(0.50),
-        p90: pick(0.90),
-    }
-}
-
 /// Wall-clock samples of one case, and CPU samples where known.
 #[derive(Default)]
 struct Series {
@@ -1795,14 +1663,6 @@ fn exec_cases(config: &Config, ws: &Workspace, runc: Option<&RuncRoot>) -> ExecR
 // ---------------------------------------------------------------------------
 // Report
 
-fn verdict(met: bool) -> &'static str {
-    if met {
-        "met"
-    } else {
-        "MISSED"
-    }
-}
-
 fn header(first: &str, middle: &str, last: &str) {
     println!(
         "{first:<34} {:>7} {:>7} {:>7}  {middle:<10} {last}",
@@ -1928,14 +1788,14 @@ fn print_report(
         }
     );
     header("case", "ratio", "target");
-    let sv = stats(&run.sandvisor.wall);
+    let sv = Stats::millis(&run.sandvisor.wall);
     case_row("run /bin/true: sandvisor", &sv, "", "");
-    let rc = run.runc.as_ref().map(|s| stats(&s.wall));
+    let rc = run.runc.as_ref().map(|s| Stats::millis(&s.wall));
     match &rc {
         Some(rc) => case_row("run /bin/true: runc", rc, "", ""),
         None => println!("run /bin/true: runc                skipped: runc not found"),
     }
-    let un = run.unshare.as_ref().map(|s| stats(&s.wall));
+    let un = run.unshare.as_ref().map(|s| Stats::millis(&s.wall));
     match &un {
         Some(un) => case_row("run /bin/true: unshare floor", un, "", ""),
         None => println!("run /bin/true: unshare floor       skipped: unshare not found"),
@@ -1952,9 +1812,9 @@ fn print_report(
             RUN_VS_UNSHARE_STRETCH,
         );
     }
-    let ex = stats(&exec.exec);
+    let ex = Stats::millis(&exec.exec);
     case_row("exec /bin/true: sandvisor", &ex, "", "");
-    let rx = exec.runc_exec.as_ref().map(|s| stats(&s.wall));
+    let rx = exec.runc_exec.as_ref().map(|s| Stats::millis(&s.wall));
     match &rx {
         Some(rx) => {
             case_row("exec /bin/true: runc exec", rx, "", "");
@@ -1968,7 +1828,7 @@ fn print_report(
         }
         None => println!("exec /bin/true: runc exec          skipped: runc not found"),
     }
-    let sub = stats(&exec.sub);
+    let sub = Stats::millis(&exec.sub);
     case_row(
         "subcontainer create+start+wait",
         &sub,
@@ -1989,10 +1849,10 @@ fn print_report(
         ("teardown: SIGTERM to reaped", &steps.teardown),
     ];
     for (name, samples) in rows {
-        let s = stats(samples);
+        let s = Stats::millis(samples);
         case_row(name, &s, &share(&s), "");
     }
-    let sum = stats(&steps.total);
+    let sum = Stats::millis(&steps.total);
     case_row("sum of the steps", &sum, &share(&sum), "");
     case_row("`sandvisor run` (whole command)", &sv, "100%", "");
     let rest = sv.mean - sum.mean;
@@ -2017,8 +1877,8 @@ fn print_report(
         if let Some(series) = series {
             println!(
                 "{name:<34} {:>7.2} {:>7.2}",
-                stats(&series.cpu).mean,
-                stats(&series.wall).mean
+                Stats::millis(&series.cpu).mean,
+                Stats::millis(&series.wall).mean
             );
         }
     }
@@ -2035,7 +1895,7 @@ fn print_report(
         ("subcontainer: all four", &exec.sub_all),
     ];
     for (name, samples) in info {
-        case_row(name, &stats(samples), "", "");
+        case_row(name, &Stats::millis(samples), "", "");
     }
     let hangs: Vec<&String> = run.hangs.iter().chain(&exec.hangs).collect();
     if !hangs.is_empty() {

@@ -28,21 +28,25 @@
 //!   whether the scheduler keeps both ends on one CPU);
 //! - `SANDVISOR_BENCH_QUICK=1`: small defaults for a smoke run.
 
+mod common;
+
 use std::collections::{BTreeSet, VecDeque};
 use std::env;
 use std::fs;
 use std::io::{self, Read, Write};
 use std::os::fd::{AsRawFd, FromRawFd, RawFd};
 use std::os::unix::net::UnixStream;
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use nix::sched::{sched_getaffinity, sched_setaffinity, CpuSet};
-use nix::sys::signal::{kill, sigaction, SaFlags, SigAction, SigHandler, SigSet, Signal};
+use common::{
+    allowed_cpus, catch_termination, check_interrupted, cpus_in, env_flag, env_parse, failed,
+    pin_self, quick, read_log, single_cpu, verdict, Boot, ChildSetup, Stats,
+};
+use nix::sched::{sched_setaffinity, CpuSet};
+use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 use sandvisor::api::debug::{Ping, PingReply};
 use sandvisor::api::Fds;
@@ -77,42 +81,6 @@ fn main() {
     run(&config);
 }
 
-/// Set by SIGINT or SIGTERM: the bench panics at the next check, so that
-/// unwinding stops the children and removes the temporary directory.
-static INTERRUPTED: AtomicBool = AtomicBool::new(false);
-
-extern "C" fn on_termination(_: libc::c_int) {
-    INTERRUPTED.store(true, Ordering::Relaxed);
-}
-
-fn catch_termination() {
-    // A second signal gets the default action (SA_RESETHAND).
-    let action = SigAction::new(
-        SigHandler::Handler(on_termination),
-        SaFlags::SA_RESETHAND,
-        SigSet::empty(),
-    );
-    for signal in [Signal::SIGINT, Signal::SIGTERM] {
-        // SAFETY: the handler only stores to an atomic, which is
-        // async-signal-safe, and no other handler is installed for these
-        // signals in this process.
-        unsafe { sigaction(signal, &action) }.expect("install a signal handler");
-    }
-}
-
-fn check_interrupted() {
-    if INTERRUPTED.load(Ordering::Relaxed) {
-        panic!("interrupted by a signal; cleaning up");
-    }
-}
-
-/// Panics about a failed call, or about the signal that made it fail (a
-/// Ctrl-C reaches the children too).
-fn failed(what: &str, error: impl std::fmt::Display) -> ! {
-    check_interrupted();
-    panic!("{what}: {error}");
-}
-
 // ---------------------------------------------------------------------------
 // Configuration
 
@@ -126,20 +94,9 @@ struct Config {
     windows: Vec<usize>,
 }
 
-fn env_parse<T: std::str::FromStr>(name: &str, default: T) -> T {
-    match env::var(name) {
-        Ok(text) => text
-            .trim()
-            .parse()
-            .unwrap_or_else(|_| panic!("{name}={text:?} is not a valid value")),
-        Err(_) => default,
-    }
-}
-
 impl Config {
     fn from_env() -> Config {
-        let quick = env::var("SANDVISOR_BENCH_QUICK").is_ok_and(|v| v != "0" && !v.is_empty());
-        let (iters, warmup, pipeline_ms, pipeline_warmup_ms) = if quick {
+        let (iters, warmup, pipeline_ms, pipeline_warmup_ms) = if quick() {
             (2_000, 200, 300, 50)
         } else {
             (20_000, 2_000, 2_000, 300)
@@ -161,7 +118,7 @@ impl Config {
             iters,
             warmup: env_parse("SANDVISOR_BENCH_WARMUP", warmup),
             rounds: env_parse("SANDVISOR_BENCH_ROUNDS", 5),
-            unpinned: env::var("SANDVISOR_BENCH_UNPINNED").is_ok_and(|v| v != "0" && !v.is_empty()),
+            unpinned: env_flag("SANDVISOR_BENCH_UNPINNED"),
             pipeline: Duration::from_millis(env_parse("SANDVISOR_BENCH_PIPELINE_MS", pipeline_ms)),
             pipeline_warmup: Duration::from_millis(env_parse(
                 "SANDVISOR_BENCH_PIPELINE_WARMUP_MS",
@@ -220,44 +177,6 @@ impl Drop for ChildGuard {
     }
 }
 
-/// Makes `cmd`'s child die with the bench (`PR_SET_PDEATHSIG`), optionally
-/// pins it to `pin` before it executes anything, and optionally lets it
-/// inherit descriptor `inherit`.
-fn prepare_child(
-    cmd: &mut Command,
-    death_signal: Signal,
-    pin: Option<CpuSet>,
-    inherit: Option<RawFd>,
-) {
-    let parent = std::process::id() as libc::pid_t;
-    let signal = death_signal as libc::c_ulong;
-    // SAFETY: the closure runs in the forked child before exec. It only
-    // makes async-signal-safe system calls (prctl, getppid, fcntl,
-    // sched_setaffinity) on values copied in before the fork, and neither
-    // allocates nor takes locks. `inherit` is a descriptor the parent keeps
-    // open until the spawn returns, so it is valid in the child.
-    unsafe {
-        cmd.pre_exec(move || {
-            if libc::prctl(libc::PR_SET_PDEATHSIG, signal, 0, 0, 0) != 0 {
-                return Err(io::Error::last_os_error());
-            }
-            // The bench died between the fork and the prctl.
-            if libc::getppid() != parent {
-                return Err(io::Error::from_raw_os_error(libc::ESRCH));
-            }
-            if let Some(fd) = inherit {
-                if libc::fcntl(fd, libc::F_SETFD, 0) != 0 {
-                    return Err(io::Error::last_os_error());
-                }
-            }
-            if let Some(set) = &pin {
-                sched_setaffinity(Pid::from_raw(0), set).map_err(io::Error::from)?;
-            }
-            Ok(())
-        });
-    }
-}
-
 /// The echo server: another process, on an inherited socket.
 struct EchoServer {
     child: ChildGuard,
@@ -272,12 +191,14 @@ impl EchoServer {
         cmd.env(ECHO_FD_ENV, theirs.as_raw_fd().to_string())
             .stdin(Stdio::null())
             .stdout(Stdio::null());
-        prepare_child(
-            &mut cmd,
-            Signal::SIGKILL,
-            Some(pin),
-            Some(theirs.as_raw_fd()),
-        );
+        // It dies with the bench, pinned, on the inherited socket.
+        ChildSetup {
+            death_signal: Some(Signal::SIGKILL),
+            pin: Some(pin),
+            inherit: Some(theirs.as_raw_fd()),
+            ..ChildSetup::default()
+        }
+        .apply(&mut cmd);
         let child = cmd.spawn().expect("spawn the echo server");
         drop(theirs);
         EchoServer {
@@ -340,13 +261,25 @@ impl Supervisor {
         let socket = dir.join("s").join("ctl.sock");
         let log = dir.join(format!("supervisor-{label}.log"));
         let stderr = fs::File::create(&log).expect("create the supervisor's log file");
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_sandvisor"));
-        cmd.args(["boot", "--id", "bench", "--socket"])
-            .arg(&socket)
-            .stdin(Stdio::null())
+        let mut cmd = Boot {
+            id: "bench",
+            socket: &socket,
+            root: None,
+            log_level: None,
+            ready_fd3: false,
+            prewarm: false,
+        }
+        .command();
+        cmd.stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(stderr);
-        prepare_child(&mut cmd, Signal::SIGTERM, pin, None);
+        // It dies with the bench (SIGTERM), pinned when asked.
+        ChildSetup {
+            death_signal: Some(Signal::SIGTERM),
+            pin,
+            ..ChildSetup::default()
+        }
+        .apply(&mut cmd);
         let child = cmd.spawn().expect("spawn `sandvisor boot`");
         let mut sup = Supervisor {
             child: ChildGuard {
@@ -387,8 +320,7 @@ impl Supervisor {
     }
 
     fn log_text(&self) -> String {
-        fs::read_to_string(&self.log)
-            .unwrap_or_else(|e| format!("(cannot read {:?}: {e})", self.log))
+        read_log(&self.log)
     }
 
     fn connect(&self) -> Client {
@@ -417,30 +349,6 @@ impl Supervisor {
             }
         }
     }
-}
-
-// ---------------------------------------------------------------------------
-// CPU affinity
-
-fn allowed_cpus() -> CpuSet {
-    sched_getaffinity(Pid::from_raw(0)).expect("sched_getaffinity")
-}
-
-fn cpus_in(set: &CpuSet) -> Vec<usize> {
-    (0..CpuSet::count())
-        .filter(|&c| set.is_set(c).unwrap_or(false))
-        .collect()
-}
-
-fn single_cpu(cpu: usize) -> CpuSet {
-    let mut set = CpuSet::new();
-    set.set(cpu).expect("cpu number in range");
-    set
-}
-
-/// Pins the calling thread.
-fn pin_self(set: &CpuSet) {
-    sched_setaffinity(Pid::from_raw(0), set).expect("sched_setaffinity on the bench thread");
 }
 
 // ---------------------------------------------------------------------------
@@ -567,29 +475,6 @@ impl Costs {
 // ---------------------------------------------------------------------------
 // Measurements
 
-/// Latency statistics in microseconds.
-#[derive(Debug, Clone, Copy)]
-struct Latency {
-    mean: f64,
-    p50: f64,
-    p99: f64,
-}
-
-fn latency(samples: &mut [u64]) -> Latency {
-    samples.sort_unstable();
-    let n = samples.len().max(1);
-    let sum: u128 = samples.iter().map(|&s| u128::from(s)).sum();
-    let pick = |q: f64| {
-        let i = ((q * n as f64).ceil() as usize).clamp(1, n) - 1;
-        samples.get(i).map_or(f64::NAN, |&s| s as f64 / 1000.0)
-    };
-    Latency {
-        mean: sum as f64 / n as f64 / 1000.0,
-        p50: pick(0.50),
-        p99: pick(0.99),
-    }
-}
-
 /// Round-trip samples (ns) and costs of one case.
 struct Series {
     samples: Vec<u64>,
@@ -682,7 +567,7 @@ fn round_trip_cases(
         }
     }
     for ((size, mut raw), mut ping) in sizes.iter().zip(raw).zip(ping) {
-        let raw_latency = latency(&mut raw.samples);
+        let raw_latency = Stats::micros_of_nanos(&mut raw.samples);
         rows.push(Row {
             case: format!("raw {}{suffix}", size_label(*size)),
             outcome: Outcome::RoundTrip {
@@ -695,7 +580,7 @@ fn round_trip_cases(
         rows.push(Row {
             case: format!("debug.Ping {}{suffix}", size_label(*size)),
             outcome: Outcome::RoundTrip {
-                latency: latency(&mut ping.samples),
+                latency: Stats::micros_of_nanos(&mut ping.samples),
                 baseline: Some(raw_latency),
                 target,
             },
@@ -777,8 +662,8 @@ fn pipelined_throughput(config: &Config, sup: &Supervisor, window: usize) -> (f6
 
 enum Outcome {
     RoundTrip {
-        latency: Latency,
-        baseline: Option<Latency>,
+        latency: Stats,
+        baseline: Option<Stats>,
         target: &'static str,
     },
     Throughput {
@@ -804,10 +689,8 @@ fn size_label(size: usize) -> String {
 fn verdict_ratio(ratio: f64) -> &'static str {
     if ratio <= RATIO_STRETCH {
         "met (stretch too)"
-    } else if ratio <= RATIO_TARGET {
-        "met"
     } else {
-        "MISSED"
+        verdict(ratio <= RATIO_TARGET)
     }
 }
 
@@ -850,11 +733,7 @@ fn print_report(rows: &[Row], cpus: usize, pinned_cpu: usize, frames: &[(usize, 
                 calls_per_s,
                 target,
             } => {
-                let verdict = if *calls_per_s >= THROUGHPUT_TARGET {
-                    "met"
-                } else {
-                    "MISSED"
-                };
+                let verdict = verdict(*calls_per_s >= THROUGHPUT_TARGET);
                 let rate = format!(
                     "{calls_per_s:.0} calls/s ({:.2} us/call)",
                     1e6 / calls_per_s
