@@ -29,10 +29,15 @@ mod client;
 mod descriptors;
 mod enter_root;
 mod exec;
+mod host_kernel;
+mod identity;
+mod kernel;
 pub mod protected_exe;
 pub mod reports;
 pub mod resident;
+mod rootfs;
 pub mod spare;
+mod stdio;
 mod tmpcopyup;
 
 pub use client::{SpawnError, Spawned, SpawnerConnection};
