@@ -33,9 +33,13 @@ mod host_kernel;
 mod identity;
 mod kernel;
 pub mod protected_exe;
+#[cfg(test)]
+mod recording_kernel;
 pub mod reports;
 pub mod resident;
 mod rootfs;
+#[cfg(test)]
+mod sequence_tests;
 pub mod spare;
 mod stdio;
 mod tmpcopyup;
