@@ -7,11 +7,11 @@
 //! fails with EROFS; runc writes them at the same point.
 
 use std::ffi::CString;
-use std::io::Write;
 
 use super::child::{errno_failure, io_failure, other, Step};
+use super::kernel::Kernel;
 use crate::container::plan::RootfsPlan;
-use crate::sys::mount::{self, AsFdRef};
+use crate::sys::mount::AsFdRef;
 
 /// One step after the root is entered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -38,44 +38,35 @@ fn final_steps<'a>(r: &'a RootfsPlan, sysctl: &'a [(String, String)]) -> Vec<Fin
 }
 
 /// Enters the root `r` names and finishes it, writing `sysctl` on the way.
-pub(super) fn enter_rootfs(r: &RootfsPlan, sysctl: &[(String, String)]) -> Step {
+pub(super) fn enter_rootfs<K: Kernel>(k: &K, r: &RootfsPlan, sysctl: &[(String, String)]) -> Step {
     let root = CString::new(r.path.as_str())
         .map_err(|_| other("chdir", &r.path, "path has a nul byte"))?;
-    nix::unistd::chdir(root.as_c_str()).map_err(|e| errno_failure("chdir", &r.path, e))?;
+    k.chdir(root.as_c_str())
+        .map_err(|e| errno_failure("chdir", &r.path, e))?;
     if r.pivot_root {
-        mount::pivot_into_cwd()?;
+        k.pivot_root()?;
     } else {
-        mount::move_root_into_cwd()?;
+        k.move_root()?;
     }
     for step in final_steps(r, sysctl) {
         match step {
-            FinalStep::Sysctl(key, value) => write_sysctl(key, value)?,
-            FinalStep::Mask(path) => mount::mask_path(path)?,
-            FinalStep::ReadOnly(path) => mount::make_readonly(path)?,
-            FinalStep::ReadOnlyRoot => make_root_readonly()?,
+            FinalStep::Sysctl(key, value) => k
+                .write_sysctl(key, value)
+                .map_err(|e| io_failure("sysctl", key, &e))?,
+            FinalStep::Mask(path) => k.mask_path(path)?,
+            FinalStep::ReadOnly(path) => k.make_readonly(path)?,
+            FinalStep::ReadOnlyRoot => make_root_readonly(k)?,
         }
     }
     Ok(())
 }
 
-fn make_root_readonly() -> Step {
-    let root = nix::fcntl::open(
-        "/",
-        nix::fcntl::OFlag::O_PATH | nix::fcntl::OFlag::O_DIRECTORY | nix::fcntl::OFlag::O_CLOEXEC,
-        nix::sys::stat::Mode::empty(),
-    )
-    .map_err(|e| errno_failure("open", "/", e))?;
-    mount::set_mount_attributes(root.as_fd_ref(), false, libc::MOUNT_ATTR_RDONLY, 0, "/")?;
+fn make_root_readonly<K: Kernel>(k: &K) -> Step {
+    let root = k
+        .open_directory("/")
+        .map_err(|e| errno_failure("open", "/", e))?;
+    k.set_mount_attributes(root.as_fd_ref(), false, libc::MOUNT_ATTR_RDONLY, 0, "/")?;
     Ok(())
-}
-
-fn write_sysctl(key: &str, value: &str) -> Step {
-    let path = format!("/proc/sys/{}", key.replace('.', "/"));
-    std::fs::OpenOptions::new()
-        .write(true)
-        .open(&path)
-        .and_then(|mut f| f.write_all(value.as_bytes()))
-        .map_err(|e| io_failure("sysctl", key, &e))
 }
 
 #[cfg(test)]

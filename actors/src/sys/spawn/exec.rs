@@ -24,6 +24,7 @@ use nix::errno::Errno;
 
 use super::child::{self, Fds, Never, Step};
 use super::descriptors;
+use super::host_kernel::HostKernel;
 use super::{clone_child, Cloned, SpawnFailure};
 use crate::container::plan::{ChildReport, PlanKind, SpawnPlan};
 use crate::sys::socket::{recv_with_fds, send_with_fds, ControlBuffer};
@@ -125,9 +126,9 @@ fn helper(plan: &SpawnPlan, fds: &Fds<'_>, channel: RawFd) -> Step<Never> {
         return Err(child::other("spawn", "", "not an exec plan"));
     };
     if !plan.caller_parented {
-        child::die_with_supervisor(plan.supervisor_pid)?;
+        child::die_with_supervisor(&HostKernel, plan.supervisor_pid)?;
     }
-    child::join_container(exec, fds)?;
+    child::join_container(&HostKernel, exec, fds)?;
     if let Some(index) = exec.pid_ns {
         let pid_ns = fds.get(index, "pid namespace")?;
         // Only the children of this process are born in it.
@@ -173,7 +174,7 @@ fn process(plan: &SpawnPlan, fds: &Fds<'_>, channel: RawFd) -> ! {
             status.as_raw_fd(),
             &ChildReport::Pid(nix::unistd::getpid().as_raw()),
         );
-        child::exec_process(&plan.process, fds, false)
+        child::exec_process(&HostKernel, &plan.process, fds, false)
     })
 }
 

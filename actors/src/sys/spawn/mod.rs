@@ -29,10 +29,19 @@ mod client;
 mod descriptors;
 mod enter_root;
 mod exec;
+mod host_kernel;
+mod identity;
+mod kernel;
 pub mod protected_exe;
+#[cfg(test)]
+mod recording_kernel;
 pub mod reports;
 pub mod resident;
+mod rootfs;
+#[cfg(test)]
+mod sequence_tests;
 pub mod spare;
+mod stdio;
 mod tmpcopyup;
 
 pub use client::{SpawnError, Spawned, SpawnerConnection};

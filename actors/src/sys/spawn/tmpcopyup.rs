@@ -11,14 +11,15 @@
 //! root takes the covered directory's mode and owner, unless the mount's
 //! options set them; over a directory the image lacks it keeps its own.
 
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 
 use nix::errno::Errno;
 
 use super::child::{errno_failure, Step};
+use super::kernel::Kernel;
 use crate::container::plan::MountPlan;
-use crate::sys::mount::{self, AsFdRef};
-use crate::sys::tree_copy::{self, TopAttributes};
+use crate::sys::mount::AsFdRef;
+use crate::sys::tree_copy::TopAttributes;
 
 /// The flags to mount `m` with: a copy-up tmpfs is filled before it is
 /// made read-only.
@@ -34,14 +35,15 @@ pub(super) fn mount_flags(m: &MountPlan) -> u64 {
 /// before it does; `None` when there is nothing to copy: not a copy-up
 /// mount, or a destination the image does not have (created for the
 /// mount, it keeps the tmpfs's own mode, as runc's does).
-pub(super) fn open_covered(
-    root: std::os::fd::BorrowedFd<'_>,
+pub(super) fn open_covered<K: Kernel>(
+    k: &K,
+    root: BorrowedFd<'_>,
     m: &MountPlan,
 ) -> Step<Option<OwnedFd>> {
     if !m.copy_up {
         return Ok(None);
     }
-    match mount::open_in_root(root, &m.destination, libc::O_RDONLY | libc::O_DIRECTORY) {
+    match k.open_in_root(root, &m.destination, libc::O_RDONLY | libc::O_DIRECTORY) {
         Ok(fd) => Ok(Some(fd)),
         Err(Errno::ENOENT) => Ok(None),
         Err(e) => Err(errno_failure(
@@ -54,10 +56,16 @@ pub(super) fn open_covered(
 
 /// Copies `covered` into the tmpfs now mounted at `m.destination` (under
 /// `root`), then makes it read-only if `m` asks.
-pub(super) fn fill(root: std::os::fd::BorrowedFd<'_>, m: &MountPlan, covered: &OwnedFd) -> Step {
-    let tmpfs = mount::open_in_root(root, &m.destination, libc::O_RDONLY | libc::O_DIRECTORY)
+pub(super) fn fill<K: Kernel>(
+    k: &K,
+    root: BorrowedFd<'_>,
+    m: &MountPlan,
+    covered: &OwnedFd,
+) -> Step {
+    let tmpfs = k
+        .open_in_root(root, &m.destination, libc::O_RDONLY | libc::O_DIRECTORY)
         .map_err(|e| errno_failure("tmpcopyup: open tmpfs", &m.destination, e))?;
-    tree_copy::copy_directory(
+    k.copy_directory(
         covered.as_fd(),
         tmpfs.as_fd(),
         TopAttributes::unset_by(&m.data),
@@ -79,7 +87,7 @@ pub(super) fn fill(root: std::os::fd::BorrowedFd<'_>, m: &MountPlan, covered: &O
         ))
     })?;
     if m.flags & libc::MS_RDONLY as u64 != 0 {
-        mount::set_mount_attributes(
+        k.set_mount_attributes(
             tmpfs.as_fd_ref(),
             false,
             libc::MOUNT_ATTR_RDONLY,
