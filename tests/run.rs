@@ -94,12 +94,19 @@ fn run_registers_its_container_for_state_and_list() {
     // The entry appears once the container runs.
     let state = state_once_registered(root_arg, &id);
     let pid = state["pid"].as_i64().expect("pid") as i32;
-    assert_eq!(
+    // Registered before it is started (runc's run is create then start):
+    // the init execs the program just after.
+    let comm = || {
         std::fs::read_to_string(format!("/proc/{pid}/comm"))
             .expect("the init")
-            .trim(),
-        "sh"
-    );
+            .trim()
+            .to_owned()
+    };
+    let deadline = Instant::now() + PATIENCE;
+    while comm() != "sh" && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert_eq!(comm(), "sh");
     let bundle_path = std::fs::canonicalize(bundle.path()).expect("bundle");
     assert_eq!(
         state,
