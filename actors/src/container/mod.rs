@@ -4,4 +4,5 @@
 pub mod block_io;
 pub mod plan;
 pub mod resources;
+pub mod seccomp;
 pub mod spec;

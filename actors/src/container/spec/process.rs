@@ -7,7 +7,7 @@ use oci_spec::runtime::{LinuxCapabilities, PosixRlimitType, Process};
 
 use super::{invalid, unsupported, FdSource, FdTable, SpecError};
 use crate::container::plan::{CapabilityPlan, ProcessPlan, RlimitPlan, StdioPlan};
-use crate::sys::seccomp::{self, SeccompError};
+use crate::container::seccomp::{self, ProfileError};
 use crate::sys::tty::WindowSize;
 
 pub(super) fn stdio(
@@ -87,7 +87,7 @@ pub(super) fn process_plan(
         None => (None, Vec::new()),
         Some(s) => {
             let compiled = seccomp::compile(s).map_err(|e| match e {
-                SeccompError::Unsupported { field, value } => {
+                ProfileError::Unsupported { field, value } => {
                     unsupported(field, format!("{value} is not supported"))
                 }
                 other => invalid("linux.seccomp", other.to_string()),
