@@ -6,8 +6,8 @@ use std::io::Write;
 use std::process::ExitCode;
 
 use oci_spec::runtime::Features;
+use sandvisor_actors::container::seccomp;
 use sandvisor_actors::container::spec::{known_capabilities, KNOWN_MOUNT_OPTIONS, NEW_NAMESPACES};
-use sandvisor_actors::sys::seccomp;
 use serde::Serialize;
 use serde_json::{json, Value};
 
