@@ -13,7 +13,7 @@ use clap::Args;
 use sandvisor_actors::api::metrics::{Export, Exported};
 use sandvisor_actors::api::Method;
 
-use super::run::{io, RunError};
+use super::error::{io, RunError};
 use super::GlobalOptions;
 use crate::client::Client;
 use crate::state::StateDir;
