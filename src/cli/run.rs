@@ -11,9 +11,9 @@ use clap::Args;
 use nix::sys::signal::{SigSet, Signal};
 use sandvisor_actors::api::container::{Start, StartRoot, Wait};
 use sandvisor_actors::api::Fds;
+use sandvisor_actors::container::id::valid_container_id;
 use sandvisor_actors::sys::process::WaitStatus;
 
-use super::boot::valid_id;
 use super::bundle::{load_spec, EntryMeta};
 use super::create::{
     absolute_text, create_container, has_terminal, start_container, write_pid_file, CreateFlags,
@@ -74,7 +74,7 @@ pub fn run(global: &GlobalOptions, args: RunArgs) -> Result<ExitCode, RunError> 
         (Some(id), _) | (None, Some(id)) => id.clone(),
         (None, None) => generated_id(),
     };
-    if !valid_id(&id) {
+    if !valid_container_id(&id) {
         return Err(RunError::BadId(id));
     }
     let spec = load_spec(global, args.bundle.as_deref(), &args.command, args.tty, &id)?;

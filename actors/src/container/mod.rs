@@ -2,6 +2,7 @@
 //! out. No system calls here.
 
 pub mod block_io;
+pub mod id;
 pub mod plan;
 pub mod resources;
 pub mod spec;
