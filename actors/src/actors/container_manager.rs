@@ -29,6 +29,7 @@ mod runtime_hooks;
 
 use self::runtime_hooks::RuntimePoint;
 use super::reaper::{self, ChildrenExited, ExitJournal};
+use super::stats::WireStats;
 use crate::api::container::{
     ContainerRuntimeState, CreateSubcontainer, DestroySubcontainer, Event, EventReply,
     ExecCapabilities, ExecRlimit, ExecuteAsync, Executed, Pause, ProcessInfo, ProcessList,

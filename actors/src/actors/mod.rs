@@ -12,6 +12,7 @@ mod metrics;
 mod network;
 mod profiler;
 mod reaper;
+mod stats;
 mod supervisor;
 mod trace_sessions;
 mod usage;

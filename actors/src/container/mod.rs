@@ -3,6 +3,10 @@
 
 pub mod block_io;
 pub mod id;
-pub mod plan;
 pub mod resources;
 pub mod spec;
+
+// The plan is what `sys` carries out, so `sys` defines it (`sys` imports
+// neither `container` nor `api`); this path to it stays while the modules
+// that name it (spec, the ContainerManager) are being split.
+pub use crate::sys::plan;

@@ -12,11 +12,11 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use nix::errno::Errno;
 
 use super::{descriptors, tmpcopyup};
-use crate::container::plan::{
+use crate::sys::mount::{self, AsFdRef, MountFailure, Target};
+use crate::sys::plan::{
     CapabilityPlan, ChildFailure, ChildReport, ContainerPlan, ExecPlan, JoinNs, MountPlan, NsKind,
     PlanKind, ProcessPlan, ResidentPlan, RootfsPlan, SpawnPlan, StdioPlan,
 };
-use crate::sys::mount::{self, AsFdRef, MountFailure, Target};
 
 /// Where a step failed.
 pub(super) struct Failure {

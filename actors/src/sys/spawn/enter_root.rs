@@ -10,8 +10,8 @@ use std::ffi::CString;
 use std::io::Write;
 
 use super::child::{errno_failure, io_failure, last_errno, other, Step};
-use crate::container::plan::RootfsPlan;
 use crate::sys::mount::{self, AsFdRef};
+use crate::sys::plan::RootfsPlan;
 
 /// One step after the root is entered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -16,8 +16,8 @@ use std::os::fd::{AsFd, OwnedFd};
 use nix::errno::Errno;
 
 use super::child::{errno_failure, Step};
-use crate::container::plan::MountPlan;
 use crate::sys::mount::{self, AsFdRef};
+use crate::sys::plan::MountPlan;
 use crate::sys::tree_copy::{self, TopAttributes};
 
 /// The flags to mount `m` with: a copy-up tmpfs is filled before it is
