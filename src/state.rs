@@ -16,6 +16,7 @@ use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 use nix::fcntl::{Flock, FlockArg};
+use sandvisor_actors::container::id::valid_container_id;
 use sandvisor_actors::sys::process;
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
@@ -181,12 +182,7 @@ impl Entry {
 /// Checks a container id as runc does; the rule keeps it inside the
 /// directory (no '/', not "." or "..").
 pub fn check_id(id: &str) -> Result<(), StateError> {
-    let ok = (1..=1024).contains(&id.len())
-        && id
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '+' | '-' | '.'))
-        && id.chars().any(|c| c != '.');
-    if ok {
+    if valid_container_id(id) {
         Ok(())
     } else {
         Err(StateError::BadId(id.to_owned()))

@@ -1329,7 +1329,13 @@ fn metrics_count_calls_and_report_containers_and_the_metric_server_serves_them()
     let get = |path: &str| -> String {
         use std::io::{Read, Write};
         let mut stream = std::net::TcpStream::connect(&address).expect("connect");
-        write!(stream, "GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").expect("request");
+        // The server keeps a connection for a next request unless asked
+        // not to; this client reads to the end.
+        write!(
+            stream,
+            "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+        )
+        .expect("request");
         let mut response = String::new();
         stream.read_to_string(&mut response).expect("response");
         response
@@ -1370,6 +1376,77 @@ fn metrics_count_calls_and_report_containers_and_the_metric_server_serves_them()
     );
     rt.ok(&["delete", "-f", &other]);
     rt.ok(&["delete", "-f", &id]);
+}
+
+/// Starts `metric-server` on a free port of 127.0.0.1; returns it and the
+/// address it serves on.
+fn start_metric_server(rt: &Runtime) -> (std::process::Child, String) {
+    let mut server = Command::new(SANDVISOR)
+        .args([
+            "--root",
+            rt.root(),
+            "metric-server",
+            "--listen",
+            "127.0.0.1:0",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("metric-server");
+    let mut first = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(server.stdout.take().expect("stdout")),
+        &mut first,
+    )
+    .expect("the address line");
+    let address = first
+        .trim()
+        .strip_prefix("serving metrics on http://")
+        .and_then(|a| a.strip_suffix("/metrics"))
+        .unwrap_or_else(|| panic!("{first:?}"))
+        .to_owned();
+    (server, address)
+}
+
+#[test]
+fn a_client_that_sends_nothing_does_not_stall_another_s_scrape() {
+    use std::io::{Read, Write};
+    let rt = Runtime::new();
+    let (mut server, address) = start_metric_server(&rt);
+    // One client connects and sends nothing; another sends half a request.
+    let silent = std::net::TcpStream::connect(&address).expect("connect");
+    let mut half = std::net::TcpStream::connect(&address).expect("connect");
+    half.write_all(b"GET /metr").expect("half a request");
+    // Meanwhile a scrape is answered, well before the slow ones time out.
+    let started = Instant::now();
+    let mut stream = std::net::TcpStream::connect(&address).expect("connect");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(3)))
+        .expect("timeout");
+    write!(
+        stream,
+        "GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    )
+    .expect("request");
+    let mut response = String::new();
+    stream.read_to_string(&mut response).expect("response");
+    assert!(response.starts_with("HTTP/1.1 200 OK\r\n"), "{response}");
+    assert!(response.ends_with("\r\n\r\n# EOF\n"), "{response}");
+    assert!(started.elapsed() < Duration::from_secs(3));
+    // The silent client is let go after the server's timeout.
+    let mut silent = silent;
+    silent
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .expect("timeout");
+    let mut rest = Vec::new();
+    let closed = silent.read_to_end(&mut rest);
+    assert!(
+        closed.is_ok() && started.elapsed() < Duration::from_secs(15),
+        "{closed:?} after {:?}",
+        started.elapsed()
+    );
+    drop(half);
+    let _ = server.kill();
+    let _ = server.wait();
 }
 
 #[test]

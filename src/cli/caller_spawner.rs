@@ -17,7 +17,7 @@ use std::time::Duration;
 use sandvisor_actors::sys::process::{become_subreaper, pidfd_open, pidfd_wait_exited};
 use sandvisor_actors::sys::spawn::fork_caller_spawner;
 
-use super::run::{io, RunError};
+use super::error::{io, RunError};
 
 /// How long the spawner may take to exit once the supervisor has answered:
 /// it only has to see its socket close. Past it, something is wrong, and it

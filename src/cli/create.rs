@@ -14,11 +14,12 @@ use sandvisor_actors::api::container::{
 };
 use sandvisor_actors::api::Fds;
 
+use super::bundle::{read_bundle_spec, EntryMeta};
 use super::caller_spawner::CallerSpawner;
+use super::error::{io, RunError};
 use super::inspect::live_status;
-use super::run::{
-    caller_stdio, io, read_bundle_spec, supervisor_identity, EntryMeta, RunError, Supervisor,
-};
+use super::stdio::caller_stdio;
+use super::supervisor::{supervisor_identity, Supervisor};
 use super::GlobalOptions;
 use crate::client::Client;
 use crate::state::{check_id, Entry, Locked, StateDir, StateError, Status};

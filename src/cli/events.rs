@@ -12,7 +12,7 @@ use sandvisor_actors::sys::cgroup;
 use sandvisor_actors::sys::oom_watch::OomWatch;
 use sandvisor_actors::wire::ErrorCode;
 
-use super::run::{io, RunError};
+use super::error::{io, RunError};
 use super::GlobalOptions;
 use crate::client::Client;
 use crate::state::{StateDir, Status};

@@ -14,10 +14,13 @@ use sandvisor_actors::api::Fds;
 use sandvisor_actors::sys::process::WaitStatus;
 use sandvisor_actors::wire::ErrorCode;
 
+use super::bundle::read_bundle_spec;
 use super::caller_spawner::CallerSpawner;
 use super::create::{absolute_text, write_pid_file};
+use super::error::{io, RunError};
 use super::inspect::live_status;
-use super::run::{caller_stdio, dup, forward_signals, io, AttachedTerminal, RunError, FORWARDED};
+use super::signals::{forward_signals, FORWARDED};
+use super::stdio::{caller_stdio, dup, AttachedTerminal};
 use super::GlobalOptions;
 use crate::client::{Client, ClientError};
 use crate::state::{StateDir, Status};
@@ -324,7 +327,7 @@ fn with_added_capabilities(
     bundle: &std::path::Path,
     added: &[String],
 ) -> Result<ExecCapabilities, RunError> {
-    let spec: Spec = super::run::read_bundle_spec(bundle)?;
+    let spec: Spec = read_bundle_spec(bundle)?;
     let mut sets = spec
         .process()
         .as_ref()

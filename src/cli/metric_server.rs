@@ -4,26 +4,34 @@
 //! OpenMetrics exposition (each sample carries its `sandbox` label).
 
 use std::collections::BTreeSet;
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::io::Write;
+use std::net::{SocketAddr, TcpListener};
 use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Args;
+use crossbeam_channel::{Receiver, Sender};
+use nix::sys::socket::{setsockopt, sockopt};
+use nix::sys::time::{TimeVal, TimeValLike};
 use sandvisor_actors::api::metrics::{Export, Exported};
 use sandvisor_actors::api::Method;
+use tiny_http::{Header, Request, Response};
 
-use super::run::{io, RunError};
+use super::error::{io, RunError};
 use super::GlobalOptions;
 use crate::client::Client;
 use crate::state::StateDir;
 
 /// How long a scrape waits for one supervisor's export.
 const EXPORT_TIMEOUT: Duration = Duration::from_secs(5);
-/// How long a client has to send its request.
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
-/// The longest request head read.
-const MAX_REQUEST_HEAD: usize = 8192;
+/// How long a client has to send its request (or its next one, on a kept
+/// connection), and to take each part of the answer.
+const CLIENT_TIMEOUT: Duration = Duration::from_secs(5);
+/// How many requests are answered at once: a scrape waits on supervisors,
+/// so one slow sandbox (or one slow client) holds one of these only.
+const SCRAPERS: usize = 4;
+/// How long accepting pauses after it failed (out of descriptors, say).
+const ACCEPT_PAUSE: Duration = Duration::from_millis(100);
 /// The content type OpenMetrics text is served as.
 const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
@@ -55,6 +63,13 @@ pub fn serve(global: &GlobalOptions, args: MetricServerArgs) -> Result<ExitCode,
     }
     let listener = TcpListener::bind(args.listen)
         .map_err(|e| RunError::Refused(format!("listen on {}: {e}", args.listen)))?;
+    // Linux gives each accepted connection the listening socket's
+    // timeouts: a client that sends its request, or takes its answer,
+    // slowly holds its own connection only, and not for long.
+    let timeout = TimeVal::milliseconds(CLIENT_TIMEOUT.as_millis() as i64);
+    setsockopt(&listener, sockopt::ReceiveTimeout, &timeout)
+        .and_then(|()| setsockopt(&listener, sockopt::SendTimeout, &timeout))
+        .map_err(|e| io("set the connection timeouts")(e.into()))?;
     let bound = listener
         .local_addr()
         .map_err(io("read the listening address"))?;
@@ -62,60 +77,85 @@ pub fn serve(global: &GlobalOptions, args: MetricServerArgs) -> Result<ExitCode,
     writeln!(stdout, "serving metrics on http://{bound}/metrics")
         .and_then(|()| stdout.flush())
         .map_err(io("write standard output"))?;
-    for stream in listener.incoming() {
-        match stream {
-            Ok(stream) => {
-                if let Err(e) = answer(stream, &state, args.sandbox.as_deref()) {
-                    eprintln!("sandvisor metric-server: {e}");
-                }
-            }
-            Err(e) => eprintln!("sandvisor metric-server: accept: {e}"),
+    let only = args.sandbox.as_deref();
+    std::thread::scope(|scope| {
+        let (requests, queue) = crossbeam_channel::bounded::<Request>(SCRAPERS);
+        for n in 0..SCRAPERS {
+            let queue = queue.clone();
+            let state = &state;
+            std::thread::Builder::new()
+                .name(format!("scrape-{n}"))
+                .spawn_scoped(scope, move || answer_all(&queue, state, only))
+                .map_err(io("start a thread"))?;
         }
-    }
+        dispatch(&listener, &requests)
+    })?;
     Ok(ExitCode::SUCCESS)
 }
 
-/// Reads one request and answers it; the connection is closed after.
-fn answer(stream: TcpStream, state: &StateDir, only: Option<&str>) -> std::io::Result<()> {
-    stream.set_read_timeout(Some(REQUEST_TIMEOUT))?;
-    // The whole head is bounded: a client cannot make the server read
-    // without end.
-    let mut reader = BufReader::new(stream.try_clone()?.take(MAX_REQUEST_HEAD as u64));
-    let mut request_line = String::new();
-    reader.read_line(&mut request_line)?;
-    // The headers are read and ignored: nothing in them changes the page.
+/// Reads the requests of the listener's connections (the HTTP server reads
+/// each connection on a thread of its own) and hands each to a scraper.
+fn dispatch(listener: &TcpListener, scrapers: &Sender<Request>) -> Result<(), RunError> {
     loop {
-        let mut line = String::new();
-        if reader.read_line(&mut line)? == 0 || line == "\r\n" || line == "\n" {
-            break;
+        let socket = listener
+            .try_clone()
+            .map_err(io("copy the listening socket"))?;
+        let server = tiny_http::Server::from_listener(socket, None)
+            .map_err(|e| RunError::Refused(format!("serve HTTP: {e}")))?;
+        loop {
+            match server.recv() {
+                Ok(request) => {
+                    if scrapers.send(request).is_err() {
+                        return Ok(());
+                    }
+                }
+                Err(e) => {
+                    // The server stops accepting after a failure: a new
+                    // one takes the same socket on.
+                    eprintln!("sandvisor metric-server: accept: {e}");
+                    std::thread::sleep(ACCEPT_PAUSE);
+                    break;
+                }
+            }
         }
     }
-    let mut parts = request_line.split_whitespace();
-    let (method, target) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
-    let path = target.split('?').next().unwrap_or("");
-    let (status, content_type, body) = match (method, path) {
-        ("GET" | "HEAD", "/metrics") => ("200 OK", OPENMETRICS, scrape(state, only)),
-        ("GET" | "HEAD", _) => (
-            "404 Not Found",
+}
+
+/// Answers the requests handed to this scraper.
+fn answer_all(queue: &Receiver<Request>, state: &StateDir, only: Option<&str>) {
+    for request in queue {
+        if let Err(e) = answer(request, state, only) {
+            eprintln!("sandvisor metric-server: {e}");
+        }
+    }
+}
+
+/// Answers one request.
+fn answer(request: Request, state: &StateDir, only: Option<&str>) -> std::io::Result<()> {
+    use tiny_http::Method::{Get, Head};
+    let path = request.url().split('?').next().unwrap_or("");
+    let (status, content_type, body) = match (request.method(), path) {
+        (Get | Head, "/metrics") => (200, OPENMETRICS, scrape(state, only)),
+        (Get | Head, _) => (
+            404,
             "text/plain; charset=utf-8",
             "metrics are at /metrics\n".to_owned(),
         ),
         _ => (
-            "405 Method Not Allowed",
+            405,
             "text/plain; charset=utf-8",
             "only GET and HEAD\n".to_owned(),
         ),
     };
-    let mut out = stream;
-    write!(
-        out,
-        "HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-        body.len()
-    )?;
-    if method != "HEAD" {
-        out.write_all(body.as_bytes())?;
-    }
-    out.flush()
+    let content_type = Header::from_bytes("Content-Type", content_type)
+        .map_err(|()| std::io::Error::other("a bad Content-Type header"))?;
+    // The body's length is known: it goes with a Content-Length (never
+    // chunked), and a HEAD request gets the headers only.
+    let response = Response::from_string(body)
+        .with_status_code(status)
+        .with_header(content_type)
+        .with_chunked_threshold(usize::MAX);
+    request.respond(response)
 }
 
 /// One exposition of the metrics of `only`, or of every sandbox whose

@@ -1,10 +1,12 @@
 //! The command-line interface: one module per command group.
 
 mod boot;
+mod bundle;
 mod call;
 mod caller_spawner;
 mod create;
 mod delete;
+mod error;
 mod events;
 mod exec;
 mod features;
@@ -16,7 +18,10 @@ mod pause;
 mod ps;
 
 mod run;
+mod signals;
 mod spec;
+mod stdio;
+mod supervisor;
 mod update;
 mod usage;
 
@@ -173,8 +178,8 @@ pub fn main() -> ExitCode {
         Ok(code) => code,
         Err(e) => {
             report_error(&cli.global, &e.to_string());
-            match e.downcast_ref::<run::RunError>() {
-                Some(run::RunError::Exec { code, .. }) => ExitCode::from(*code),
+            match e.downcast_ref::<error::RunError>() {
+                Some(error::RunError::Exec { code, .. }) => ExitCode::from(*code),
                 _ => ExitCode::FAILURE,
             }
         }

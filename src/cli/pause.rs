@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use clap::Args;
 use sandvisor_actors::api::container::{Pause, Resume};
 
-use super::run::RunError;
+use super::error::RunError;
 use super::GlobalOptions;
 use crate::client::Client;
 use crate::state::{StateDir, Status};

@@ -7,7 +7,7 @@ use std::process::{Command, ExitCode};
 use clap::Args;
 use sandvisor_actors::api::container::Processes;
 
-use super::run::{io, RunError};
+use super::error::{io, RunError};
 use super::GlobalOptions;
 use crate::client::Client;
 use crate::state::{StateDir, Status};

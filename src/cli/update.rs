@@ -11,7 +11,7 @@ use oci_spec::runtime::LinuxResources;
 use sandvisor_actors::api::container::Update;
 use serde_json::{json, Map, Value};
 
-use super::run::{io, RunError};
+use super::error::{io, RunError};
 use super::GlobalOptions;
 use crate::client::Client;
 use crate::state::{StateDir, Status};

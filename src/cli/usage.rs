@@ -12,7 +12,7 @@ use sandvisor_actors::api::usage::{Collect, UsageFd};
 use sandvisor_actors::sys::usage_page;
 use serde::Serialize;
 
-use super::run::{io, RunError};
+use super::error::{io, RunError};
 use super::GlobalOptions;
 use crate::client::Client;
 use crate::state::StateDir;

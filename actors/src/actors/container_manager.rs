@@ -29,6 +29,7 @@ mod runtime_hooks;
 
 use self::runtime_hooks::RuntimePoint;
 use super::reaper::{self, ChildrenExited, ExitJournal};
+use super::stats::WireStats;
 use crate::api::container::{
     ContainerRuntimeState, CreateSubcontainer, DestroySubcontainer, Event, EventReply,
     ExecCapabilities, ExecRlimit, ExecuteAsync, Executed, Pause, ProcessInfo, ProcessList,
@@ -514,14 +515,7 @@ const EARLY_EXITS_KEPT: usize = 256;
 /// How many exited caller's processes keep their status for a WaitPID.
 const UNCOLLECTED_KEPT: usize = 64;
 
-/// Checks a container id as runc does.
-pub fn valid_container_id(id: &str) -> bool {
-    (1..=1024).contains(&id.len())
-        && id
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '+' | '-' | '.'))
-        && id.chars().any(|c| c != '.')
-}
+pub use crate::container::id::valid_container_id;
 
 /// When runtime hooks run.
 #[derive(Debug, Clone, Copy)]

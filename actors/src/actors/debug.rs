@@ -7,7 +7,7 @@ use actix::Context;
 use slog::{warn, Logger};
 use thiserror::Error;
 
-use super::listener::ConnectionStats;
+use super::connections::ConnectionStats;
 use crate::api::debug::{
     ActorState, FaultKind, InjectFault, Ping, PingReply, Stacks, StacksReply, ThreadReport,
     MAX_STALL_MS,

@@ -29,7 +29,7 @@ use slog::{debug, error, warn, Drain as _, Logger};
 use thiserror::Error;
 use tokio::io::unix::AsyncFd;
 
-use super::listener::ConnectionSlot;
+use super::connections::ConnectionSlot;
 use crate::api::Request;
 use crate::config::ServerLimits;
 use crate::router::{OutFrame, Router};

@@ -6,7 +6,6 @@ use std::io::{self, IoSlice};
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::PathBuf;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::task::{Context as TaskContext, Poll};
 use std::time::Duration;
@@ -17,6 +16,7 @@ use slog::{debug, info, o, warn, Logger};
 use thiserror::Error;
 use tokio::io::unix::AsyncFd;
 
+use super::connections::{ConnectionSlot, ConnectionStats};
 use super::ingress::{Drain, Ingress, PartialFrames};
 use crate::config::ServerLimits;
 use crate::containment::{check_peer, ContainedNamespaces, ContainedPeer, OwnPlace};
@@ -50,48 +50,6 @@ pub enum AdmissionError {
         /// The limit.
         limit: usize,
     },
-}
-
-/// Connection counters, shared with debug.Stacks.
-#[derive(Debug, Default)]
-pub struct ConnectionStats {
-    open: AtomicU64,
-    accepted: AtomicU64,
-    refused: AtomicU64,
-}
-
-impl ConnectionStats {
-    /// Connections open now.
-    pub fn open(&self) -> u64 {
-        self.open.load(Ordering::Relaxed)
-    }
-
-    /// Connections admitted so far.
-    pub fn accepted(&self) -> u64 {
-        self.accepted.load(Ordering::Relaxed)
-    }
-
-    /// Connections refused so far.
-    pub fn refused(&self) -> u64 {
-        self.refused.load(Ordering::Relaxed)
-    }
-}
-
-/// Counts one open connection for as long as it lives.
-pub struct ConnectionSlot(Arc<ConnectionStats>);
-
-impl ConnectionSlot {
-    fn new(stats: Arc<ConnectionStats>) -> Self {
-        stats.open.fetch_add(1, Ordering::Relaxed);
-        stats.accepted.fetch_add(1, Ordering::Relaxed);
-        ConnectionSlot(stats)
-    }
-}
-
-impl Drop for ConnectionSlot {
-    fn drop(&mut self) {
-        self.0.open.fetch_sub(1, Ordering::Relaxed);
-    }
 }
 
 /// What the accept stream yields.
@@ -217,7 +175,7 @@ impl Listener {
             }
         };
         if let Err(refusal) = self.check(creds) {
-            self.stats.refused.fetch_add(1, Ordering::Relaxed);
+            self.stats.note_refused();
             warn!(self.logger, "connection refused"; "reason" => %refusal);
             let error: RpcError = refusal.into();
             // Best effort: the refused peer may not be reading.

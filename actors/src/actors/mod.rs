@@ -1,6 +1,7 @@
 //! The actor tree, one module per actor (DESIGN.md, Actors).
 
 mod cgroups;
+mod connections;
 mod container_manager;
 mod debug;
 mod ingress;
@@ -11,11 +12,13 @@ mod metrics;
 mod network;
 mod profiler;
 mod reaper;
+mod stats;
 mod supervisor;
 mod trace_sessions;
 mod usage;
 
 pub use cgroups::Cgroups;
+pub use connections::ConnectionStats;
 pub use container_manager::{
     valid_container_id, ContainerCgroups, ContainerError, ContainerListing, ContainerManager,
     ManagerConfig, PrewarmedRoot, Teardown,
@@ -23,7 +26,7 @@ pub use container_manager::{
 pub use debug::{Debug, DebugError};
 pub use ingress::{Drain, Ingress, IngressError};
 pub use lifecycle::Lifecycle;
-pub use listener::{AdmissionError, ConnectionStats, Listener, StopListening};
+pub use listener::{AdmissionError, Listener, StopListening};
 pub use logging::Logging;
 pub use metrics::{Metrics, MetricsError};
 pub use network::Network;

@@ -11,8 +11,9 @@ use slog::{info, o, warn, Logger};
 use thiserror::Error;
 use tokio::signal::unix::{signal, SignalKind};
 
+use super::connections::ConnectionStats;
 use super::container_manager::{ManagerConfig, PrewarmedRoot, Teardown};
-use super::listener::{ConnectionStats, Listener, StopListening};
+use super::listener::{Listener, StopListening};
 use super::reaper::ExitJournal;
 use super::{
     Cgroups, ContainerManager, Debug, Lifecycle, Logging, Metrics, Network, Profiler, Reaper,

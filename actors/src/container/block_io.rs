@@ -6,8 +6,9 @@
 
 use oci_spec::runtime::{LinuxBlockIo, LinuxResources, LinuxThrottleDevice};
 
-use super::resources::{unsupported, write, CgroupVersion, ControlWrite};
+use super::resources::{unsupported, write, CgroupVersion};
 use super::spec::SpecError;
+use crate::sys::cgroup_writes::ControlWrite;
 
 /// Plans the block I/O writes of `r`; `v1_blkio` and `io` say where the
 /// v1 blkio and the v2 io controllers are.

@@ -17,8 +17,9 @@ use actix::{
 use slog::{error, warn, Logger};
 use thiserror::Error;
 
+use super::mailbox::MailboxTicket;
 use super::messages::{Call, Fault, Unsupported};
-use super::status::{ActorStatus, MailboxTicket};
+use super::status::ActorStatus;
 use crate::api::debug::{ActorState, FaultKind};
 use crate::api::Method;
 use crate::wire::RpcError;

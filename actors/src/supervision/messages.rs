@@ -3,7 +3,7 @@
 
 use actix::Message;
 
-use super::status::MailboxTicket;
+use super::mailbox::MailboxTicket;
 use crate::api::debug::FaultKind;
 use crate::api::Method;
 use crate::wire::RpcError;

@@ -4,6 +4,7 @@
 //! lives outside the actors so that debug.Stacks can always report it.
 
 mod guard;
+mod mailbox;
 mod messages;
 mod status;
 
@@ -12,5 +13,6 @@ pub use guard::{
     Subsystem, SupervisionError,
 };
 pub(crate) use guard::{handles, supervised_actor};
+pub use mailbox::MailboxTicket;
 pub use messages::{Call, Fault, Unsupported};
-pub use status::{ActorStatus, MailboxTicket, Registry, RestartPolicy};
+pub use status::{ActorStatus, Registry, RestartPolicy};

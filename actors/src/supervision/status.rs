@@ -1,12 +1,13 @@
 //! What debug.Stacks reports about each actor, kept outside the actors so
 //! that a stalled or restarting actor can still be described.
 
-use std::sync::atomic::{AtomicU32, AtomicU64, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use actix::Recipient;
 
+use super::mailbox::{Mailbox, MailboxTicket};
 use super::messages::Fault;
 use crate::api::debug::{ActorReport, ActorState, Handling};
 
@@ -59,7 +60,7 @@ pub struct ActorStatus {
     state: AtomicU8,
     restarts: AtomicU32,
     consecutive_failures: AtomicU32,
-    mailbox: AtomicU64,
+    mailbox: Mailbox,
     handling: Mutex<Option<(&'static str, Instant)>>,
     fault_inbox: OnceLock<Recipient<Fault>>,
 }
@@ -73,7 +74,7 @@ impl ActorStatus {
             state: AtomicU8::new(RUNNING),
             restarts: AtomicU32::new(0),
             consecutive_failures: AtomicU32::new(0),
-            mailbox: AtomicU64::new(0),
+            mailbox: Mailbox::default(),
             handling: Mutex::new(None),
             fault_inbox: OnceLock::new(),
         })
@@ -110,13 +111,12 @@ impl ActorStatus {
 
     /// Messages queued and not yet taken.
     pub fn mailbox(&self) -> u64 {
-        self.mailbox.load(Ordering::Relaxed)
+        self.mailbox.queued()
     }
 
     /// A ticket for one message about to be queued.
-    pub fn ticket(self: &Arc<Self>) -> MailboxTicket {
-        self.mailbox.fetch_add(1, Ordering::Relaxed);
-        MailboxTicket(self.clone())
+    pub fn ticket(&self) -> MailboxTicket {
+        self.mailbox.ticket()
     }
 
     /// Where faults for this actor are sent.
@@ -186,18 +186,6 @@ impl ActorStatus {
             mailbox: self.mailbox(),
             handling,
         }
-    }
-}
-
-/// Counts a message in its actor's mailbox from the moment it is sent
-/// until the handler takes it, or until it is dropped unhandled (its caller
-/// went away first).
-#[derive(Debug)]
-pub struct MailboxTicket(Arc<ActorStatus>);
-
-impl Drop for MailboxTicket {
-    fn drop(&mut self) {
-        self.0.mailbox.fetch_sub(1, Ordering::Relaxed);
     }
 }
 

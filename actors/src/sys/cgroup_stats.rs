@@ -11,48 +11,162 @@ use nix::fcntl::OFlag;
 use nix::sys::stat::Mode;
 
 use super::cgroup::{controller_dir, v1_dir, v2_dir, Hierarchy};
-use crate::api::container::{
-    BlkioEntry, BlkioStats, CpuStats, CpuUsage, MemoryEntry, MemoryStats, NetworkInterface,
-    PidsStats, Stats, Throttling,
-};
+
+/// A cgroup's resource use, as its control files give it, in runc's
+/// figures (the caller gives them the wire's shape).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CgroupStats {
+    /// CPU time and throttling.
+    pub cpu: CpuFigures,
+    /// Memory use and limits.
+    pub memory: MemoryFigures,
+    /// Process counts.
+    pub pids: PidsFigures,
+    /// Bytes read and written, per device.
+    pub io_service_bytes: Vec<DeviceBytes>,
+    /// The interfaces of its network namespace (loopback left out).
+    pub network_interfaces: Vec<InterfaceCounters>,
+}
+
+/// CPU figures, in nanoseconds.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CpuFigures {
+    /// Time used.
+    pub usage: CpuTime,
+    /// CFS throttling.
+    pub throttling: ThrottleFigures,
+}
+
+/// CPU time used, in nanoseconds.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CpuTime {
+    /// In all.
+    pub total: u64,
+    /// Per CPU (cgroup v1 only).
+    pub percpu: Vec<u64>,
+    /// In the kernel.
+    pub kernel: u64,
+    /// In user space.
+    pub user: u64,
+}
+
+/// CFS bandwidth throttling.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ThrottleFigures {
+    /// Enforcement periods elapsed.
+    pub periods: u64,
+    /// Periods in which it was throttled.
+    pub throttled_periods: u64,
+    /// Time throttled, in nanoseconds.
+    pub throttled_time: u64,
+}
+
+/// Memory figures, in bytes.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MemoryFigures {
+    /// Page cache.
+    pub cache: u64,
+    /// Memory.
+    pub usage: MemoryCounter,
+    /// Swap (v1: memory plus swap).
+    pub swap: MemoryCounter,
+    /// Processes the OOM killer has killed in it.
+    pub oom_kills: u64,
+    /// The controller's `memory.stat`, as it names its figures.
+    pub raw: BTreeMap<String, u64>,
+}
+
+/// Use against a limit.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MemoryCounter {
+    /// The limit (the largest u64 for none).
+    pub limit: u64,
+    /// In use now.
+    pub usage: u64,
+    /// The most in use so far.
+    pub max: u64,
+    /// Times the limit was hit.
+    pub failcnt: u64,
+}
+
+/// Process counts.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PidsFigures {
+    /// Processes and threads now.
+    pub current: u64,
+    /// The limit (0: none).
+    pub limit: u64,
+}
+
+/// One device's bytes read or written.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DeviceBytes {
+    /// Device major number.
+    pub major: u64,
+    /// Device minor number.
+    pub minor: u64,
+    /// `Read` or `Write`.
+    pub op: &'static str,
+    /// Bytes.
+    pub value: u64,
+}
+
+/// A network interface's counters.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct InterfaceCounters {
+    /// Its name.
+    pub name: String,
+    /// Bytes received.
+    pub rx_bytes: u64,
+    /// Packets received.
+    pub rx_packets: u64,
+    /// Receive errors.
+    pub rx_errors: u64,
+    /// Received packets dropped.
+    pub rx_dropped: u64,
+    /// Bytes sent.
+    pub tx_bytes: u64,
+    /// Packets sent.
+    pub tx_packets: u64,
+    /// Send errors.
+    pub tx_errors: u64,
+    /// Sent packets dropped.
+    pub tx_dropped: u64,
+}
 
 impl CgroupFiles {
     /// The stats of the cgroup whose directories (one per hierarchy, in
     /// `hierarchies`' order) are `dirs`; `init` is a process in its
     /// network namespace.
-    pub fn stats(
+    pub fn read_stats(
         &mut self,
         hierarchies: &[Hierarchy],
         dirs: &[PathBuf],
         init: Option<i32>,
-    ) -> Stats {
+    ) -> CgroupStats {
         let v1 = |controller: &str| v1_dir(hierarchies, dirs, controller).map(PathBuf::as_path);
         let v2 = v2_dir(hierarchies, dirs).map(PathBuf::as_path);
-        Stats {
+        CgroupStats {
             cpu: match (v1("cpuacct"), v2) {
                 (Some(acct), _) => cpu_v1(self, acct, v1("cpu").unwrap_or(acct)),
                 (None, Some(dir)) => cpu_v2(self, dir),
-                (None, None) => CpuStats::default(),
+                (None, None) => CpuFigures::default(),
             },
             memory: match (v1("memory"), v2) {
                 (Some(dir), _) => memory_v1(self, dir),
                 (None, Some(dir)) => memory_v2(self, dir),
-                (None, None) => MemoryStats::default(),
+                (None, None) => MemoryFigures::default(),
             },
             pids: v1("pids")
                 .or(v2)
                 .map(|dir| pids(self, dir))
                 .unwrap_or_default(),
-            blkio: match (v1("blkio"), v2) {
-                (Some(dir), _) => BlkioStats {
-                    io_service_bytes_recursive: parse_blkio_v1(
-                        &self.text(dir, "blkio.throttle.io_service_bytes_recursive"),
-                    ),
-                },
-                (None, Some(dir)) => BlkioStats {
-                    io_service_bytes_recursive: parse_io_stat(&self.text(dir, "io.stat")),
-                },
-                (None, None) => BlkioStats::default(),
+            io_service_bytes: match (v1("blkio"), v2) {
+                (Some(dir), _) => {
+                    parse_blkio_v1(&self.text(dir, "blkio.throttle.io_service_bytes_recursive"))
+                }
+                (None, Some(dir)) => parse_io_stat(&self.text(dir, "io.stat")),
+                (None, None) => Vec::new(),
             },
             network_interfaces: init
                 .and_then(|pid| std::fs::read_to_string(format!("/proc/{pid}/net/dev")).ok())
@@ -225,15 +339,15 @@ pub fn parse_flat_keyed(text: &str) -> BTreeMap<String, u64> {
         .collect()
 }
 
-fn cpu_v1(f: &mut CgroupFiles, acct: &Path, cpu: &Path) -> CpuStats {
+fn cpu_v1(f: &mut CgroupFiles, acct: &Path, cpu: &Path) -> CpuFigures {
     // cpuacct.stat counts USER_HZ ticks.
     // SAFETY: sysconf has no preconditions.
     let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
     let tick_ns = 1_000_000_000 / hz;
     let ticks = parse_flat_keyed(&f.text(acct, "cpuacct.stat"));
     let throttle = parse_flat_keyed(&f.text(cpu, "cpu.stat"));
-    CpuStats {
-        usage: CpuUsage {
+    CpuFigures {
+        usage: CpuTime {
             total: f.number(acct, "cpuacct.usage", 0),
             percpu: f
                 .text(acct, "cpuacct.usage_percpu")
@@ -243,7 +357,7 @@ fn cpu_v1(f: &mut CgroupFiles, acct: &Path, cpu: &Path) -> CpuStats {
             kernel: ticks.get("system").copied().unwrap_or(0) * tick_ns,
             user: ticks.get("user").copied().unwrap_or(0) * tick_ns,
         },
-        throttling: Throttling {
+        throttling: ThrottleFigures {
             periods: throttle.get("nr_periods").copied().unwrap_or(0),
             throttled_periods: throttle.get("nr_throttled").copied().unwrap_or(0),
             throttled_time: throttle.get("throttled_time").copied().unwrap_or(0),
@@ -251,17 +365,17 @@ fn cpu_v1(f: &mut CgroupFiles, acct: &Path, cpu: &Path) -> CpuStats {
     }
 }
 
-fn cpu_v2(f: &mut CgroupFiles, dir: &Path) -> CpuStats {
+fn cpu_v2(f: &mut CgroupFiles, dir: &Path) -> CpuFigures {
     let stat = parse_flat_keyed(&f.text(dir, "cpu.stat"));
     let micros = |key: &str| stat.get(key).copied().unwrap_or(0) * 1000;
-    CpuStats {
-        usage: CpuUsage {
+    CpuFigures {
+        usage: CpuTime {
             total: micros("usage_usec"),
             percpu: Vec::new(),
             kernel: micros("system_usec"),
             user: micros("user_usec"),
         },
-        throttling: Throttling {
+        throttling: ThrottleFigures {
             periods: stat.get("nr_periods").copied().unwrap_or(0),
             throttled_periods: stat.get("nr_throttled").copied().unwrap_or(0),
             throttled_time: micros("throttled_usec"),
@@ -269,15 +383,15 @@ fn cpu_v2(f: &mut CgroupFiles, dir: &Path) -> CpuStats {
     }
 }
 
-fn memory_v1(f: &mut CgroupFiles, dir: &Path) -> MemoryStats {
+fn memory_v1(f: &mut CgroupFiles, dir: &Path) -> MemoryFigures {
     let raw = parse_flat_keyed(&f.text(dir, "memory.stat"));
-    let mut entry = |prefix: &str| MemoryEntry {
+    let mut entry = |prefix: &str| MemoryCounter {
         limit: f.number(dir, &format!("{prefix}.limit_in_bytes"), u64::MAX),
         usage: f.number(dir, &format!("{prefix}.usage_in_bytes"), 0),
         max: f.number(dir, &format!("{prefix}.max_usage_in_bytes"), 0),
         failcnt: f.number(dir, &format!("{prefix}.failcnt"), 0),
     };
-    MemoryStats {
+    MemoryFigures {
         cache: raw.get("cache").copied().unwrap_or(0),
         usage: entry("memory"),
         swap: entry("memory.memsw"),
@@ -286,18 +400,18 @@ fn memory_v1(f: &mut CgroupFiles, dir: &Path) -> MemoryStats {
     }
 }
 
-fn memory_v2(f: &mut CgroupFiles, dir: &Path) -> MemoryStats {
+fn memory_v2(f: &mut CgroupFiles, dir: &Path) -> MemoryFigures {
     let raw = parse_flat_keyed(&f.text(dir, "memory.stat"));
     let events = parse_flat_keyed(&f.text(dir, "memory.events"));
-    MemoryStats {
+    MemoryFigures {
         cache: raw.get("file").copied().unwrap_or(0),
-        usage: MemoryEntry {
+        usage: MemoryCounter {
             limit: f.number(dir, "memory.max", u64::MAX),
             usage: f.number(dir, "memory.current", 0),
             max: f.number(dir, "memory.peak", 0),
             failcnt: events.get("max").copied().unwrap_or(0),
         },
-        swap: MemoryEntry {
+        swap: MemoryCounter {
             limit: f.number(dir, "memory.swap.max", u64::MAX),
             usage: f.number(dir, "memory.swap.current", 0),
             max: f.number(dir, "memory.swap.peak", 0),
@@ -395,8 +509,8 @@ pub fn memory_breakdown(dir: &Path, v1: bool) -> std::io::Result<MemoryBreakdown
     })
 }
 
-fn pids(f: &mut CgroupFiles, dir: &Path) -> PidsStats {
-    PidsStats {
+fn pids(f: &mut CgroupFiles, dir: &Path) -> PidsFigures {
+    PidsFigures {
         current: f.number(dir, "pids.current", 0),
         limit: f.number(dir, "pids.max", 0),
     }
@@ -409,17 +523,21 @@ fn device(text: &str) -> Option<(u64, u64)> {
 
 /// v1 `blkio.throttle.io_service_bytes_recursive`: "MAJ:MIN Op bytes"
 /// lines (Read and Write kept), and a "Total" line.
-pub fn parse_blkio_v1(text: &str) -> Vec<BlkioEntry> {
+pub fn parse_blkio_v1(text: &str) -> Vec<DeviceBytes> {
     text.lines()
         .filter_map(|line| {
             let mut parts = line.split_whitespace();
             let (major, minor) = device(parts.next()?)?;
-            let op = parts.next()?;
+            let op = match parts.next()? {
+                "Read" => "Read",
+                "Write" => "Write",
+                _ => return None,
+            };
             let value = parts.next()?.parse().ok()?;
-            matches!(op, "Read" | "Write").then(|| BlkioEntry {
+            Some(DeviceBytes {
                 major,
                 minor,
-                op: op.to_owned(),
+                op,
                 value,
             })
         })
@@ -427,7 +545,7 @@ pub fn parse_blkio_v1(text: &str) -> Vec<BlkioEntry> {
 }
 
 /// v2 `io.stat`: "MAJ:MIN rbytes=N wbytes=N ..." lines.
-pub fn parse_io_stat(text: &str) -> Vec<BlkioEntry> {
+pub fn parse_io_stat(text: &str) -> Vec<DeviceBytes> {
     let mut out = Vec::new();
     for line in text.lines() {
         let mut parts = line.split_whitespace();
@@ -444,10 +562,10 @@ pub fn parse_io_stat(text: &str) -> Vec<BlkioEntry> {
                 _ => continue,
             };
             if let Ok(value) = value.parse() {
-                out.push(BlkioEntry {
+                out.push(DeviceBytes {
                     major,
                     minor,
-                    op: op.to_owned(),
+                    op,
                     value,
                 });
             }
@@ -457,7 +575,7 @@ pub fn parse_io_stat(text: &str) -> Vec<BlkioEntry> {
 }
 
 /// `/proc/PID/net/dev`, loopback left out.
-pub fn parse_net_dev(text: &str) -> Vec<NetworkInterface> {
+pub fn parse_net_dev(text: &str) -> Vec<InterfaceCounters> {
     text.lines()
         .skip(2)
         .filter_map(|line| {
@@ -470,7 +588,7 @@ pub fn parse_net_dev(text: &str) -> Vec<NetworkInterface> {
                 .split_whitespace()
                 .filter_map(|c| c.parse().ok())
                 .collect();
-            (n.len() >= 12).then(|| NetworkInterface {
+            (n.len() >= 12).then(|| InterfaceCounters {
                 name: name.to_owned(),
                 rx_bytes: n[0],
                 rx_packets: n[1],
@@ -500,16 +618,16 @@ mod tests {
     fn block_io_parses_in_both_versions() {
         let v1 = "8:0 Read 4096\n8:0 Write 8192\n8:0 Sync 1\n8:0 Total 12288\nTotal 12288\n";
         let want = vec![
-            BlkioEntry {
+            DeviceBytes {
                 major: 8,
                 minor: 0,
-                op: "Read".into(),
+                op: "Read",
                 value: 4096,
             },
-            BlkioEntry {
+            DeviceBytes {
                 major: 8,
                 minor: 0,
-                op: "Write".into(),
+                op: "Write",
                 value: 8192,
             },
         ];
@@ -528,7 +646,7 @@ lo:     100       1    0    0    0     0          0         0      100       1  
 eth0:    2000      20    1    2    0     0          0         0     3000      30    3    4    0     0       0          0\n";
         assert_eq!(
             parse_net_dev(text),
-            vec![NetworkInterface {
+            vec![InterfaceCounters {
                 name: "eth0".into(),
                 rx_bytes: 2000,
                 rx_packets: 20,
@@ -578,7 +696,8 @@ eth0:    2000      20    1    2    0     0          0         0     3000      30
             root: "/".into(),
             v1_controllers: None,
         }];
-        let stats = CgroupFiles::default().stats(&hierarchies, &[dir.path().to_path_buf()], None);
+        let stats =
+            CgroupFiles::default().read_stats(&hierarchies, &[dir.path().to_path_buf()], None);
         assert_eq!(stats.cpu.usage.total, 2_000_000);
         assert_eq!(
             (stats.cpu.usage.user, stats.cpu.usage.kernel),

@@ -9,7 +9,26 @@ use std::path::{Path, PathBuf};
 use thiserror::Error;
 
 use super::cgroup::{controller_dir, enable_v2_controller, write_control, Hierarchy};
-use crate::container::resources::ControlWrite;
+
+/// One control file write.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ControlWrite {
+    /// The controller the file belongs to (v1: the hierarchy that has it;
+    /// v2: the one to enable in the parents' `cgroup.subtree_control`).
+    pub controller: String,
+    /// The file, in the container's cgroup directory.
+    pub file: String,
+    /// What is written.
+    pub value: String,
+    /// The kernel may refuse this write until the next one is made (v1's
+    /// memory limit must stay below memory+swap): on refusal, the two are
+    /// tried in the other order.
+    pub swap_with_next: bool,
+    /// Where kernels name the setting differently (the block I/O weight
+    /// under the BFQ scheduler), each other file with the value it takes:
+    /// when the cgroup lacks `file`, the first of these it has is written.
+    pub or_else: Vec<(String, String)>,
+}
 
 /// Why limits were not applied.
 #[derive(Debug, Error)]

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use thiserror::Error;
 
-use crate::container::plan::HookPlan;
+use crate::sys::plan::HookPlan;
 
 /// Why a hook failed.
 #[derive(Debug, Error, Clone, PartialEq, Eq)]

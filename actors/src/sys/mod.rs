@@ -1,6 +1,8 @@
 //! Host-kernel plumbing behind narrow interfaces: sockets, descriptors,
 //! processes, mounts, cgroups (and their v2 device programs), terminals,
-//! seccomp. Policy lives in the actors and in `container`.
+//! seccomp, and the plan a spawned child carries out. Policy lives in the
+//! actors and in `container`: `sys` imports neither them nor `api`, and
+//! gives and takes plain data.
 
 pub mod cgroup;
 pub mod cgroup_stats;
@@ -12,6 +14,7 @@ pub mod mount;
 pub mod mountinfo;
 pub mod oom_watch;
 pub mod pidfd_exit;
+pub mod plan;
 pub mod process;
 pub mod procfs;
 pub mod seccomp;

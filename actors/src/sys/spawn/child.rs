@@ -16,11 +16,11 @@ use super::host_kernel::HostKernel;
 use super::identity::{install_seccomp, set_identity, SeccompStage};
 use super::kernel::Kernel;
 use super::stdio::{place_preserved, setup_stdio};
-use crate::container::plan::{
+use crate::sys::mount::MountFailure;
+use crate::sys::plan::{
     ChildFailure, ChildReport, ContainerPlan, ExecPlan, JoinNs, NsKind, PlanKind, ProcessPlan,
     ResidentPlan, SpawnPlan,
 };
-use crate::sys::mount::MountFailure;
 
 /// Where a step failed.
 #[derive(Debug)]

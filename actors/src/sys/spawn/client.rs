@@ -11,7 +11,7 @@ use tokio::io::unix::AsyncFd;
 use tokio::sync::oneshot;
 
 use super::{Order, Reply, Request, SpawnFailure, MAX_MESSAGE};
-use crate::container::plan::{ResidentPlan, SpawnPlan};
+use crate::sys::plan::{ResidentPlan, SpawnPlan};
 use crate::sys::socket::{recv_with_fds, register_async, send_with_fds, ControlBuffer};
 
 /// A cloned child.

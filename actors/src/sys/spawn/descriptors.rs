@@ -5,7 +5,7 @@
 use std::os::fd::{AsRawFd, RawFd};
 
 use super::child::{errno_failure, last_errno, other, Fds, Step};
-use crate::container::plan::{SpawnPlan, StdioPlan};
+use crate::sys::plan::{SpawnPlan, StdioPlan};
 
 /// The plan's descriptors the process itself needs: its status pipe, its
 /// stdio (or terminal) and the descriptors passed through to it.

@@ -10,8 +10,8 @@ use std::ffi::CString;
 
 use super::child::{errno_failure, io_failure, other, Step};
 use super::kernel::Kernel;
-use crate::container::plan::RootfsPlan;
 use crate::sys::mount::AsFdRef;
+use crate::sys::plan::RootfsPlan;
 
 /// One step after the root is entered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

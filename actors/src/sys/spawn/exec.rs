@@ -26,7 +26,7 @@ use super::child::{self, Fds, Never, Step};
 use super::descriptors;
 use super::host_kernel::HostKernel;
 use super::{clone_child, Cloned, SpawnFailure};
-use crate::container::plan::{ChildReport, PlanKind, SpawnPlan};
+use crate::sys::plan::{ChildReport, PlanKind, SpawnPlan};
 use crate::sys::socket::{recv_with_fds, send_with_fds, ControlBuffer};
 
 /// How long the spawner waits for a helper's answer. A helper only joins

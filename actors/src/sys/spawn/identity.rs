@@ -5,7 +5,7 @@ use nix::errno::Errno;
 
 use super::child::{errno_failure, other, Failure, Step};
 use super::kernel::Kernel;
-use crate::container::plan::{CapabilityPlan, ProcessPlan};
+use crate::sys::plan::{CapabilityPlan, ProcessPlan};
 
 /// When a process's seccomp filter goes in (runc's order).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -20,9 +20,9 @@ use std::os::fd::{BorrowedFd, OwnedFd, RawFd};
 use nix::errno::Errno;
 
 use super::child::Step;
-use crate::container::plan::{CapabilityPlan, ChildReport, DevicePlan, HookPlan, NsKind};
 use crate::sys::hooks::HookError;
 use crate::sys::mount::{MountResult, Target};
+use crate::sys::plan::{CapabilityPlan, ChildReport, DevicePlan, HookPlan, NsKind};
 use crate::sys::seccomp::{SeccompError, SeccompProgram};
 use crate::sys::tree_copy::{TopAttributes, TreeCopyError};
 use crate::sys::tty::{Pty, TtyError, WindowSize};

@@ -53,7 +53,7 @@ use std::path::PathBuf;
 use nix::errno::Errno;
 use serde::{Deserialize, Serialize};
 
-use crate::container::plan::{NsKind, PlanKind, ResidentPlan, SpawnPlan};
+use crate::sys::plan::{NsKind, PlanKind, ResidentPlan, SpawnPlan};
 use crate::sys::socket::{recv_with_fds, send_with_fds, ControlBuffer};
 
 /// A request, with the descriptors it names sent alongside.

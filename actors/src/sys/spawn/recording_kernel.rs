@@ -18,9 +18,9 @@ use nix::errno::Errno;
 
 use super::child::{errno_failure, Step};
 use super::kernel::Kernel;
-use crate::container::plan::{CapabilityPlan, ChildReport, DevicePlan, HookPlan, NsKind};
 use crate::sys::hooks::HookError;
 use crate::sys::mount::{MountFailure, MountResult, Target};
+use crate::sys::plan::{CapabilityPlan, ChildReport, DevicePlan, HookPlan, NsKind};
 use crate::sys::seccomp::{SeccompError, SeccompProgram};
 use crate::sys::tree_copy::{TopAttributes, TreeCopyError};
 use crate::sys::tty::{Pty, TtyError, WindowSize};

@@ -5,7 +5,7 @@ use std::os::fd::OwnedFd;
 
 use nix::fcntl::OFlag;
 
-use crate::container::plan::ChildReport;
+use crate::sys::plan::ChildReport;
 
 /// Reads a child's status pipe report by report.
 pub struct ReportReader {

@@ -17,7 +17,7 @@ use thiserror::Error;
 
 use super::reports::ReportReader;
 use super::{SpawnError, Spawned, SpawnerConnection};
-use crate::container::plan::{ChildFailure, ChildReport, ResidentPlan};
+use crate::sys::plan::{ChildFailure, ChildReport, ResidentPlan};
 
 /// Why a resident spawner could not be started.
 #[derive(Debug, Error)]

@@ -10,8 +10,8 @@ use nix::errno::Errno;
 use super::child::{errno_failure, Failure, Step};
 use super::kernel::Kernel;
 use super::tmpcopyup;
-use crate::container::plan::{MountPlan, RootfsPlan};
 use crate::sys::mount::{self, AsFdRef, Target};
+use crate::sys::plan::{MountPlan, RootfsPlan};
 
 /// Mounts everything under the new root, before `pivot_root`.
 pub(super) fn prepare_rootfs<K: Kernel>(k: &K, r: &RootfsPlan) -> Step {

@@ -8,7 +8,7 @@ use nix::errno::Errno;
 
 use super::child::{exec_process, join_container, setup_and_exec, Failure, Fds, Never, Step};
 use super::recording_kernel::{dev_null, Call, RecordingKernel};
-use crate::container::plan::{
+use crate::sys::plan::{
     CapabilityPlan, ChildReport, ContainerPlan, DevicePlan, ExecPlan, HookPlan, JoinNs, MountPlan,
     NsKind, PlanKind, ProcessPlan, RlimitPlan, RootfsPlan, SpawnPlan, StdioPlan,
 };

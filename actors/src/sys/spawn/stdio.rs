@@ -7,7 +7,7 @@ use nix::errno::Errno;
 
 use super::child::{errno_failure, other, Fds, Step};
 use super::kernel::Kernel;
-use crate::container::plan::StdioPlan;
+use crate::sys::plan::StdioPlan;
 
 /// Puts the passed-through descriptors at 3, 4, ... without close-on-exec.
 /// The spawner numbered every descriptor of the plan above them, so none

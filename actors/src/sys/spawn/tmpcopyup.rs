@@ -17,8 +17,8 @@ use nix::errno::Errno;
 
 use super::child::{errno_failure, Step};
 use super::kernel::Kernel;
-use crate::container::plan::MountPlan;
 use crate::sys::mount::AsFdRef;
+use crate::sys::plan::MountPlan;
 use crate::sys::tree_copy::TopAttributes;
 
 /// The flags to mount `m` with: a copy-up tmpfs is filled before it is

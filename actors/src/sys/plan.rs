@@ -9,8 +9,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::sys::seccomp::SeccompProgram;
-use crate::sys::tty::WindowSize;
+use super::seccomp::SeccompProgram;
+use super::tty::WindowSize;
 
 /// Index of a descriptor sent with the plan.
 pub type FdIndex = usize;
