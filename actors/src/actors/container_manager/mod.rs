@@ -22,206 +22,44 @@ use std::time::{Duration, Instant};
 use actix::{fut, ActorFutureExt, AsyncContext, Context, Handler, ResponseActFuture, WrapFuture};
 use nix::fcntl::OFlag;
 use slog::{debug, error, info, warn, Logger};
-use thiserror::Error;
 use tokio::sync::oneshot;
 
+mod error;
+mod registry;
 mod runtime_hooks;
 
+pub use self::error::ContainerError;
+pub use self::registry::valid_container_id;
+use self::registry::{Container, Phase, ProcessRecord};
 use self::runtime_hooks::RuntimePoint;
 use super::reaper::{self, ChildrenExited, ExitJournal};
 use crate::api::container::{
     ContainerRuntimeState, CreateSubcontainer, DestroySubcontainer, Event, EventReply,
     ExecCapabilities, ExecRlimit, ExecuteAsync, Executed, Pause, ProcessInfo, ProcessList,
-    Processes, Resume, RuntimeState, RuntimeStatus, Signal, SignalMode, Start, StartRoot,
-    StartSubcontainer, Started, Update, Wait, WaitPid, WaitStatusReply,
+    Processes, Resume, RuntimeState, Signal, SignalMode, Start, StartRoot, StartSubcontainer,
+    Started, Update, Wait, WaitPid, WaitStatusReply,
 };
 use crate::api::{Empty, Fds};
 use crate::container::plan::{ChildFailure, ChildReport, HookPlan, NsKind, PlanKind};
 use crate::container::resources::{self, CgroupVersion};
-use crate::container::spec::{
-    self, Blueprint, ContainerContext, FdSource, RuntimeHooks, SpecError,
-};
+use crate::container::spec::{self, Blueprint, ContainerContext, FdSource, SpecError};
 use crate::metrics::SandboxMetrics;
 use crate::supervision::{
     guarded, handles, supervised_actor, ActorStatus, MailboxTicket, Reply, Subsystem,
 };
 use crate::sys::cgroup::{self, ContainerCgroup, Hierarchy};
-use crate::sys::cgroup_stats::CgroupFiles;
-use crate::sys::cgroup_writes::{self, LimitError};
-use crate::sys::device_filter::{self, DeviceFilterError};
+use crate::sys::cgroup_writes;
+use crate::sys::device_filter;
 use crate::sys::hooks::HookError;
 use crate::sys::oom_watch::OomWatch;
-use crate::sys::process::{pidfd_exited, pidfd_inode, pidfd_signal, Reaped, WaitStatus};
+use crate::sys::process::{pidfd_exited, pidfd_signal, Reaped, WaitStatus};
 use crate::sys::procfs;
 use crate::sys::spawn::reports::ReportReader;
-use crate::sys::spawn::resident::{self, Resident, ResidentError};
+use crate::sys::spawn::resident::{self, Resident};
 use crate::sys::spawn::spare::Spare;
 use crate::sys::spawn::{ForkedResident, SpawnError, SpawnerConnection};
 use crate::sys::tty;
 use crate::wire::RpcError;
-
-/// Why a container call failed.
-#[derive(Debug, Error)]
-pub enum ContainerError {
-    /// The container id is not acceptable.
-    #[error("invalid container id {0:?}: use 1 to 1024 letters, digits, '_', '+', '-' or '.', not only dots")]
-    BadId(String),
-    /// No container has that id.
-    #[error("no container {0:?}")]
-    NotFound(String),
-    /// The id is taken.
-    #[error("container {0:?} already exists")]
-    Exists(String),
-    /// The sandbox already has its root container.
-    #[error("the sandbox already has a root container ({0:?})")]
-    RootExists(String),
-    /// The spec cannot be run.
-    #[error(transparent)]
-    Spec(#[from] SpecError),
-    /// The call carries the wrong number of descriptors.
-    #[error("{method} needs {expected} descriptors ({what}), got {got}")]
-    FdCount {
-        /// The method.
-        method: &'static str,
-        /// How many it needs.
-        expected: usize,
-        /// What they are.
-        what: &'static str,
-        /// How many came.
-        got: usize,
-    },
-    /// A host resource could not be set up.
-    #[error("{what} {path}: {source}")]
-    Host {
-        /// What was being done.
-        what: &'static str,
-        /// On which path.
-        path: String,
-        /// The error.
-        source: std::io::Error,
-    },
-    /// Device rules could not be put in force on cgroup v2.
-    #[error(transparent)]
-    Devices(#[from] DeviceFilterError),
-    /// A resource limit was refused (what was changed is put back).
-    #[error("apply resources to cgroup {cgroup}: {source}")]
-    Limits {
-        /// The cgroup, relative to the hierarchies' roots.
-        cgroup: String,
-        /// The refusal, naming the controller, or the file and the value.
-        source: LimitError,
-    },
-    /// The spawner could not clone the process.
-    #[error(transparent)]
-    Spawn(#[from] SpawnError),
-    /// A setup step of the child failed.
-    #[error("{step} {path:?}: {message}{}", errno_suffix(*errno))]
-    Child {
-        /// The step.
-        step: String,
-        /// The path.
-        path: String,
-        /// The errno.
-        errno: i32,
-        /// What failed.
-        message: String,
-    },
-    /// A terminal could not be set up.
-    #[error(transparent)]
-    Tty(#[from] tty::TtyError),
-    /// A signal number out of range.
-    #[error("invalid signal {0}: signals are 1 to 64")]
-    BadSignal(i32),
-    /// The container's init has exited (or has not started).
-    #[error("container {0:?} is not running")]
-    NotRunning(String),
-    /// No process with that pid in the container.
-    #[error("no process {pid} in container {cid:?}")]
-    NoSuchProcess {
-        /// The container.
-        cid: String,
-        /// The pid, in the container's pid namespace.
-        pid: i32,
-    },
-    /// A mode that needs pid 0 got another.
-    #[error("signal mode all_processes takes pid 0, got {0}")]
-    PidWithAll(i32),
-    /// The process has no controlling terminal.
-    #[error("process {0} has no controlling terminal")]
-    NoTerminal(i32),
-    /// A subcontainer needs a running root container.
-    #[error("the sandbox has no running root container")]
-    NoRoot,
-    /// The subcontainer was started already.
-    #[error("container {0:?} was started already")]
-    AlreadyStarted(String),
-    /// Resume needs a paused container.
-    #[error("container {0:?} is not paused")]
-    NotPaused(String),
-    /// A whole-sandbox pause or resume found nothing to change.
-    #[error("the sandbox has no {0} container")]
-    NoneInPhase(&'static str),
-    /// Start needs a created container.
-    #[error("cannot start container {cid:?}: it is {status}, not created")]
-    NotCreated {
-        /// The container.
-        cid: String,
-        /// Its status.
-        status: &'static str,
-    },
-    /// The root container goes with the sandbox.
-    #[error("container {0:?} is the root container: it is destroyed with the sandbox")]
-    DestroyRoot(String),
-    /// A caller's process ended, but the status went to the subreaper
-    /// that reaped it.
-    #[error("the exit status of pid {0} went to the subreaper that reaped it, and this kernel (before linux 6.15) keeps none for others")]
-    StatusUnknown(i32),
-    /// Sending the signal failed.
-    #[error("send signal {signo} to {target}: {source}")]
-    Kill {
-        /// The signal.
-        signo: i32,
-        /// Whom.
-        target: String,
-        /// The error.
-        source: nix::Error,
-    },
-}
-
-impl ContainerError {
-    fn host(what: &'static str, path: impl AsRef<Path>, source: std::io::Error) -> Self {
-        ContainerError::Host {
-            what,
-            path: path.as_ref().display().to_string(),
-            source,
-        }
-    }
-}
-
-impl From<ResidentError> for ContainerError {
-    fn from(e: ResidentError) -> Self {
-        match e {
-            ResidentError::Host { what, source } => ContainerError::Host {
-                what: "start the resident spawner:",
-                path: what,
-                source,
-            },
-            ResidentError::Spawn(e) => ContainerError::Spawn(e),
-            ResidentError::Setup(f) => f.into(),
-        }
-    }
-}
-
-impl From<ChildFailure> for ContainerError {
-    fn from(f: ChildFailure) -> Self {
-        ContainerError::Child {
-            step: f.step,
-            path: f.path,
-            errno: f.errno,
-            message: f.message,
-        }
-    }
-}
 
 /// Where the manager keeps things, and who it is.
 #[derive(Debug, Clone)]
@@ -239,102 +77,6 @@ pub struct ManagerConfig {
     /// The containers' mount namespaces, which the Listener refuses peers
     /// from.
     pub contained: Arc<crate::containment::ContainedNamespaces>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Phase {
-    /// A subcontainer reserved by CreateSubcontainer, not started.
-    Reserved,
-    Starting,
-    /// Set up, its init held at the start gate until `Start`.
-    Created,
-    /// Frozen by `Pause`.
-    Paused,
-    Running,
-    Stopped,
-}
-
-struct Container {
-    /// The spec it was started with (exec'd processes start from its process).
-    spec: Option<Box<oci_spec::runtime::Spec>>,
-    root: bool,
-    phase: Phase,
-    init: Option<i32>,
-    cgroup: Option<ContainerCgroup>,
-    dir: PathBuf,
-    exit: Option<WaitStatus>,
-    waiters: Vec<oneshot::Sender<WaitStatus>>,
-    /// The terminal given to CreateSubcontainer.
-    reserved_tty: Option<OwnedFd>,
-    /// Hooks run by the runtime (poststart, poststop).
-    hooks: RuntimeHooks,
-    /// The OCI state given to hooks.
-    hook_state: Option<oci_spec::runtime::State>,
-    /// Its resident spawner, which clones its init and exec'd processes
-    /// inside its cgroups; gone once the init has exited.
-    resident: Option<ResidentLink>,
-    /// The held init of a `created` container.
-    held: Option<HeldInit>,
-    /// Its memory cgroup's OOM kill count when last looked at.
-    oom_kills_seen: u64,
-    /// When each kill counted since was noticed, not yet claimed by the
-    /// exit of one of the supervisor's children: a kill of a process the
-    /// supervisor does not reap (a child of the init) is claimed by no
-    /// exit, and expires.
-    unclaimed_oom_kills: std::collections::VecDeque<Instant>,
-    /// Its init was killed by the OOM killer.
-    init_oom_killed: bool,
-    /// Its cgroup directories, kept open for stats events.
-    cgroup_files: CgroupFiles,
-}
-
-impl Phase {
-    /// The OCI status this phase is.
-    fn runtime_status(self) -> RuntimeStatus {
-        match self {
-            Phase::Reserved | Phase::Starting => RuntimeStatus::Creating,
-            Phase::Created => RuntimeStatus::Created,
-            Phase::Running => RuntimeStatus::Running,
-            Phase::Paused => RuntimeStatus::Paused,
-            Phase::Stopped => RuntimeStatus::Stopped,
-        }
-    }
-
-    /// Its name in messages, as runtime-spec's.
-    fn status(self) -> &'static str {
-        match self.runtime_status() {
-            RuntimeStatus::Creating => "creating",
-            RuntimeStatus::Created => "created",
-            RuntimeStatus::Running => "running",
-            RuntimeStatus::Paused => "paused",
-            RuntimeStatus::Stopped => "stopped",
-        }
-    }
-}
-
-impl Container {
-    /// A container in `phase` with nothing made for it yet.
-    fn new(dir: PathBuf, phase: Phase) -> Container {
-        Container {
-            spec: None,
-            root: false,
-            phase,
-            init: None,
-            cgroup: None,
-            dir,
-            exit: None,
-            waiters: Vec::new(),
-            reserved_tty: None,
-            hooks: RuntimeHooks::default(),
-            hook_state: None,
-            resident: None,
-            held: None,
-            oom_kills_seen: 0,
-            unclaimed_oom_kills: std::collections::VecDeque::new(),
-            init_oom_killed: false,
-            cgroup_files: CgroupFiles::default(),
-        }
-    }
 }
 
 /// An init waiting at its start gate, and what its start still needs.
@@ -371,74 +113,6 @@ struct SpecSource<'a> {
     /// The init is cloned by a caller's spawner: no resident of the
     /// sandvisor's is made or taken for it.
     caller_spawned: bool,
-}
-
-struct ProcessRecord {
-    /// Its exec was confirmed to its caller; an unconfirmed one was caught
-    /// in a restart, and its caller told `unavailable`.
-    confirmed: bool,
-    container: String,
-    /// Its pid in the container's pid namespace.
-    container_pid: i32,
-    /// Its pidfd while it runs; closed once its exit is recorded (a
-    /// status nobody collects must not hold a descriptor).
-    pidfd: Option<OwnedFd>,
-    /// When it was registered, in registration order: of two records with
-    /// the same pid in the container (one kept, never collected), the
-    /// later is the process a caller means.
-    registered: u64,
-    exit: Option<WaitStatus>,
-    waiters: Vec<oneshot::Sender<WaitStatus>>,
-    /// The container's resident spawner: not one of its processes for
-    /// callers (Processes, Signal, WaitPID), but killed and waited for
-    /// with them.
-    resident: bool,
-    /// The OOM killer killed it.
-    oom_killed: bool,
-    /// Its start time, read while its pidfd showed it unreaped: an exit
-    /// is its own only if the reaped process started at the same tick (a
-    /// pid alone can name an earlier process). `None` if it was reaped
-    /// before it was registered.
-    start_time: Option<u64>,
-    /// Its pidfd's inode where pidfds live in pidfs (Linux 6.9+): names it
-    /// exactly, even once reaped.
-    pidfs_inode: Option<u64>,
-    /// A caller's child (see `sys::spawn::fork_caller_spawner`): its exit
-    /// is watched through its pidfd, and the status its caller's subreaper
-    /// collects is not kept for a WaitPID nobody asked for.
-    caller_parented: bool,
-}
-
-impl ProcessRecord {
-    /// Sends `signal` through its pidfd (ESRCH once it has exited).
-    fn signal(&self, signal: i32) -> std::io::Result<()> {
-        match &self.pidfd {
-            Some(pidfd) => pidfd_signal(pidfd.as_fd(), signal),
-            None => Err(std::io::Error::from_raw_os_error(libc::ESRCH)),
-        }
-    }
-}
-
-/// What names a registered process beyond its pid.
-#[derive(Debug, Clone, Copy)]
-struct Identity {
-    start_time: Option<u64>,
-    pidfs_inode: Option<u64>,
-}
-
-impl Identity {
-    /// Whether `reaped` (of the same pid) is this process's exit: the
-    /// pidfd inodes decide where both are known, else the start times;
-    /// where neither is known on both sides, the pid has to do.
-    fn owns(&self, reaped: &Reaped) -> bool {
-        match (self.pidfs_inode, reaped.pidfs_inode) {
-            (Some(ours), Some(theirs)) => ours == theirs,
-            _ => match (self.start_time, reaped.start_time) {
-                (Some(ours), Some(theirs)) => ours == theirs,
-                _ => true,
-            },
-        }
-    }
 }
 
 /// The root container's cgroups and resident spawner, made while the
@@ -507,21 +181,6 @@ const OOM_RECHECKS: [Duration; 3] = [
 ];
 
 const FREEZE_PATIENCE: Duration = Duration::from_secs(2);
-
-/// Exits of unknown pids kept for a registration that may follow.
-const EARLY_EXITS_KEPT: usize = 256;
-
-/// How many exited caller's processes keep their status for a WaitPID.
-const UNCOLLECTED_KEPT: usize = 64;
-
-/// Checks a container id as runc does.
-pub fn valid_container_id(id: &str) -> bool {
-    (1..=1024).contains(&id.len())
-        && id
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '+' | '-' | '.'))
-        && id.chars().any(|c| c != '.')
-}
 
 /// When runtime hooks run.
 #[derive(Debug, Clone, Copy)]
@@ -920,20 +579,6 @@ impl ContainerManager {
         }
     }
 
-    /// A live (created, running or paused) container, after the exits
-    /// reaped so far are applied.
-    fn live(&mut self, cid: &str) -> Result<&Container, ContainerError> {
-        self.apply_exits();
-        let c = self
-            .containers
-            .get(cid)
-            .ok_or_else(|| ContainerError::NotFound(cid.to_owned()))?;
-        if !matches!(c.phase, Phase::Created | Phase::Running | Phase::Paused) {
-            return Err(ContainerError::NotRunning(cid.to_owned()));
-        }
-        Ok(c)
-    }
-
     /// A container's resource use now.
     fn event(&mut self, req: Event, _: &mut Context<Self>) -> Result<EventReply, RpcError> {
         self.live(&req.cid)?;
@@ -1109,15 +754,6 @@ impl ContainerManager {
             .collect();
         self.thaw_killed(cid);
         exits
-    }
-
-    /// The root container's init, if it runs.
-    fn root_init(&self) -> Result<i32, ContainerError> {
-        self.containers
-            .iter()
-            .find(|(_, c)| c.root)
-            .and_then(|(_, c)| (c.phase == Phase::Running).then_some(c.init).flatten())
-            .ok_or(ContainerError::NoRoot)
     }
 
     /// Validates, registers the container, creates its cgroups and state
@@ -1681,50 +1317,6 @@ impl ContainerManager {
         }
     }
 
-    fn register(&mut self, pid: i32, pidfd: OwnedFd, cid: &str, resident: bool) {
-        self.registrations += 1;
-        // Read while the pidfd shows the process unreaped, the start time
-        // is its own, not that of a later process given the same pid.
-        let start_time = procfs::stat(pid)
-            .ok()
-            .map(|s| s.start_time)
-            .filter(|_| pidfd_signal(pidfd.as_fd(), 0).is_ok());
-        let identity = Identity {
-            start_time,
-            pidfs_inode: pidfd_inode(pidfd.as_fd()),
-        };
-        // Already reaped: its exit is its own entry (or, where neither the
-        // inode nor the start time tell, the latest one kept for this pid).
-        let early = self
-            .early_exits
-            .iter()
-            .enumerate()
-            .filter(|(_, r)| r.pid == pid && identity.owns(r))
-            .max_by_key(|(_, r)| r.start_time)
-            .map(|(i, _)| i)
-            .and_then(|i| self.early_exits.remove(i));
-        self.processes.insert(
-            pid,
-            ProcessRecord {
-                confirmed: resident,
-                container: cid.to_owned(),
-                container_pid: pid,
-                pidfd: Some(pidfd),
-                registered: self.registrations,
-                exit: None,
-                waiters: Vec::new(),
-                resident,
-                oom_killed: false,
-                start_time: identity.start_time,
-                pidfs_inode: identity.pidfs_inode,
-                caller_parented: false,
-            },
-        );
-        if let Some(reaped) = early {
-            self.record_exit(reaped);
-        }
-    }
-
     /// Watches caller's process `pid` for its exit, which the Reaper never
     /// sees: the caller's subreaper reaps it.
     fn watch_caller_process(&self, pid: i32, pidfd: &OwnedFd) {
@@ -1762,34 +1354,6 @@ impl ContainerManager {
         });
     }
 
-    /// The exit of exec helper `pid` is expected: it is dropped when it
-    /// comes (or now, if it came first).
-    fn expect_helper_exit(&mut self, pid: i32) {
-        match self.early_exits.iter().position(|r| r.pid == pid) {
-            Some(i) => {
-                self.early_exits.remove(i);
-            }
-            None => {
-                self.helper_exits.insert(pid);
-            }
-        }
-    }
-
-    /// A receiver that resolves when `pid` exits (at once if it has).
-    fn exit_waiter(&mut self, pid: i32) -> oneshot::Receiver<WaitStatus> {
-        let (tx, rx) = oneshot::channel();
-        match self.processes.get_mut(&pid) {
-            Some(p) => match p.exit {
-                Some(status) => {
-                    let _ = tx.send(status);
-                }
-                None => p.waiters.push(tx),
-            },
-            None => drop(tx),
-        }
-        rx
-    }
-
     /// Records the mount namespace of container `cid`, whose init is
     /// `init` (set up by now), so that none of its processes may use the
     /// control socket.
@@ -1804,10 +1368,6 @@ impl ContainerManager {
                 warn!(self.logger, "cannot read a container's mount namespace"; "cid" => cid, "error" => %e)
             }
         }
-    }
-
-    fn forget_process(&mut self, pid: i32) {
-        self.processes.remove(&pid);
     }
 
     /// Removes everything a container had: kills what runs, removes its
@@ -1949,93 +1509,6 @@ impl ContainerManager {
                 }
             }
         });
-    }
-
-    fn record_exit(&mut self, reaped: Reaped) {
-        let Reaped { pid, status, .. } = reaped;
-        if self.helper_exits.remove(&pid) {
-            return;
-        }
-        // An exit belongs to the registered process only if it is that
-        // process's: same start time, and not one it already has.
-        let owner = self.processes.get(&pid).filter(|p| {
-            let identity = Identity {
-                start_time: p.start_time,
-                pidfs_inode: p.pidfs_inode,
-            };
-            p.exit.is_none() && identity.owns(&reaped)
-        });
-        let owned = owner.is_some();
-        let oom_killed = match owner {
-            Some(p) if !p.resident => {
-                let cid = p.container.clone();
-                self.oom_killed(&cid, status)
-            }
-            _ => false,
-        };
-        let Some(p) = self.processes.get_mut(&pid).filter(|_| owned) else {
-            if self.early_exits.len() >= EARLY_EXITS_KEPT {
-                self.early_exits.pop_front();
-            }
-            self.early_exits.push_back(reaped);
-            return;
-        };
-        p.exit = Some(status);
-        p.oom_killed = oom_killed;
-        p.pidfd = None;
-        for waiter in p.waiters.drain(..) {
-            let _ = waiter.send(status);
-        }
-        if p.resident {
-            // Nobody collects a resident's status.
-            self.processes.remove(&pid);
-            return;
-        }
-        let cid = p.container.clone();
-        let is_init = self
-            .containers
-            .get(&cid)
-            .is_some_and(|c| c.init == Some(pid));
-        if p.caller_parented && !is_init {
-            // Its caller's subreaper collected its status; a WaitPID may
-            // still ask for it (with the OOM flag), but nobody has to: the
-            // oldest uncollected ones are let go.
-            self.uncollected.push_back((pid, p.registered));
-            while self.uncollected.len() > UNCOLLECTED_KEPT {
-                if let Some((old, registered)) = self.uncollected.pop_front() {
-                    if self
-                        .processes
-                        .get(&old)
-                        .is_some_and(|p| p.registered == registered)
-                    {
-                        self.processes.remove(&old);
-                    }
-                }
-            }
-            return;
-        }
-        if let Some(c) = self.containers.get_mut(&cid) {
-            if c.init == Some(pid) {
-                c.exit = Some(status);
-                c.init_oom_killed = oom_killed;
-                if c.phase != Phase::Starting {
-                    c.phase = Phase::Stopped;
-                }
-                for waiter in c.waiters.drain(..) {
-                    let _ = waiter.send(status);
-                }
-                info!(self.logger, "container exited"; "cid" => &cid, "pid" => pid, "status" => status.0);
-                // Nothing more is exec'd into a stopped container.
-                self.retire_resident(&cid);
-            }
-        }
-    }
-
-    fn apply_exits(&mut self) {
-        while let Some(reaped) = self.journal.front() {
-            self.record_exit(reaped);
-            self.journal.pop();
-        }
     }
 
     fn wait(&mut self, req: Wait, _: &mut Context<Self>) -> Reply<Self, WaitStatusReply> {
@@ -2514,15 +1987,6 @@ fn limits_pids(spec: &oci_spec::runtime::Spec) -> bool {
         .and_then(|l| l.resources().as_ref())
         .and_then(|r| r.pids().as_ref())
         .is_some_and(|p| p.limit() > 0)
-}
-
-/// ` (errno N)` after a child's failure message, where there is an errno.
-fn errno_suffix(errno: i32) -> String {
-    if errno == 0 {
-        String::new()
-    } else {
-        format!(" (errno {errno})")
-    }
 }
 
 /// The answer to a wait for host pid `pid`, which ended with `status`.
