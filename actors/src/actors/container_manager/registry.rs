@@ -11,7 +11,9 @@ use slog::info;
 use tokio::sync::oneshot;
 
 use super::error::ContainerError;
-use super::{ContainerManager, HeldInit, ResidentLink};
+use super::resident::ResidentLink;
+use super::start::HeldInit;
+use super::ContainerManager;
 use crate::api::container::RuntimeStatus;
 use crate::container::spec::RuntimeHooks;
 use crate::sys::cgroup::ContainerCgroup;
