@@ -11,9 +11,10 @@ use slog::{debug, error, warn};
 
 use super::error::ContainerError;
 use super::fds::Opened;
+use super::hooks::hook_state_json;
 use super::runtime_hooks::{self, RuntimePoint};
 use super::start::HeldInit;
-use super::{hook_state_json, ContainerManager};
+use super::ContainerManager;
 use crate::actors::reaper;
 use crate::api::Fds;
 use crate::container::plan::{ChildFailure, ChildReport, HookPlan, PlanKind};

@@ -12,10 +12,11 @@ use slog::{info, warn};
 
 use super::error::ContainerError;
 use super::fds::{open_fds, take_preserved, Opened};
+use super::hooks::{hook_state_json, HookPoint};
 use super::registry::{valid_container_id, Container, Phase};
 use super::resident::limits_pids;
 use super::spawn::{take_caller_spawner, SpawnOutcome};
-use super::{hook_state_json, ContainerManager, HookPoint};
+use super::ContainerManager;
 use crate::api::container::{CreateSubcontainer, Start, StartRoot, StartSubcontainer, Started};
 use crate::api::{Empty, Fds};
 use crate::container::plan::ChildReport;
