@@ -11,6 +11,17 @@
 //! value (actix keeps it across restarts) and is committed only after the
 //! work it records has succeeded; exit statuses come through the Reaper's
 //! journal, which this actor applies and only then pops.
+//!
+//! This file holds the actor, its messages and the table of its handlers;
+//! each concern has a file: `error` (ContainerError), `registry`
+//! (containers, process records, exit bookkeeping: no system call),
+//! `start` (root and subcontainers, a created container's start),
+//! `resident` (prewarmed, spare and per-container resident spawners),
+//! `spawn` (a plan spawned and its status pipe watched), `fds` (the
+//! descriptors a spawn takes), `exec`, `signal` (signals, process
+//! listing), `freeze` (pause, resume), `oom`, `hooks` and `runtime_hooks`,
+//! `limits` (update, stats events), `wait` (wait, wait_pid, lifecycle
+//! state) and `teardown` (destroy, discard, shutdown).
 
 use std::collections::{BTreeMap, HashMap};
 use std::os::fd::OwnedFd;

@@ -225,7 +225,6 @@ impl ContainerManager {
     }
 
     pub(super) fn register(&mut self, pid: i32, pidfd: OwnedFd, cid: &str, resident: bool) {
-        self.registrations += 1;
         // Read while the pidfd shows the process unreaped, the start time
         // is its own, not that of a later process given the same pid.
         let start_time = procfs::stat(pid)
@@ -236,6 +235,20 @@ impl ContainerManager {
             start_time,
             pidfs_inode: pidfd_inode(pidfd.as_fd()),
         };
+        self.register_identified(pid, Some(pidfd), identity, cid, resident);
+    }
+
+    /// Registers `pid`, named by `identity`, as a process of `cid`: the
+    /// part of [`Self::register`] that makes no system call.
+    fn register_identified(
+        &mut self,
+        pid: i32,
+        pidfd: Option<OwnedFd>,
+        identity: Identity,
+        cid: &str,
+        resident: bool,
+    ) {
+        self.registrations += 1;
         // Already reaped: its exit is its own entry (or, where neither the
         // inode nor the start time tell, the latest one kept for this pid).
         let early = self
@@ -252,7 +265,7 @@ impl ContainerManager {
                 confirmed: resident,
                 container: cid.to_owned(),
                 container_pid: pid,
-                pidfd: Some(pidfd),
+                pidfd,
                 registered: self.registrations,
                 exit: None,
                 waiters: Vec::new(),
@@ -387,3 +400,6 @@ impl ContainerManager {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;
