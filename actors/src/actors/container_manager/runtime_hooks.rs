@@ -5,9 +5,9 @@
 use actix::{fut, ActorFutureExt, ResponseActFuture};
 
 use super::ContainerManager;
-use crate::container::plan::HookPlan;
 use crate::container::spec::RuntimeHooks;
 use crate::sys::hooks::HookError;
+use crate::sys::plan::HookPlan;
 
 /// A point of the spec's lifecycle whose hooks the runtime runs before the
 /// container's process starts.
