@@ -46,6 +46,8 @@
 //!   before left, and exec would look several times faster than it is for
 //!   a lone command; with the gap every case pays its own way;
 //! - `SANDVISOR_BENCH_QUICK=1`: small defaults for a smoke run.
+// A bench: a failed unwrap stops the run where it failed.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 

@@ -27,6 +27,8 @@
 //!   pinned (informative only: on a VM they are bimodal, depending on
 //!   whether the scheduler keeps both ends on one CPU);
 //! - `SANDVISOR_BENCH_QUICK=1`: small defaults for a smoke run.
+// A bench: a failed unwrap stops the run where it failed.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 

@@ -1,5 +1,7 @@
 //! `sandvisor boot` and `sandvisor call` as a user runs them: start, serve
 //! every method name, change logging, shut down cleanly.
+// A test crate: a failed unwrap fails the test that called it.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 

@@ -1,5 +1,7 @@
 //! `sandvisor spec` and `sandvisor features`: the files and documents a
 //! user of runc expects from them. Neither needs root.
+// A test crate: a failed unwrap fails the test that called it.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::process::{Command, Output};
 

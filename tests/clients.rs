@@ -15,6 +15,8 @@
 //!
 //! Needs root, podman, conmon, catatonit, docker.io (dockerd, containerd,
 //! docker-init) and busybox-static: test.sh installs them.
+// A test crate: a failed unwrap fails the test that called it.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 

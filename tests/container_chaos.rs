@@ -1,5 +1,7 @@
 //! Actor restarts lose nothing: exec+wait cycles run while panics are
 //! injected into the ContainerManager and the Reaper.
+// A test crate: a failed unwrap fails the test that called it.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 

@@ -7,6 +7,8 @@
 //! containerd 1.6 hard-codes /run/containerd/s and the shim's runc root
 //! under /run: the host's /run is never touched. Needs root, containerd
 //! and /bin/busybox (test.sh installs both).
+// A test crate: a failed unwrap fails the test that called it.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 

@@ -4,6 +4,8 @@
 //! leaving no zombie and no descriptor.
 //!
 //! Needs root, cgroups and /bin/busybox (static), as in CI.
+// A test crate: a failed unwrap fails the test that called it.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 

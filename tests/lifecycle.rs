@@ -5,6 +5,8 @@
 //! Needs root, cgroups and /bin/busybox (static), as in CI. This test
 //! process is a child subreaper, as containerd's shim is: the processes
 //! that `--pid-file` names are reparented to it and reaped here.
+// A test crate: a failed unwrap fails the test that called it.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 

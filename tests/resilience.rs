@@ -1,5 +1,7 @@
 //! Faults, restarts and abusive clients: the supervisor survives them,
 //! loses nothing, and leaks nothing.
+// A test crate: a failed unwrap fails the test that called it.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 

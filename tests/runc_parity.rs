@@ -3,6 +3,8 @@
 //! settings, hugetlb limits, and hook failures named by their point.
 //!
 //! Needs root, cgroups and /bin/busybox (static), as in CI.
+// A test crate: a failed unwrap fails the test that called it.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 

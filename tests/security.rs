@@ -18,6 +18,8 @@
 //!
 //! Needs root, gcc with a static libc and /bin/busybox (static), as in CI.
 //! Every command runs with a private `--root`.
+// A test crate: a failed unwrap fails the test that called it.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 #[path = "security/harness.rs"]

@@ -3,6 +3,8 @@
 //! concurrent waiters, and inits that exit at once.
 //!
 //! Needs root, cgroups and /bin/busybox (static), as in CI.
+// A test crate: a failed unwrap fails the test that called it.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 

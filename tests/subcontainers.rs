@@ -3,6 +3,8 @@
 //! that fail or are refused leaving nothing behind, and a graceful stop.
 //!
 //! Needs root, cgroups and /bin/busybox (static), as in CI.
+// A test crate: a failed unwrap fails the test that called it.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 

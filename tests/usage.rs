@@ -4,6 +4,8 @@
 //! usage page (`usage --fd`), and bad input.
 //!
 //! Needs root, cgroups and /bin/busybox (static), as in CI.
+// A test crate: a failed unwrap fails the test that called it.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 

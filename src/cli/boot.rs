@@ -120,11 +120,8 @@ fn tell_parent(fd: i32, line: &[u8]) {
     // SAFETY: the descriptor was handed over by the parent for this one
     // purpose; F_GETFD on a number that is not open fails with EBADF and
     // touches nothing.
-    if nix::fcntl::fcntl(
-        unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) },
-        nix::fcntl::FcntlArg::F_GETFD,
-    )
-    .is_ok()
+    let borrowed = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
+    if nix::fcntl::fcntl(borrowed, nix::fcntl::FcntlArg::F_GETFD).is_ok()
     {
         // SAFETY: `fd` is open (checked above) and ours alone to close.
         let mut file = unsafe { std::fs::File::from_raw_fd(fd) };
