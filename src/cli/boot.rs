@@ -121,8 +121,7 @@ fn tell_parent(fd: i32, line: &[u8]) {
     // purpose; F_GETFD on a number that is not open fails with EBADF and
     // touches nothing.
     let borrowed = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
-    if nix::fcntl::fcntl(borrowed, nix::fcntl::FcntlArg::F_GETFD).is_ok()
-    {
+    if nix::fcntl::fcntl(borrowed, nix::fcntl::FcntlArg::F_GETFD).is_ok() {
         // SAFETY: `fd` is open (checked above) and ours alone to close.
         let mut file = unsafe { std::fs::File::from_raw_fd(fd) };
         let _ = file.write_all(line);
