@@ -61,6 +61,22 @@ fn reap(pid: i32, timeout: Duration) -> i32 {
     }
 }
 
+/// `pids.current` of the v1 pids cgroup process `pid` is in.
+fn pids_current_of(pid: i32) -> String {
+    let cgroups = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).expect("cgroup");
+    let pids_cgroup = cgroups
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix(|c: char| c.is_ascii_digit())?
+                .strip_prefix(":pids:")
+        })
+        .expect("a pids cgroup");
+    std::fs::read_to_string(format!("/sys/fs/cgroup/pids{pids_cgroup}/pids.current"))
+        .expect("pids.current")
+        .trim()
+        .to_owned()
+}
+
 fn assert_killed(status: i32) {
     assert!(libc::WIFSIGNALED(status), "status {status:#x}");
     assert_eq!(libc::WTERMSIG(status), libc::SIGKILL);
@@ -159,17 +175,7 @@ fn create_holds_the_init_until_start_and_the_pid_file_names_it() {
     let pids: Vec<i32> =
         serde_json::from_str(&rt.ok(&["ps", "--format", "json", &id])).expect("ps json");
     assert_eq!(pids, vec![init]);
-    let cgroups = std::fs::read_to_string(format!("/proc/{init}/cgroup")).expect("cgroup");
-    let pids_cgroup = cgroups
-        .lines()
-        .find_map(|l| {
-            l.strip_prefix(|c: char| c.is_ascii_digit())?
-                .strip_prefix(":pids:")
-        })
-        .expect("a pids cgroup");
-    let current = std::fs::read_to_string(format!("/sys/fs/cgroup/pids{pids_cgroup}/pids.current"))
-        .expect("pids.current");
-    assert_eq!(current.trim(), "1");
+    assert_eq!(pids_current_of(init), "1");
 
     rt.ok(&["start", &id]);
     let status = reap(init, Duration::from_secs(10));
@@ -1305,29 +1311,7 @@ fn metrics_count_calls_and_report_containers_and_the_metric_server_serves_them()
     // Two sandboxes behind one server.
     let other = unique("metrics");
     rt.ok(&["run", "-d", "-b", &bundle.path_string(), &other]);
-    let mut server = Command::new(SANDVISOR)
-        .args([
-            "--root",
-            rt.root(),
-            "metric-server",
-            "--listen",
-            "127.0.0.1:0",
-        ])
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .expect("metric-server");
-    let mut first = String::new();
-    std::io::BufRead::read_line(
-        &mut std::io::BufReader::new(server.stdout.take().expect("stdout")),
-        &mut first,
-    )
-    .expect("the address line");
-    let address = first
-        .trim()
-        .strip_prefix("serving metrics on http://")
-        .and_then(|a| a.strip_suffix("/metrics"))
-        .unwrap_or_else(|| panic!("{first:?}"))
-        .to_owned();
+    let (mut server, address) = start_metric_server(&rt);
     let get = |path: &str| -> String {
         use std::io::{Read, Write};
         let mut stream = std::net::TcpStream::connect(&address).expect("connect");
@@ -1598,21 +1582,7 @@ fn a_pids_limit_leaves_the_container_all_its_processes_under_run() {
         rt.cli(&["state", &id]).code() == Some(0) && rt.state(&id)["status"] == "running"
     });
     let init = rt.state(&id)["pid"].as_i64().expect("pid");
-    let cgroups = std::fs::read_to_string(format!("/proc/{init}/cgroup")).expect("cgroup");
-    let pids_cgroup = cgroups
-        .lines()
-        .find_map(|l| {
-            l.strip_prefix(|c: char| c.is_ascii_digit())?
-                .strip_prefix(":pids:")
-        })
-        .expect("a pids cgroup")
-        .to_owned();
-    let current = || {
-        std::fs::read_to_string(format!("/sys/fs/cgroup/pids{pids_cgroup}/pids.current"))
-            .expect("pids.current")
-            .trim()
-            .to_owned()
-    };
+    let current = || pids_current_of(init as i32);
     // The shell and its two sleeps: the limit's three, and nothing else.
     eventually("three processes", || current() == "3");
     let listed: Vec<i64> =

@@ -183,17 +183,16 @@ pub struct ExitSink {
     pub logger: Logger,
 }
 
-/// Journals the exit of process `pid` (behind `pidfd`, started at
-/// `start_time`), which another process reaps: at its exit while it is a
-/// zombie, or once reaped. The task outlives restarts of the actors; it
-/// ends with the process.
+/// Journals the exit of process `pid` (behind `pidfd`, named by its
+/// `(start time, pidfs inode)`), which another process reaps: at its exit
+/// while it is a zombie, or once reaped. The task outlives restarts of the
+/// actors; it ends with the process.
 pub fn watch_caller_reaped(
     pidfd: std::os::fd::OwnedFd,
     pid: i32,
-    start_time: Option<u64>,
+    (start_time, pidfs_inode): (Option<u64>, Option<u64>),
     sink: ExitSink,
 ) {
-    let pidfs_inode = crate::sys::process::pidfd_inode(std::os::fd::AsFd::as_fd(&pidfd));
     actix_rt::spawn(async move {
         let watched = match crate::sys::socket::register_async(pidfd) {
             Ok(fd) => fd,

@@ -143,10 +143,10 @@ pub(super) struct ProcessRecord {
     /// is its own only if the reaped process started at the same tick (a
     /// pid alone can name an earlier process). `None` if it was reaped
     /// before it was registered.
-    start_time: Option<u64>,
+    pub(super) start_time: Option<u64>,
     /// Its pidfd's inode where pidfds live in pidfs (Linux 6.9+): names it
     /// exactly, even once reaped.
-    pidfs_inode: Option<u64>,
+    pub(super) pidfs_inode: Option<u64>,
     /// A caller's child (see `sys::spawn::fork_caller_spawner`): its exit
     /// is watched through its pidfd, and the status its caller's subreaper
     /// collects is not kept for a WaitPID nobody asked for.

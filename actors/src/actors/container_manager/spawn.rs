@@ -136,15 +136,12 @@ impl ContainerManager {
                 if let Some(helper) = spawned.helper {
                     act.expect_helper_exit(helper);
                 }
-                if caller_parented {
-                    act.watch_caller_process(host_pid, &spawned.pidfd);
-                    if init {
-                        act.guard_caller_init(host_pid, &spawned.pidfd);
-                    }
+                if caller_parented && init {
+                    act.guard_caller_init(host_pid, &spawned.pidfd);
                 }
                 act.register(host_pid, spawned.pidfd, &cid, false);
-                if let Some(p) = act.processes.get_mut(&host_pid) {
-                    p.caller_parented = caller_parented;
+                if caller_parented {
+                    act.watch_caller_process(host_pid);
                 }
                 let exit = act.exit_waiter(host_pid);
                 let reader = match ReportReader::new(status_read) {
@@ -254,16 +251,22 @@ impl ContainerManager {
 
     /// Watches caller's process `pid` for its exit, which the Reaper never
     /// sees: the caller's subreaper reaps it.
-    fn watch_caller_process(&self, pid: i32, pidfd: &OwnedFd) {
-        let (Some(myself), Ok(pidfd)) = (self.myself.as_ref(), pidfd.try_clone()) else {
+    /// It is registered: its record names it (start time, pidfs inode).
+    fn watch_caller_process(&mut self, pid: i32) {
+        let Some(p) = self.processes.get_mut(&pid) else {
+            return;
+        };
+        p.caller_parented = true;
+        let pidfd = p.pidfd.as_ref().map(OwnedFd::try_clone);
+        let identity = (p.start_time, p.pidfs_inode);
+        let (Some(myself), Some(Ok(pidfd))) = (self.myself.as_ref(), pidfd) else {
             error!(self.logger, "cannot watch a caller's process for its exit"; "pid" => pid);
             return;
         };
-        let start_time = procfs::stat(pid).ok().map(|s| s.start_time);
         reaper::watch_caller_reaped(
             pidfd,
             pid,
-            start_time,
+            identity,
             reaper::ExitSink {
                 journal: self.journal.clone(),
                 manager: myself.clone().recipient(),
